@@ -1,0 +1,109 @@
+// Shared test helpers: fresh random tensors, the tolerance rule, poison, and the numerical
+// gradient checker every op's backward test goes through.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace graft::testing {
+
+// A seed that differs per run (fresh inputs) but is printed, so a failure can be replayed
+// with GRAFT_TEST_SEED=<seed>.
+inline uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    if (const char* s = std::getenv("GRAFT_TEST_SEED")) return std::stoull(s);
+    return static_cast<uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
+  }();
+  return seed;
+}
+
+inline std::mt19937_64& rng() {
+  static std::mt19937_64 gen = [] {
+    std::printf("[graft] GRAFT_TEST_SEED=%llu\n", static_cast<unsigned long long>(test_seed()));
+    return std::mt19937_64(test_seed());
+  }();
+  return gen;
+}
+
+inline std::vector<float> random_floats(size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng());
+  return v;
+}
+
+inline int random_int(int lo, int hi) {  // inclusive
+  return std::uniform_int_distribution<int>(lo, hi)(rng());
+}
+
+// Filled with NaN so an output a kernel forgot to write cannot pass.
+inline std::vector<float> poisoned(size_t n) {
+  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+// The tolerance rule: max |a - b| / max(max |b|, floor) over the whole tensor. The floor
+// keeps a tensor of near-zeros from dividing by nothing. NaN or Inf anywhere fails.
+inline double relative_error(const float* a, const float* b, size_t n, double floor = 1e-6) {
+  double max_diff = 0.0, max_ref = floor;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::numeric_limits<double>::infinity();
+    max_diff = std::max(max_diff, std::abs(double(a[i]) - double(b[i])));
+    max_ref = std::max(max_ref, std::abs(double(b[i])));
+  }
+  return max_diff / max_ref;
+}
+inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  return relative_error(a.data(), b.data(), std::min(a.size(), b.size()));
+}
+
+inline constexpr double kFp32Tolerance = 1e-5;
+
+// Central finite differences of a scalar function of `x`, in double around float inputs:
+// d f / d x_i ~ (f(x + h e_i) - f(x - h e_i)) / 2h. `f` must read x afresh each call.
+inline std::vector<double> numerical_gradient(std::vector<float>& x, const std::function<double()>& f,
+                                              float h = 1e-2f) {
+  std::vector<double> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float saved = x[i];
+    x[i] = saved + h;
+    const double plus = f();
+    x[i] = saved - h;
+    const double minus = f();
+    x[i] = saved;
+    g[i] = (plus - minus) / (2.0 * double(h));
+  }
+  return g;
+}
+
+// Checks an analytic gradient against central differences. The rule: for each element,
+// |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|); float32 forward passes
+// give numeric gradients good to ~1e-3 at h = 1e-2.
+inline void expect_gradient_close(const std::vector<float>& analytic, const std::vector<double>& numeric,
+                                  const std::string& what, double rtol = 2e-2, double atol = 2e-3) {
+  ASSERT_EQ(analytic.size(), numeric.size()) << what;
+  int reported = 0;
+  for (size_t i = 0; i < analytic.size(); ++i) {
+    const double a = analytic[i], n = numeric[i];
+    const bool ok = std::isfinite(a) && std::abs(a - n) <= atol + rtol * std::max(std::abs(a), std::abs(n));
+    if (!ok && reported++ < 5) ADD_FAILURE() << what << "[" << i << "]: analytic " << a << " numeric " << n;
+  }
+}
+
+// A random projection r so that a vector output y reduces to the scalar sum_i r_i y_i,
+// whose gradient with respect to y is r: the seed for every backward check.
+inline double dot(const std::vector<float>& y, const std::vector<float>& r) {
+  double s = 0;
+  for (size_t i = 0; i < y.size(); ++i) s += double(y[i]) * double(r[i]);
+  return s;
+}
+
+}  // namespace graft::testing
