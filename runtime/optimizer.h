@@ -1,0 +1,62 @@
+// Optimizers over the flat gradient buffer: SGD (momentum, Nesterov), Adam, AdamW with
+// PyTorch's semantics (weight_decay is L2 added to the gradient for SGD and Adam, decoupled
+// for AdamW). State (momentum buffer, or exp_avg and exp_avg_sq) exists only for trainable
+// parameters: frozen ones have no segment, so they get no state and no update.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/common/optimizer_math.h"
+#include "runtime/memory_pool.h"
+
+namespace graft {
+
+struct OptimizerConfig {
+  std::string kind = "adam";  // "sgd", "adam", "adamw"
+  float lr = 1e-3f;
+  float momentum = 0.0f;      // sgd
+  float dampening = 0.0f;     // sgd
+  bool nesterov = false;      // sgd
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam, adamw
+  float weight_decay = 0.0f;  // L2 for sgd/adam, decoupled for adamw
+
+  void validate() const;  // throws graft::Error naming the bad setting
+};
+
+// One trainable parameter tensor: where it lives and where its gradient lives.
+struct ParamSegment {
+  std::string name;
+  float* param = nullptr;
+  const float* grad = nullptr;
+  int64_t count = 0;
+};
+
+class Optimizer {
+ public:
+  // `state_count` = total elements over all segments that step() will be given; state is
+  // allocated from `pool` under the tag "optimizer".
+  Optimizer(const OptimizerConfig& config, int64_t state_count, MemoryPool& pool);
+
+  // One update of every segment at learning rate `lr`; segments are laid out in the state
+  // buffers in the order given, which must be the same every step.
+  void step(std::span<const ParamSegment> segments, float lr);
+
+  const OptimizerConfig& config() const { return config_; }
+  int64_t step_count() const { return step_count_; }
+  void set_step_count(int64_t s) { step_count_ = s; }
+  // Named state buffers, for checkpoints: {"momentum_buffer"} (SGD with momentum),
+  // {"exp_avg", "exp_avg_sq"} (Adam/AdamW), none for plain SGD.
+  std::vector<std::string> state_names() const;
+  float* state(size_t which);
+  int64_t state_count() const { return state_count_; }
+
+ private:
+  OptimizerConfig config_;
+  int64_t state_count_ = 0;
+  int64_t step_count_ = 0;
+  std::vector<PoolBuffer> state_;
+};
+
+}  // namespace graft
