@@ -1,0 +1,109 @@
+// Conv2d on the CPU backend: the fast im2col path, or the oracle loops when asked.
+#include "layers/conv2d.h"
+
+#include "kernels/cpu/conv.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+Conv2d::Conv2d(std::string name, int in_channels, Conv2dOptions o)
+    : Layer(std::move(name)), in_channels_(in_channels), o_(o) {
+  if (in_channels < 1 || o.out_channels < 1 || o.kernel < 1 || o.stride < 1 || o.padding < 0)
+    fail("layer ", this->name(), ": invalid conv2d settings (in ", in_channels, ", out ", o.out_channels,
+         ", kernel ", o.kernel, ", stride ", o.stride, ", padding ", o.padding, ")");
+}
+
+std::string Conv2d::describe() const {
+  return detail::concat("conv2d ", o_.kernel, "x", o_.kernel, " ", in_channels_, "->", o_.out_channels,
+                        o_.stride != 1 ? detail::concat(" stride ", o_.stride) : std::string(),
+                        o_.padding ? detail::concat(" pad ", o_.padding) : std::string());
+}
+
+Conv2dGeometry Conv2d::geometry(const Shape& in) const {
+  Conv2dGeometry g;
+  g.n = static_cast<int>(in[0]);
+  g.h = static_cast<int>(in[1]);
+  g.w = static_cast<int>(in[2]);
+  g.c_in = static_cast<int>(in[3]);
+  g.c_out = o_.out_channels;
+  g.kh = g.kw = o_.kernel;
+  g.stride = o_.stride;
+  g.pad = o_.padding;
+  return g;
+}
+
+Shape Conv2d::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if (in.rank() != 4 || in[3] != in_channels_)
+    fail("layer ", name(), " (", describe(), ") expects input [N, H, W, ", in_channels_, "], got ", in.str());
+  const auto g = geometry(in);
+  if (in[1] + 2 * o_.padding < o_.kernel || in[2] + 2 * o_.padding < o_.kernel)
+    fail("layer ", name(), " (", describe(), "): input ", in.str(), " is smaller than the kernel; use a larger --input");
+  return Shape{in[0], g.out_h(), g.out_w(), o_.out_channels};
+}
+
+std::vector<ParamSpec> Conv2d::param_specs() const {
+  const int64_t fan_in = int64_t{in_channels_} * o_.kernel * o_.kernel;
+  std::vector<ParamSpec> specs{{"weight",
+                                Shape{o_.out_channels, o_.kernel, o_.kernel, in_channels_},
+                                Shape{o_.out_channels, in_channels_, o_.kernel, o_.kernel},
+                                ParamInit::UniformFanIn, fan_in}};
+  if (o_.bias)
+    specs.push_back({"bias", Shape{o_.out_channels}, Shape{o_.out_channels}, ParamInit::UniformFanIn, fan_in});
+  return specs;
+}
+
+size_t Conv2d::workspace_floats(const std::vector<Shape>& inputs) const {
+  return cpu::conv2d_workspace_floats(geometry(inputs.at(0)));
+}
+
+void Conv2d::forward(const ForwardArgs& a) {
+  const auto g = geometry(a.input_shapes[0]);
+  const float* bias = o_.bias ? a.params[1] : nullptr;
+  if (a.ctx->reference_kernels)
+    cpu::conv2d_forward_reference(g, a.inputs[0], a.params[0], bias, a.output);
+  else
+    cpu::conv2d_forward_fast(g, a.inputs[0], a.params[0], bias, a.output, a.workspace);
+}
+
+void Conv2d::backward(const BackwardArgs& a) {
+  const auto g = geometry(a.input_shapes[0]);
+  float* dw = a.dparams[0];
+  float* db = o_.bias ? a.dparams[1] : nullptr;
+  if (dw || db) {
+    GRAFT_ASSERT(dw && (db || !o_.bias), "weight and bias of one layer are frozen together");
+    if (a.ctx->reference_kernels)
+      cpu::conv2d_backward_filter_reference(g, a.inputs[0], a.doutput, dw, db);
+    else
+      cpu::conv2d_backward_filter_fast(g, a.inputs[0], a.doutput, dw, db, a.workspace);
+  }
+  if (a.dinputs[0]) {
+    if (a.ctx->reference_kernels)
+      cpu::conv2d_backward_data_reference(g, a.doutput, a.params[0], a.dinputs[0]);
+    else
+      cpu::conv2d_backward_data_fast(g, a.doutput, a.params[0], a.dinputs[0], a.workspace);
+  }
+}
+
+// OHWI <-> OIHW for the weight; the bias is the same in both.
+void Conv2d::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
+  if (index != 0) return Layer::to_checkpoint_layout(index, internal, external);
+  const int O = o_.out_channels, K = o_.kernel, I = in_channels_;
+  for (int o = 0; o < O; ++o)
+    for (int kh = 0; kh < K; ++kh)
+      for (int kw = 0; kw < K; ++kw)
+        for (int i = 0; i < I; ++i)
+          external[((o * I + i) * K + kh) * K + kw] = internal[((o * K + kh) * K + kw) * I + i];
+}
+
+void Conv2d::from_checkpoint_layout(size_t index, const float* external, float* internal) const {
+  if (index != 0) return Layer::from_checkpoint_layout(index, external, internal);
+  const int O = o_.out_channels, K = o_.kernel, I = in_channels_;
+  for (int o = 0; o < O; ++o)
+    for (int kh = 0; kh < K; ++kh)
+      for (int kw = 0; kw < K; ++kw)
+        for (int i = 0; i < I; ++i)
+          internal[((o * K + kh) * K + kw) * I + i] = external[((o * I + i) * K + kh) * K + kw];
+}
+
+}  // namespace graft

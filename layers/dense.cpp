@@ -1,0 +1,86 @@
+// Dense on the CPU backend.
+#include "layers/dense.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/dense.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+Dense::Dense(std::string name, int in_features, int out_features, bool bias)
+    : Layer(std::move(name)), in_(in_features), out_(out_features), bias_(bias) {
+  if (in_features < 1 || out_features < 1)
+    fail("layer ", this->name(), ": dense needs positive sizes, got ", in_features, " -> ", out_features);
+}
+
+std::string Dense::describe() const { return detail::concat("dense ", in_, "->", out_); }
+
+Shape Dense::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if (in.rank() != 2 || in[1] != in_)
+    fail("layer ", name(), " (", describe(), ") expects input [N, ", in_, "], got ", in.str(),
+         in.rank() == 4 ? "; add a flatten or global average pool before it" : "");
+  return Shape{in[0], out_};
+}
+
+std::vector<ParamSpec> Dense::param_specs() const {
+  std::vector<ParamSpec> specs{{"weight", Shape{out_, in_}, Shape{out_, in_}, ParamInit::UniformFanIn, in_}};
+  if (bias_) specs.push_back({"bias", Shape{out_}, Shape{out_}, ParamInit::UniformFanIn, in_});
+  return specs;
+}
+
+void Dense::forward(const ForwardArgs& a) {
+  const int n = static_cast<int>(a.input_shapes[0][0]);
+  const float* b = bias_ ? a.params[1] : nullptr;
+  if (a.ctx->reference_kernels)
+    cpu::dense_forward_reference(n, in_, out_, a.inputs[0], a.params[0], b, a.output);
+  else
+    cpu::dense_forward_fast(n, in_, out_, a.inputs[0], a.params[0], b, a.output);
+}
+
+void Dense::backward(const BackwardArgs& a) {
+  const int n = static_cast<int>(a.input_shapes[0][0]);
+  float* dw = a.dparams[0];
+  float* db = bias_ ? a.dparams[1] : nullptr;
+  if (dw) {
+    if (a.ctx->reference_kernels)
+      cpu::dense_backward_weights_reference(n, in_, out_, a.inputs[0], a.doutput, dw, db);
+    else
+      cpu::dense_backward_weights_fast(n, in_, out_, a.inputs[0], a.doutput, dw, db);
+  }
+  if (a.dinputs[0]) {
+    if (a.ctx->reference_kernels)
+      cpu::dense_backward_data_reference(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
+    else
+      cpu::dense_backward_data_fast(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
+  }
+}
+
+void Dense::set_flattened_from(int h, int w, int c) {
+  if (int64_t{h} * w * c != in_)
+    fail("layer ", name(), ": flattened input ", h, "x", w, "x", c, " does not have ", in_, " features");
+  flat_h_ = h;
+  flat_w_ = w;
+  flat_c_ = c;
+}
+
+int64_t Dense::checkpoint_column(int64_t j) const {
+  if (!flat_c_) return j;
+  const int64_t c = j % flat_c_, hw = j / flat_c_;
+  return c * (int64_t{flat_h_} * flat_w_) + hw;
+}
+
+void Dense::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
+  if (index != 0 || !flat_c_) return Layer::to_checkpoint_layout(index, internal, external);
+  for (int64_t o = 0; o < out_; ++o)
+    for (int64_t j = 0; j < in_; ++j) external[o * in_ + checkpoint_column(j)] = internal[o * in_ + j];
+}
+
+void Dense::from_checkpoint_layout(size_t index, const float* external, float* internal) const {
+  if (index != 0 || !flat_c_) return Layer::from_checkpoint_layout(index, external, internal);
+  for (int64_t o = 0; o < out_; ++o)
+    for (int64_t j = 0; j < in_; ++j) internal[o * in_ + j] = external[o * in_ + checkpoint_column(j)];
+}
+
+}  // namespace graft

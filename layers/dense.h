@@ -1,0 +1,35 @@
+// Dense (PyTorch's Linear): y = x W^T + b, W [out, in].
+// After a Flatten of an NHWC activation the input features are ordered (h, w, c) while
+// PyTorch's are (c, h, w); the graph tells the layer the flattened shape, and the weight's
+// columns are permuted at the checkpoint boundary so logits match PyTorch's exactly.
+#pragma once
+#include "layers/layer.h"
+
+namespace graft {
+
+class Dense final : public Layer {
+ public:
+  Dense(std::string name, int in_features, int out_features, bool bias = true);
+  std::string kind() const override { return "dense"; }
+  std::string describe() const override;
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  std::vector<ParamSpec> param_specs() const override;
+  void forward(const ForwardArgs& a) override;
+  void backward(const BackwardArgs& a) override;
+  void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
+  void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
+
+  // The input is a flattened [H, W, C] activation: permute weight columns at the boundary.
+  void set_flattened_from(int h, int w, int c);
+  int in_features() const { return in_; }
+  int out_features() const { return out_; }
+
+ private:
+  // Checkpoint (CHW) column of internal (HWC) column j.
+  int64_t checkpoint_column(int64_t j) const;
+  int in_, out_;
+  bool bias_;
+  int flat_h_ = 0, flat_w_ = 0, flat_c_ = 0;  // 0: no permutation
+};
+
+}  // namespace graft

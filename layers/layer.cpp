@@ -1,0 +1,18 @@
+// Default parameter layout conversions: the internal layout is PyTorch's.
+#include "layers/layer.h"
+
+#include <algorithm>
+
+namespace graft {
+
+void Layer::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
+  const auto n = param_specs().at(index).shape.numel();
+  std::copy(internal, internal + n, external);
+}
+
+void Layer::from_checkpoint_layout(size_t index, const float* external, float* internal) const {
+  const auto n = param_specs().at(index).shape.numel();
+  std::copy(external, external + n, internal);
+}
+
+}  // namespace graft

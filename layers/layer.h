@@ -1,0 +1,94 @@
+// The layer contract. A layer knows its shapes, its parameters and its math; the executor
+// owns everything else: which backward passes run (needs_grad), which gradients are
+// wanted (a null pointer means "not needed": a frozen parameter, an input nobody needs a
+// gradient for), and where every buffer lives (the plan).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace graft {
+
+// How a parameter starts: PyTorch's defaults for conv and linear layers draw weight and
+// bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+enum class ParamInit { UniformFanIn, Zeros, Ones };
+
+struct ParamSpec {
+  std::string name;         // "weight", "bias"
+  Shape shape;              // internal layout
+  Shape checkpoint_shape;   // PyTorch's layout, as stored in checkpoints
+  ParamInit init = ParamInit::UniformFanIn;
+  int64_t fan_in = 1;
+};
+
+// What one forward or backward call sees. Shapes include the batch dimension.
+struct ExecContext {
+  Device device = Device::CPU;
+  bool training = true;
+  uint64_t seed = 0;   // dropout and other randomness: counter-based from (seed, step, node)
+  int64_t step = 0;
+  int node_index = 0;
+  bool reference_kernels = false;  // run the plain-loop oracle instead of the fast CPU path
+};
+
+struct ForwardArgs {
+  const ExecContext* ctx = nullptr;
+  std::vector<const float*> inputs;
+  std::vector<Shape> input_shapes;
+  float* output = nullptr;
+  Shape output_shape;
+  std::vector<float*> params;
+  float* workspace = nullptr;
+};
+
+struct BackwardArgs {
+  const ExecContext* ctx = nullptr;
+  std::vector<const float*> inputs;  // null when the plan did not keep them (the layer said it does not read them)
+  std::vector<Shape> input_shapes;
+  const float* output = nullptr;
+  Shape output_shape;
+  const float* doutput = nullptr;
+  std::vector<float*> dinputs;       // overwrite; null = not needed
+  std::vector<const float*> params;
+  std::vector<float*> dparams;       // overwrite; null = frozen, compute nothing for it
+  float* workspace = nullptr;
+};
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return name_; }
+  virtual std::string kind() const = 0;      // "conv2d", "dense", ...
+  virtual std::string describe() const = 0;  // "conv2d 3x3 32 pad 1", for graft info
+  virtual int num_inputs() const { return 1; }
+
+  // Validates input shapes (batch first) and returns the output shape; throws graft::Error
+  // naming the layer and the shapes when they do not fit.
+  virtual Shape output_shape(const std::vector<Shape>& inputs) const = 0;
+  virtual std::vector<ParamSpec> param_specs() const { return {}; }
+  virtual size_t workspace_floats(const std::vector<Shape>& inputs) const { return 0; }
+
+  // What backward reads, so the planner keeps exactly those activations alive.
+  virtual bool backward_reads_inputs() const { return true; }
+  virtual bool backward_reads_output() const { return false; }
+
+  virtual void forward(const ForwardArgs& a) = 0;
+  virtual void backward(const BackwardArgs& a) = 0;
+
+  // Internal layout <-> checkpoint (PyTorch) layout of parameter `index`; also used for
+  // optimizer state, which has the parameter's layout. Default: identical.
+  virtual void to_checkpoint_layout(size_t index, const float* internal, float* external) const;
+  virtual void from_checkpoint_layout(size_t index, const float* external, float* internal) const;
+
+ private:
+  std::string name_;
+};
+
+using LayerPtr = std::unique_ptr<Layer>;
+
+}  // namespace graft

@@ -1,0 +1,114 @@
+// The parameter-free layers on the CPU backend.
+#include "layers/simple_layers.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/pool.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+void ReLU::forward(const ForwardArgs& a) { cpu::relu_forward(a.output_shape.numel(), a.inputs[0], a.output); }
+void ReLU::backward(const BackwardArgs& a) {
+  cpu::relu_backward(a.output_shape.numel(), a.output, a.doutput, a.dinputs[0]);
+}
+
+Dropout::Dropout(std::string name, float p) : Layer(std::move(name)), p_(p) {
+  if (!(p >= 0.0f && p < 1.0f)) fail("layer ", this->name(), ": dropout rate must be in [0, 1), got ", p);
+}
+std::string Dropout::describe() const { return detail::concat("dropout ", p_); }
+
+namespace {
+uint64_t dropout_stream(const ExecContext& ctx) {
+  return static_cast<uint64_t>(ctx.step) << 16 ^ static_cast<uint64_t>(ctx.node_index);
+}
+}  // namespace
+
+void Dropout::forward(const ForwardArgs& a) {
+  const int64_t n = a.output_shape.numel();
+  if (a.ctx->training && p_ > 0.0f)
+    cpu::dropout_forward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.inputs[0], a.output);
+  else
+    std::copy(a.inputs[0], a.inputs[0] + n, a.output);
+}
+void Dropout::backward(const BackwardArgs& a) {
+  const int64_t n = a.output_shape.numel();
+  if (a.ctx->training && p_ > 0.0f)
+    cpu::dropout_backward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.doutput, a.dinputs[0]);
+  else
+    std::copy(a.doutput, a.doutput + n, a.dinputs[0]);
+}
+
+Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if (in.rank() < 2) fail("layer ", name(), ": flatten needs a batched input, got ", in.str());
+  return Shape{in[0], in.numel() / std::max<int64_t>(in[0], 1)};
+}
+void Flatten::forward(const ForwardArgs& a) {
+  std::copy(a.inputs[0], a.inputs[0] + a.output_shape.numel(), a.output);
+}
+void Flatten::backward(const BackwardArgs& a) {
+  std::copy(a.doutput, a.doutput + a.output_shape.numel(), a.dinputs[0]);
+}
+
+Pool2d::Pool2d(std::string name, PoolKind kind, int kernel, int stride, int padding)
+    : Layer(std::move(name)), kind_(kind), kernel_(kernel), stride_(stride), padding_(padding) {
+  if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
+    fail("layer ", this->name(), ": invalid pooling (kernel ", kernel, ", stride ", stride, ", padding ", padding,
+         "); padding may be at most half the kernel");
+}
+std::string Pool2d::describe() const {
+  return detail::concat(kind_ == PoolKind::Max ? "maxpool " : "avgpool ", kernel_, "x", kernel_,
+                        stride_ != kernel_ ? detail::concat(" stride ", stride_) : std::string(),
+                        padding_ ? detail::concat(" pad ", padding_) : std::string());
+}
+Pool2dGeometry Pool2d::geometry(const Shape& in) const {
+  Pool2dGeometry g;
+  g.n = static_cast<int>(in[0]);
+  g.h = static_cast<int>(in[1]);
+  g.w = static_cast<int>(in[2]);
+  g.c = static_cast<int>(in[3]);
+  g.kh = g.kw = kernel_;
+  g.stride = stride_;
+  g.pad = padding_;
+  return g;
+}
+Shape Pool2d::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if (in.rank() != 4) fail("layer ", name(), " (", describe(), ") expects an NHWC input, got ", in.str());
+  if (in[1] + 2 * padding_ < kernel_ || in[2] + 2 * padding_ < kernel_)
+    fail("layer ", name(), " (", describe(), "): input ", in.str(), " is smaller than the window; use a larger --input");
+  const auto g = geometry(in);
+  return Shape{in[0], g.out_h(), g.out_w(), in[3]};
+}
+void Pool2d::forward(const ForwardArgs& a) {
+  const auto g = geometry(a.input_shapes[0]);
+  if (kind_ == PoolKind::Max)
+    cpu::maxpool2d_forward(g, a.inputs[0], a.output);
+  else
+    cpu::avgpool2d_forward(g, a.inputs[0], a.output);
+}
+void Pool2d::backward(const BackwardArgs& a) {
+  const auto g = geometry(a.input_shapes[0]);
+  if (kind_ == PoolKind::Max)
+    cpu::maxpool2d_backward(g, a.inputs[0], a.doutput, a.dinputs[0]);
+  else
+    cpu::avgpool2d_backward(g, a.doutput, a.dinputs[0]);
+}
+
+Shape GlobalAvgPool::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if (in.rank() != 4) fail("layer ", name(), ": global average pool expects an NHWC input, got ", in.str());
+  return Shape{in[0], in[3]};
+}
+void GlobalAvgPool::forward(const ForwardArgs& a) {
+  const Shape& s = a.input_shapes[0];
+  cpu::global_avgpool_forward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.inputs[0], a.output);
+}
+void GlobalAvgPool::backward(const BackwardArgs& a) {
+  const Shape& s = a.input_shapes[0];
+  cpu::global_avgpool_backward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.doutput, a.dinputs[0]);
+}
+
+}  // namespace graft

@@ -1,0 +1,143 @@
+// Checkpoint save and load, with layout conversion at the boundary.
+#include "runtime/checkpoint.h"
+
+#include <fnmatch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace graft {
+
+namespace {
+
+int param_index(const Model& model, const std::string& name) {
+  for (size_t p = 0; p < model.params().size(); ++p)
+    if (model.params()[p].name == name) return static_cast<int>(p);
+  return -1;
+}
+
+HostTensor export_tensor(const Model& model, size_t p, const float* internal) {
+  const ParamInfo& info = model.params()[p];
+  HostTensor t(info.spec.checkpoint_shape);
+  model.nodes()[info.node].layer->to_checkpoint_layout(info.index, internal, t.data());
+  return t;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
+                     const std::vector<ParamSegment>& segments, const CheckpointInfo& info) {
+  std::map<std::string, HostTensor> tensors;
+  for (size_t p = 0; p < model.params().size(); ++p) tensors[model.params()[p].name] = export_tensor(model, p, model.param_data(p));
+  std::map<std::string, std::string> meta{{"format", kCheckpointFormat},
+                                          {"architecture", model.architecture()},
+                                          {"step", std::to_string(info.step)},
+                                          {"epoch", std::to_string(info.epoch)},
+                                          {"classes", nlohmann::json(info.class_names).dump()},
+                                          {"config", info.config_json}};
+  if (optimizer) {
+    meta["optimizer"] = optimizer->config().kind;
+    meta["optimizer_step"] = std::to_string(optimizer->step_count());
+    const auto names = optimizer->state_names();
+    for (size_t s = 0; s < names.size(); ++s) {
+      const float* state = const_cast<Optimizer*>(optimizer)->state(s);
+      int64_t offset = 0;
+      for (const auto& seg : segments) {
+        const int p = param_index(model, seg.name);
+        GRAFT_ASSERT(p >= 0, "segment ", seg.name, " is a model parameter");
+        tensors["optimizer." + names[s] + "." + seg.name] = export_tensor(model, size_t(p), state + offset);
+        offset += seg.count;
+      }
+    }
+  }
+  write_safetensors(path, tensors, meta);
+}
+
+LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std::string& path,
+                           const LoadOptions& options) {
+  LoadReport r;
+  auto wanted = [&](const ParamInfo& info) {
+    if (options.only.empty()) return true;
+    for (const auto& g : options.only)
+      if (fnmatch(g.c_str(), model.nodes()[info.node].name.c_str(), 0) == 0) return true;
+    return false;
+  };
+  for (const auto& [name, t] : file.tensors) {
+    if (name.rfind("optimizer.", 0) == 0) continue;
+    const int p = param_index(model, name);
+    if (p < 0) {
+      r.not_in_model.push_back(name);
+      continue;
+    }
+    const ParamInfo& info = model.params()[p];
+    if (!wanted(info)) {
+      r.excluded.push_back(name);
+      continue;
+    }
+    if (Shape(t.shape) != info.spec.checkpoint_shape) {
+      r.shape_mismatch.push_back(name + ": file " + Shape(t.shape).str() + ", model " + info.spec.checkpoint_shape.str());
+      continue;
+    }
+    const std::vector<float> values = t.to_floats();
+    model.nodes()[info.node].layer->from_checkpoint_layout(info.index, values.data(), model.param_data(p));
+    r.loaded.push_back(name);
+  }
+  for (const auto& info : model.params())
+    if (!file.tensors.count(info.name)) r.not_in_file.push_back(info.name);
+  if (options.strict && (!r.not_in_model.empty() || !r.shape_mismatch.empty() || !r.not_in_file.empty())) {
+    std::string what;
+    for (const auto& s : r.shape_mismatch) what += "\n  shape mismatch: " + s;
+    for (const auto& s : r.not_in_model) what += "\n  in the file, not in the model: " + s;
+    for (const auto& s : r.not_in_file) what += "\n  in the model, not in the file: " + s;
+    fail(path, " does not match model ", model.architecture(), " exactly (--strict):", what);
+  }
+  if (r.loaded.empty())
+    fail(path, " has no tensor that matches model ", model.architecture(), " (", file.tensors.size(),
+         " tensors in the file); is it a checkpoint of another architecture?");
+  return r;
+}
+
+void load_optimizer_state(Optimizer& optimizer, const std::vector<ParamSegment>& segments, const Model& model,
+                          const SafetensorsFile& file, const std::string& path) {
+  const auto names = optimizer.state_names();
+  for (size_t s = 0; s < names.size(); ++s) {
+    float* state = optimizer.state(s);
+    int64_t offset = 0;
+    for (const auto& seg : segments) {
+      const std::string key = "optimizer." + names[s] + "." + seg.name;
+      auto it = file.tensors.find(key);
+      if (it == file.tensors.end())
+        fail(path, " has no optimizer state '", key, "' to resume from; was it saved with the same --optimizer and --freeze?");
+      const int p = param_index(model, seg.name);
+      const ParamInfo& info = model.params()[size_t(p)];
+      if (Shape(it->second.shape) != info.spec.checkpoint_shape)
+        fail(path, ": optimizer state '", key, "' has shape ", Shape(it->second.shape).str(), ", expected ",
+             info.spec.checkpoint_shape.str());
+      const auto values = it->second.to_floats();
+      model.nodes()[info.node].layer->from_checkpoint_layout(info.index, values.data(), state + offset);
+      offset += seg.count;
+    }
+  }
+  auto it = file.metadata.find("optimizer_step");
+  if (it != file.metadata.end()) optimizer.set_step_count(std::stoll(it->second));
+}
+
+CheckpointInfo read_checkpoint_info(const SafetensorsFile& file) {
+  CheckpointInfo info;
+  auto get = [&](const char* k) -> std::string {
+    auto it = file.metadata.find(k);
+    return it == file.metadata.end() ? std::string() : it->second;
+  };
+  try {
+    if (!get("step").empty()) info.step = std::stoll(get("step"));
+    if (!get("epoch").empty()) info.epoch = std::stoll(get("epoch"));
+    if (!get("classes").empty()) info.class_names = nlohmann::json::parse(get("classes")).get<std::vector<std::string>>();
+  } catch (const std::exception& e) {
+    fail("checkpoint metadata is malformed (step/epoch/classes): ", e.what());
+  }
+  if (!get("config").empty()) info.config_json = get("config");
+  return info;
+}
+
+}  // namespace graft

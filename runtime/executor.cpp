@@ -1,0 +1,298 @@
+// The executor: graph analysis, the memory plan, and forward/backward over the plan.
+#include "runtime/executor.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/loss.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+namespace {
+
+constexpr size_t kAlign = 256;
+
+size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+Shape with_batch(Shape s, int64_t n) {
+  s.dims[0] = n;
+  return s;
+}
+
+struct Interval {
+  size_t bytes;
+  int begin, end;  // inclusive time steps
+  int64_t* offset;
+};
+
+// Liveness-based offset assignment: largest tensors first, each at the lowest offset that
+// does not overlap a placed tensor alive at the same time. Returns the arena size.
+size_t assign_offsets(std::vector<Interval>& tensors) {
+  std::sort(tensors.begin(), tensors.end(), [](const Interval& a, const Interval& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.begin < b.begin;
+  });
+  std::vector<const Interval*> placed;
+  size_t arena = 0;
+  for (auto& t : tensors) {
+    std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of live neighbours
+    for (const Interval* p : placed)
+      if (p->begin <= t.end && t.begin <= p->end) busy.emplace_back(*p->offset, *p->offset + p->bytes);
+    std::sort(busy.begin(), busy.end());
+    size_t candidate = 0;
+    for (auto [lo, hi] : busy) {
+      if (candidate + t.bytes <= lo) break;
+      candidate = std::max(candidate, hi);
+    }
+    *t.offset = static_cast<int64_t>(candidate);
+    arena = std::max(arena, candidate + t.bytes);
+    placed.push_back(&t);
+  }
+  return arena;
+}
+
+}  // namespace
+
+Executor::Executor(Model& model, ExecutorOptions options) : model_(model), options_(std::move(options)) {
+  if (options_.batch < 1) fail("--batch must be at least 1, got ", options_.batch);
+  const int N = model_.num_nodes();
+  if (options_.frozen.empty()) options_.frozen.assign(N, false);
+  GRAFT_ASSERT(static_cast<int>(options_.frozen.size()) == N, "one frozen flag per node");
+  shapes_ = model_.infer_shapes(options_.batch);
+
+  consumers_.assign(N, {});
+  for (int n = 0; n < N; ++n)
+    for (int i : model_.nodes()[n].inputs)
+      if (i != kModelInput) consumers_[i].push_back(n);
+
+  // needs_grad, in topological (insertion) order.
+  decisions_.assign(N, {});
+  for (int n = 0; n < N; ++n) {
+    auto& d = decisions_[n];
+    const auto& node = model_.nodes()[n];
+    d.frozen = options_.frozen[n];
+    d.weight_grad = options_.training && !d.frozen && model_.node_param_count(n) > 0;
+    d.needs_grad = d.weight_grad;
+    for (int i : node.inputs) {
+      const bool in_needs = i != kModelInput && decisions_[i].needs_grad;
+      d.input_grad.push_back(in_needs);
+      d.needs_grad = d.needs_grad || in_needs;
+    }
+  }
+  if (options_.training && !decisions_[N - 1].needs_grad)
+    fail("every layer of ", model_.architecture(),
+         " is frozen: there is nothing to train. Freeze fewer layers (--freeze) or use graft eval.");
+
+  // The flat gradient buffer: trainable parameters only.
+  grad_offset_.assign(model_.params().size(), -1);
+  for (size_t p = 0; p < model_.params().size(); ++p) {
+    if (!decisions_[model_.params()[p].node].weight_grad) continue;
+    grad_offset_[p] = trainable_count_;
+    trainable_count_ += (model_.params()[p].spec.shape.numel() + 63) / 64 * 64;
+  }
+  if (trainable_count_) grads_ = PoolBuffer(model_.pool(), size_t(trainable_count_) * sizeof(float), "gradients");
+  for (size_t p = 0; p < model_.params().size(); ++p) {
+    if (grad_offset_[p] < 0) continue;
+    segments_.push_back(ParamSegment{model_.params()[p].name, model_.param_data(p),
+                                     grads_.floats() + grad_offset_[p], model_.params()[p].spec.shape.numel()});
+  }
+
+  plan_memory();
+
+  size_t workspace = 0;
+  for (int n = 0; n < N; ++n)
+    workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats(
+                                        model_.node_input_shapes(n, shapes_, options_.batch)));
+  if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
+
+  const int64_t sample = model_.sample_shape().numel();
+  const int classes = static_cast<int>(shapes_[N - 1].numel() / options_.batch);
+  input_ = PoolBuffer(model_.pool(), size_t(options_.batch * sample) * sizeof(float), "input");
+  labels_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(int32_t), "input");
+  if (options_.loss == LossKind::MSE)
+    targets_ = PoolBuffer(model_.pool(), size_t(options_.batch * classes) * sizeof(float), "input");
+
+  plan_.parameter_bytes = size_t(model_.total_param_count()) * sizeof(float);
+  plan_.gradient_bytes = grads_.bytes();
+  plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
+  plan_.workspace_bytes = workspace_.bytes();
+  plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes();
+  backward_calls_.assign(N, 0);
+  ctx_.seed = options_.seed;
+  ctx_.reference_kernels = options_.reference_kernels;
+}
+
+void Executor::plan_memory() {
+  const int N = model_.num_nodes();
+  // Time: forward of node n at n, the loss at N, backward of node n at 2N - n.
+  const int loss_time = N;
+  auto bwd_time = [N](int n) { return 2 * N - n; };
+  act_.assign(N, {});
+  grad_.assign(N, {});
+  scratch_.assign(N, {});
+  std::vector<Interval> tensors;
+  for (int n = 0; n < N; ++n) {
+    const size_t bytes = aligned(size_t(shapes_[n].numel()) * sizeof(float));
+    const auto& d = decisions_[n];
+    int end = n;
+    for (int c : consumers_[n]) {
+      end = std::max(end, c);
+      if (decisions_[c].needs_grad && model_.nodes()[c].layer->backward_reads_inputs()) end = std::max(end, bwd_time(c));
+    }
+    if (d.needs_grad && model_.nodes()[n].layer->backward_reads_output()) end = std::max(end, bwd_time(n));
+    if (n == N - 1) end = std::max(end, loss_time);
+    tensors.push_back(Interval{bytes, n, end, &act_[n].offset});
+    plan_.unplanned_bytes += bytes;
+    if (!d.needs_grad) continue;
+    // The output gradient: written by the loss or the consumers' backward, read by our own.
+    int begin = n == N - 1 ? loss_time : bwd_time(n);
+    for (int c : consumers_[n]) begin = std::min(begin, bwd_time(c));
+    tensors.push_back(Interval{bytes, begin, bwd_time(n), &grad_[n].offset});
+    plan_.unplanned_bytes += bytes;
+    if (consumers_[n].size() > 1) tensors.push_back(Interval{bytes, begin, bwd_time(n), &scratch_[n].offset});
+  }
+  plan_.arena_bytes = assign_offsets(tensors);
+  if (plan_.arena_bytes) arena_ = PoolBuffer(model_.pool(), plan_.arena_bytes, "activations");
+}
+
+float* Executor::at(const Slot& s) const {
+  return s.offset < 0 ? nullptr : reinterpret_cast<float*>(static_cast<char*>(arena_.get()) + s.offset);
+}
+
+std::vector<const float*> Executor::input_ptrs(int n) const {
+  std::vector<const float*> in;
+  for (int i : model_.nodes()[n].inputs) in.push_back(i == kModelInput ? input_.floats() : at(act_[i]));
+  return in;
+}
+
+const float* Executor::output() const { return at(act_.back()); }
+const float* Executor::activation(int node) const { return at(act_.at(node)); }
+
+Shape Executor::output_shape(int64_t n) const { return with_batch(shapes_.back(), n); }
+
+void Executor::forward(int64_t n, bool training, int64_t step) {
+  GRAFT_ASSERT(n >= 1 && n <= options_.batch, "batch of ", n, " in a plan for ", options_.batch);
+  last_n_ = n;
+  ctx_.training = training;
+  ctx_.step = step;
+  for (int k = 0; k < model_.num_nodes(); ++k) {
+    const auto& node = model_.nodes()[k];
+    ctx_.node_index = k;
+    ForwardArgs a;
+    a.ctx = &ctx_;
+    a.inputs = input_ptrs(k);
+    for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
+    a.output = at(act_[k]);
+    a.output_shape = with_batch(shapes_[k], n);
+    for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
+    a.workspace = workspace_.floats();
+    node.layer->forward(a);
+  }
+}
+
+void Executor::accumulate_metrics(int64_t n) {
+  GRAFT_ASSERT(n == last_n_, "metrics of a batch that was not forwarded");
+  const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
+  const Metrics before = metrics_;
+  if (options_.loss == LossKind::CrossEntropy) {
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 0.0f, nullptr,
+                               &metrics_.loss_sum, &metrics_.correct);
+  } else {
+    float* t = targets_.floats();
+    std::fill(t, t + n * classes, 0.0f);
+    for (int64_t i = 0; i < n; ++i) t[i * classes + labels()[i]] = 1.0f;
+    double sum = 0;
+    cpu::mse(n * classes, output(), t, 0.0f, nullptr, &sum);
+    metrics_.loss_sum += sum / classes;  // per-example loss: mean over its outputs
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
+  }
+  metrics_.count += double(n);
+  last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
+}
+
+void Executor::backward(int64_t n) {
+  GRAFT_ASSERT(options_.training, "backward() on an inference plan");
+  GRAFT_ASSERT(n == last_n_, "backward of a batch that was not forwarded");
+  const int N = model_.num_nodes();
+  const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
+  const Metrics before = metrics_;
+  if (options_.loss == LossKind::CrossEntropy) {
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 1.0f / float(n),
+                               at(grad_[N - 1]), &metrics_.loss_sum, &metrics_.correct);
+  } else {
+    float* t = targets_.floats();
+    std::fill(t, t + n * classes, 0.0f);
+    for (int64_t i = 0; i < n; ++i) t[i * classes + labels()[i]] = 1.0f;
+    double sum = 0;
+    cpu::mse(n * classes, output(), t, 1.0f / float(n * classes), at(grad_[N - 1]), &sum);
+    metrics_.loss_sum += sum / classes;
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
+  }
+  metrics_.count += double(n);
+  last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
+
+  // Gradients of nodes with several consumers arrive more than once: the first writes,
+  // later ones go to scratch and are added.
+  std::vector<int> arrived(N, 0);
+  for (int k = N - 1; k >= 0; --k) {
+    const auto& d = decisions_[k];
+    if (!d.needs_grad) continue;
+    const auto& node = model_.nodes()[k];
+    ctx_.node_index = k;
+    BackwardArgs a;
+    a.ctx = &ctx_;
+    const bool reads_inputs = node.layer->backward_reads_inputs();
+    for (const float* p : input_ptrs(k)) a.inputs.push_back(reads_inputs ? p : nullptr);
+    for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
+    a.output = node.layer->backward_reads_output() ? at(act_[k]) : nullptr;
+    a.output_shape = with_batch(shapes_[k], n);
+    a.doutput = at(grad_[k]);
+    std::vector<int> accumulate;
+    for (size_t j = 0; j < node.inputs.size(); ++j) {
+      const int i = node.inputs[j];
+      if (!d.input_grad[j]) {
+        a.dinputs.push_back(nullptr);
+        continue;
+      }
+      if (arrived[i]++ == 0) {
+        a.dinputs.push_back(at(grad_[i]));
+      } else {
+        a.dinputs.push_back(at(scratch_[i]));
+        accumulate.push_back(i);
+      }
+    }
+    for (int p : model_.node_params(k)) {
+      a.params.push_back(model_.param_data(p));
+      a.dparams.push_back(grad_offset_[p] >= 0 ? grads_.floats() + grad_offset_[p] : nullptr);
+    }
+    a.workspace = workspace_.floats();
+    node.layer->backward(a);
+    ++backward_calls_[k];
+    for (int i : accumulate) {
+      const int64_t count = with_batch(shapes_[i], n).numel();
+      cpu::add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
+    }
+  }
+}
+
+std::vector<std::string> Executor::describe() const {
+  std::vector<std::string> lines;
+  for (int k = 0; k < model_.num_nodes(); ++k) {
+    const auto& d = decisions_[k];
+    std::string what;
+    if (!d.needs_grad) {
+      what = options_.training ? "no backward (nothing below needs a gradient)" : "inference";
+    } else {
+      what = "backward:";
+      if (d.weight_grad) what += " weights";
+      bool any_input = false;
+      for (bool b : d.input_grad) any_input = any_input || b;
+      what += any_input ? " input" : (d.weight_grad ? ", no input gradient" : "");
+    }
+    lines.push_back(model_.nodes()[k].name + ": " + (d.frozen ? "frozen, " : "") + what);
+  }
+  return lines;
+}
+
+}  // namespace graft

@@ -1,0 +1,134 @@
+// Model construction, shape inference, parameter layout and initialisation.
+#include "runtime/model.h"
+
+#include <fnmatch.h>
+
+#include <cmath>
+
+#include "kernels/common/elementwise.h"
+#include "layers/dense.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+Model::Model(std::string architecture, Shape sample_shape, MemoryPool& pool)
+    : architecture_(std::move(architecture)), sample_shape_(std::move(sample_shape)), pool_(&pool) {}
+
+int Model::add(LayerPtr layer, std::vector<int> inputs) {
+  GRAFT_ASSERT(!finalized_, "add() after finalize()");
+  if (find_node(layer->name()) >= 0) fail("model ", architecture_, ": two layers are named '", layer->name(), "'");
+  if (inputs.empty()) inputs.push_back(nodes_.empty() ? kModelInput : num_nodes() - 1);
+  for (int i : inputs) GRAFT_ASSERT(i == kModelInput || (i >= 0 && i < num_nodes()), "inputs must come earlier");
+  GRAFT_ASSERT(static_cast<int>(inputs.size()) == layer->num_inputs(), "input count of ", layer->name());
+  nodes_.push_back(Node{layer->name(), std::move(layer), std::move(inputs)});
+  return num_nodes() - 1;
+}
+
+std::vector<Shape> Model::node_input_shapes(int n, const std::vector<Shape>& shapes, int64_t batch) const {
+  std::vector<Shape> in;
+  for (int i : nodes_[n].inputs) {
+    if (i == kModelInput) {
+      std::vector<int64_t> d{batch};
+      d.insert(d.end(), sample_shape_.dims.begin(), sample_shape_.dims.end());
+      in.emplace_back(d);
+    } else {
+      in.push_back(shapes[i]);
+    }
+  }
+  return in;
+}
+
+std::vector<Shape> Model::infer_shapes(int64_t batch) const {
+  std::vector<Shape> shapes(nodes_.size());
+  for (int n = 0; n < num_nodes(); ++n) shapes[n] = nodes_[n].layer->output_shape(node_input_shapes(n, shapes, batch));
+  return shapes;
+}
+
+void Model::finalize(uint64_t seed) {
+  GRAFT_ASSERT(!finalized_ && !nodes_.empty(), "finalize() once, on a non-empty model");
+  const auto shapes = infer_shapes(1);
+  for (int n = 0; n < num_nodes(); ++n) {
+    auto* dense = dynamic_cast<Dense*>(nodes_[n].layer.get());
+    const int src = nodes_[n].inputs[0];
+    if (dense && src != kModelInput && nodes_[src].layer->kind() == "flatten") {
+      const Shape in = node_input_shapes(src, shapes, 1)[0];
+      if (in.rank() == 4) dense->set_flattened_from(int(in[1]), int(in[2]), int(in[3]));
+    }
+    const auto specs = nodes_[n].layer->param_specs();
+    for (size_t i = 0; i < specs.size(); ++i) {
+      params_.push_back(ParamInfo{nodes_[n].name + "." + specs[i].name, n, static_cast<int>(i), total_params_, specs[i]});
+      // 64-float alignment keeps every tensor's start cache-line (and vector) aligned.
+      total_params_ += (specs[i].shape.numel() + 63) / 64 * 64;
+    }
+  }
+  params_buffer_ = PoolBuffer(*pool_, static_cast<size_t>(total_params_) * sizeof(float), "parameters");
+  std::fill(params_buffer_.floats(), params_buffer_.floats() + total_params_, 0.0f);
+  finalized_ = true;
+  for (int n = 0; n < num_nodes(); ++n) reinitialize_node(n, seed);
+}
+
+void Model::reinitialize_node(int n, uint64_t seed) {
+  for (size_t p : node_params(n)) {
+    const ParamSpec& s = params_[p].spec;
+    float* data = param_data(p);
+    const int64_t count = s.shape.numel();
+    const float bound = 1.0f / std::sqrt(static_cast<float>(s.fan_in));
+    for (int64_t i = 0; i < count; ++i) {
+      switch (s.init) {
+        case ParamInit::UniformFanIn:
+          data[i] = (2.0f * math::random_uniform(seed, 0x1000 + p, static_cast<uint64_t>(i)) - 1.0f) * bound;
+          break;
+        case ParamInit::Zeros: data[i] = 0.0f; break;
+        case ParamInit::Ones: data[i] = 1.0f; break;
+      }
+    }
+  }
+}
+
+int Model::num_outputs() const {
+  const Shape s = infer_shapes(1).back();
+  return static_cast<int>(s.numel());
+}
+
+int Model::find_node(const std::string& name) const {
+  for (int n = 0; n < num_nodes(); ++n)
+    if (nodes_[n].name == name) return n;
+  return -1;
+}
+
+std::vector<int> Model::node_params(int n) const {
+  std::vector<int> out;
+  for (size_t p = 0; p < params_.size(); ++p)
+    if (params_[p].node == n) out.push_back(static_cast<int>(p));
+  return out;
+}
+
+int64_t Model::node_param_count(int n) const {
+  int64_t c = 0;
+  for (int p : node_params(n)) c += params_[p].spec.shape.numel();
+  return c;
+}
+
+std::vector<bool> resolve_freeze_patterns(const Model& m, const std::vector<std::string>& patterns) {
+  std::vector<bool> frozen(m.nodes().size(), false);
+  for (const auto& pattern : patterns) {
+    bool matched = false;
+    for (int n = 0; n < m.num_nodes(); ++n) {
+      if (m.node_param_count(n) == 0) continue;
+      if (fnmatch(pattern.c_str(), m.nodes()[n].name.c_str(), 0) == 0) {
+        frozen[n] = true;
+        matched = true;
+      }
+    }
+    if (!matched) {
+      std::string names;
+      for (int n = 0; n < m.num_nodes(); ++n)
+        if (m.node_param_count(n)) names += (names.empty() ? "" : ", ") + m.nodes()[n].name;
+      fail("--freeze '", pattern, "' matches no layer with parameters in ", m.architecture(),
+           "; its layers with parameters are: ", names);
+    }
+  }
+  return frozen;
+}
+
+}  // namespace graft

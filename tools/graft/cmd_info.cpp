@@ -1,0 +1,72 @@
+// graft info: the model, layer by layer, with what freezing decides and the memory plan.
+#include <cstdio>
+
+#include "layers/zoo.h"
+#include "runtime/executor.h"
+#include "runtime/memory_pool.h"
+#include "tools/graft/options.h"
+
+namespace graft::cli {
+
+namespace {
+struct InfoOptions {
+  ModelOptions model;
+  DataOptions data;
+  std::vector<std::string> freeze;
+  std::string optimizer = "adam";
+} opts;
+}  // namespace
+
+void register_info(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand("info", "Show a model's layers, what is frozen, and the planned memory");
+  add_model_options(*sub, opts.model);
+  add_data_options(*sub, opts.data);
+  sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
+  sub->add_option("--optimizer", opts.optimizer, "sgd, adam or adamw (for the optimizer-state bytes)")
+      ->capture_default_str()->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+}
+
+int run_info(CLI::App&) {
+  const Device device = resolve_device(opts.model.device);
+  HostPool pool;
+  ModelSpec spec{opts.model.model, Shape{28, 28, 1}, selected_class_count(opts.data), opts.data.seed};
+  auto model = build_model(spec, pool);
+  ExecutorOptions eo;
+  eo.batch = opts.model.batch;
+  eo.frozen = resolve_freeze_patterns(*model, opts.freeze);
+  eo.optimizer_state_per_param = opts.optimizer == "sgd" ? 1 : 2;
+  Executor ex(*model, eo);
+  const auto shapes = model->infer_shapes(opts.model.batch);
+
+  std::printf("model %s, input [%lld, 28, 28, 1] (NHWC), device %s\n\n", model->architecture().c_str(),
+              static_cast<long long>(opts.model.batch), device_name(device));
+  std::printf("%-10s %-26s %-20s %10s  %-9s %s\n", "layer", "type", "output", "params", "state", "backward");
+  int64_t trainable = 0, frozen = 0;
+  for (int n = 0; n < model->num_nodes(); ++n) {
+    const auto& d = ex.decisions()[n];
+    const int64_t count = model->node_param_count(n);
+    (d.frozen ? frozen : trainable) += count;
+    std::string bwd = "no";
+    if (d.needs_grad) {
+      bool input = false;
+      for (bool b : d.input_grad) input = input || b;
+      bwd = d.weight_grad && input ? "weights + input" : d.weight_grad ? "weights only" : "input only";
+    }
+    std::printf("%-10s %-26s %-20s %10lld  %-9s %s\n", model->nodes()[n].name.c_str(),
+                model->nodes()[n].layer->describe().c_str(), shapes[n].str().c_str(), static_cast<long long>(count),
+                count == 0 ? "-" : d.frozen ? "frozen" : "trainable", bwd.c_str());
+  }
+  const PlanSummary& p = ex.plan();
+  std::printf("\ntrainable parameters %lld, frozen parameters %lld\n", static_cast<long long>(trainable),
+              static_cast<long long>(frozen));
+  std::printf("planned memory for batch %lld: %s peak\n", static_cast<long long>(opts.model.batch),
+              human_bytes(p.peak_bytes()).c_str());
+  std::printf("  parameters %s, gradients %s, optimizer state %s (%s)\n", human_bytes(p.parameter_bytes).c_str(),
+              human_bytes(p.gradient_bytes).c_str(), human_bytes(p.optimizer_bytes).c_str(), opts.optimizer.c_str());
+  std::printf("  activations %s planned (%s if every tensor had its own buffer), workspace %s, input %s\n",
+              human_bytes(p.arena_bytes).c_str(), human_bytes(p.unplanned_bytes).c_str(),
+              human_bytes(p.workspace_bytes).c_str(), human_bytes(p.io_bytes).c_str());
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,152 @@
+// graft train: build or load a model, freeze what is asked, fine-tune, save.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/zoo.h"
+#include "runtime/checkpoint.h"
+#include "runtime/error.h"
+#include "runtime/trainer.h"
+#include "tools/graft/options.h"
+
+namespace graft::cli {
+
+namespace {
+struct TrainCliOptions {
+  ModelOptions model;
+  DataOptions data;
+  std::vector<std::string> freeze;
+  std::string init_from;
+  std::vector<std::string> init_only;
+  bool strict = false;
+  int epochs = 1;
+  OptimizerConfig optimizer;
+  std::string schedule = "constant";
+  int64_t warmup_steps = 0, step_size = 0;
+  float gamma = 0.1f, min_lr = 0.0f;
+  std::string loss = "ce";
+  float label_smoothing = 0.0f;
+  float dropout = 0.0f;
+  std::string save, metrics;
+  std::string progress = "auto";
+  std::string val = "none";
+} opts;
+
+void check_writable_target(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::absolute(path).parent_path();
+  if (!fs::is_directory(dir)) fail(flag, " ", path, ": the folder ", dir.string(), " does not exist; create it first");
+  if (::access(dir.c_str(), W_OK) != 0) fail(flag, " ", path, ": the folder ", dir.string(), " is not writable");
+  if (fs::is_directory(path)) fail(flag, " ", path, " is a folder; give a file name such as model.safetensors");
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+}  // namespace
+
+void register_train(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand("train", "Train or fine-tune a model");
+  add_model_options(*sub, opts.model);
+  add_data_options(*sub, opts.data);
+  sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
+  sub->add_option("--init-from", opts.init_from, "Start from the parameters of this checkpoint (names and shapes that match)");
+  sub->add_option("--init-only", opts.init_only, "With --init-from: load only layers matching this glob (repeatable); the rest start fresh");
+  sub->add_flag("--strict", opts.strict, "With --init-from: every tensor must match, else stop");
+  sub->add_option("--epochs", opts.epochs, "Epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--optimizer", opts.optimizer.kind, "sgd, adam or adamw")->capture_default_str()
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  sub->add_option("--lr", opts.optimizer.lr, "Learning rate")->capture_default_str();
+  sub->add_option("--momentum", opts.optimizer.momentum, "SGD momentum")->capture_default_str();
+  sub->add_flag("--nesterov", opts.optimizer.nesterov, "SGD with Nesterov momentum");
+  sub->add_option("--weight-decay", opts.optimizer.weight_decay, "L2 for sgd/adam, decoupled for adamw")->capture_default_str();
+  sub->add_option("--beta1", opts.optimizer.beta1, "Adam beta1")->capture_default_str();
+  sub->add_option("--beta2", opts.optimizer.beta2, "Adam beta2")->capture_default_str();
+  sub->add_option("--eps", opts.optimizer.eps, "Adam epsilon")->capture_default_str();
+  sub->add_option("--schedule", opts.schedule, "Learning-rate schedule: constant, step or cosine")->capture_default_str()
+      ->check(CLI::IsMember({"constant", "step", "cosine"}));
+  sub->add_option("--warmup-steps", opts.warmup_steps, "Linear warmup steps")->capture_default_str();
+  sub->add_option("--step-size", opts.step_size, "step schedule: steps between decays");
+  sub->add_option("--gamma", opts.gamma, "step schedule: decay factor")->capture_default_str();
+  sub->add_option("--min-lr", opts.min_lr, "cosine schedule: final learning rate")->capture_default_str();
+  sub->add_option("--loss", opts.loss, "ce (softmax cross-entropy) or mse (on one-hot targets)")->capture_default_str()
+      ->check(CLI::IsMember({"ce", "mse"}));
+  sub->add_option("--label-smoothing", opts.label_smoothing, "Label smoothing for ce")->capture_default_str();
+  sub->add_option("--save", opts.save, "Write a checkpoint here after every epoch (atomically)");
+  sub->add_option("--metrics", opts.metrics, "Write one JSON line per epoch here");
+  sub->add_option("--progress", opts.progress, "Progress bar: auto (on a terminal), on, off")->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  sub->add_option("--val", opts.val, "Validate after each epoch on: none, or test (the test split, same classes)")
+      ->capture_default_str()->check(CLI::IsMember({"none", "test"}));
+}
+
+int run_train(CLI::App&) {
+  resolve_device(opts.model.device);
+  if (opts.label_smoothing < 0.0f || opts.label_smoothing >= 1.0f)
+    fail("--label-smoothing must be in [0, 1), got ", opts.label_smoothing);
+  if (!opts.init_only.empty() && opts.init_from.empty()) fail("--init-only needs --init-from");
+  if (!opts.save.empty()) check_writable_target(opts.save, "--save");
+  if (!opts.metrics.empty()) check_writable_target(opts.metrics, "--metrics");
+
+  const Dataset data = load_data(opts.data, /*train_split=*/true);
+  std::optional<Dataset> val;
+  if (opts.val == "test") val = load_data(opts.data, /*train_split=*/false);
+  std::printf("data: %lld training images, %d classes (%s)%s\n", static_cast<long long>(data.size()), data.num_classes(),
+              join(data.class_names).c_str(), val ? ", validating on the test split" : "");
+
+  HostPool pool;
+  auto model = build_model(ModelSpec{opts.model.model, Shape{28, 28, 1}, data.num_classes(), opts.data.seed}, pool);
+  if (!opts.init_from.empty()) {
+    const auto file = read_safetensors(opts.init_from);
+    const auto report = load_parameters(*model, file, opts.init_from, LoadOptions{opts.strict, opts.init_only});
+    std::printf("init: loaded %zu tensors from %s\n", report.loaded.size(), opts.init_from.c_str());
+    if (!report.excluded.empty()) std::printf("init: left fresh by --init-only: %s\n", join(report.excluded).c_str());
+    for (const auto& s : report.shape_mismatch) std::printf("init: skipped (shape differs) %s\n", s.c_str());
+    if (!report.not_in_model.empty()) std::printf("init: skipped (not in the model) %s\n", join(report.not_in_model).c_str());
+    if (!report.not_in_file.empty()) std::printf("init: not in the file, fresh: %s\n", join(report.not_in_file).c_str());
+  }
+
+  TrainOptions t;
+  t.epochs = opts.epochs;
+  t.batch = opts.model.batch;
+  t.seed = opts.data.seed;
+  t.optimizer = opts.optimizer;
+  t.schedule.kind = opts.schedule;
+  t.schedule.warmup_steps = opts.warmup_steps;
+  t.schedule.step_size = opts.step_size;
+  t.schedule.gamma = opts.gamma;
+  t.schedule.min_lr = opts.min_lr;
+  t.loss = opts.loss == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
+  t.label_smoothing = opts.label_smoothing;
+  t.frozen = resolve_freeze_patterns(*model, opts.freeze);
+  t.save_path = opts.save;
+  t.metrics_path = opts.metrics;
+  t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
+
+  std::vector<std::string> frozen_names, trainable_names;
+  for (int n = 0; n < model->num_nodes(); ++n)
+    if (model->node_param_count(n)) (t.frozen[n] ? frozen_names : trainable_names).push_back(model->nodes()[n].name);
+  std::printf("model: %s; frozen: %s; trainable: %s\n", model->architecture().c_str(),
+              frozen_names.empty() ? "none" : join(frozen_names).c_str(), join(trainable_names).c_str());
+
+  nlohmann::json config{{"command", "train"},       {"model", opts.model.model},   {"data", opts.data.data},
+                        {"classes", opts.data.classes}, {"per_class", opts.data.per_class}, {"seed", opts.data.seed},
+                        {"batch", opts.model.batch}, {"epochs", opts.epochs},       {"freeze", opts.freeze},
+                        {"init_from", opts.init_from}, {"optimizer", opts.optimizer.kind}, {"lr", opts.optimizer.lr},
+                        {"momentum", opts.optimizer.momentum}, {"nesterov", opts.optimizer.nesterov},
+                        {"weight_decay", opts.optimizer.weight_decay}, {"schedule", opts.schedule},
+                        {"loss", opts.loss}, {"label_smoothing", opts.label_smoothing}};
+  t.config_json = config.dump();
+
+  const auto reports = train(*model, data, val ? &*val : nullptr, t, std::cout);
+  if (!opts.save.empty()) std::printf("saved %s (epoch %d)\n", opts.save.c_str(), reports.back().epoch);
+  return 0;
+}
+
+}  // namespace graft::cli
