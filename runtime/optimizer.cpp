@@ -1,0 +1,136 @@
+#include "runtime/optimizer.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/optimizer.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+namespace {
+
+bool is_sgd(const OptimizerConfig& c) { return c.kind == "sgd"; }
+bool is_adam_family(const OptimizerConfig& c) { return c.kind == "adam" || c.kind == "adamw"; }
+
+size_t state_buffer_count(const OptimizerConfig& c) {
+  if (is_adam_family(c)) return 2;
+  if (is_sgd(c) && c.momentum != 0.0f) return 1;
+  return 0;
+}
+
+// The value the user wrote, as a double: the shortest decimal that round-trips the float
+// (0.999f -> 0.999). PyTorch keeps hyperparameters as Python floats (doubles), and
+// 1 - beta2^t is sensitive to the difference: 1 - 0.999f is 1.3e-5 away from 1 - 0.999.
+double decimal_value(float x) {
+  char text[64];
+  const auto written = std::to_chars(text, text + sizeof(text), x);
+  double value = x;
+  if (written.ec == std::errc()) std::from_chars(text, written.ptr, value);
+  return value;
+}
+
+}  // namespace
+
+void OptimizerConfig::validate() const {
+  // Comparisons are written so that NaN fails them.
+  if (kind != "sgd" && kind != "adam" && kind != "adamw")
+    fail("unknown optimizer '", kind, "' (--optimizer): expected sgd, adam or adamw");
+  if (!(lr > 0.0f) || !std::isfinite(lr))
+    fail("learning rate (--lr) must be a finite number > 0, got ", lr);
+  if (!(weight_decay >= 0.0f) || !std::isfinite(weight_decay))
+    fail("weight decay (--weight-decay) must be a finite number >= 0, got ", weight_decay);
+  if (!(momentum >= 0.0f) || !std::isfinite(momentum))
+    fail("momentum (--momentum) must be a finite number >= 0, got ", momentum);
+  if (!(dampening >= 0.0f && dampening <= 1.0f))
+    fail("dampening (--dampening) must be in [0, 1], got ", dampening);
+  if (nesterov && (momentum <= 0.0f || dampening != 0.0f))
+    fail("Nesterov momentum (--nesterov) requires a momentum > 0 (--momentum) and zero dampening "
+         "(--dampening); got momentum ", momentum, ", dampening ", dampening);
+  if (!(beta1 >= 0.0f && beta1 < 1.0f)) fail("beta1 (--beta1) must be in [0, 1), got ", beta1);
+  if (!(beta2 >= 0.0f && beta2 < 1.0f)) fail("beta2 (--beta2) must be in [0, 1), got ", beta2);
+  if (!(eps > 0.0f) || !std::isfinite(eps)) fail("epsilon (--eps) must be a finite number > 0, got ", eps);
+}
+
+Optimizer::Optimizer(const OptimizerConfig& config, int64_t state_count, MemoryPool& pool)
+    : config_(config), state_count_(state_count) {
+  config_.validate();
+  if (state_count < 0) fail("optimizer state count must be >= 0, got ", state_count);
+  const size_t bytes = static_cast<size_t>(state_count) * sizeof(float);
+  const size_t buffers = state_buffer_count(config_);
+  state_.reserve(buffers);
+  for (size_t i = 0; i < buffers; ++i) {
+    state_.emplace_back(pool, bytes, "optimizer");
+    if (bytes) std::memset(state_.back().get(), 0, bytes);
+  }
+}
+
+std::vector<std::string> Optimizer::state_names() const {
+  if (is_adam_family(config_)) return {"exp_avg", "exp_avg_sq"};
+  if (!state_.empty()) return {"momentum_buffer"};
+  return {};
+}
+
+float* Optimizer::state(size_t which) {
+  if (which >= state_.size())
+    fail("optimizer '", config_.kind, "' has ", state_.size(), " state buffers, asked for #", which);
+  return state_[which].floats();
+}
+
+void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
+  if (!(lr >= 0.0f) || !std::isfinite(lr)) fail("optimizer step: learning rate must be finite and >= 0, got ", lr);
+  int64_t total = 0;
+  for (const ParamSegment& s : segments) {
+    if (s.count < 0 || (s.count > 0 && (!s.param || !s.grad)))
+      fail("optimizer step: parameter segment '", s.name, "' has count ", s.count, " and null data");
+    total += s.count;
+  }
+  if (total > state_count_)
+    fail("optimizer step: segments hold ", total, " elements but the optimizer state was sized for ",
+         state_count_);
+
+  ++step_count_;
+  const int64_t t = step_count_;
+  math::StepScalars scalars;
+  scalars.lr = lr;
+  scalars.first_step = t == 1 ? 1 : 0;
+
+  if (is_sgd(config_)) {
+    math::SgdHyper h;
+    h.momentum = config_.momentum;
+    h.dampening = config_.dampening;
+    h.weight_decay = config_.weight_decay;
+    h.nesterov = config_.nesterov;
+    float* buf = state_.empty() ? nullptr : state_[0].floats();
+    int64_t offset = 0;
+    for (const ParamSegment& s : segments) {
+      if (s.count == 0) continue;
+      cpu::sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, scalars);
+      offset += s.count;
+    }
+    return;
+  }
+
+  // PyTorch computes the bias corrections in double, from the betas as the user wrote them
+  // and a Python float step count.
+  const double b1 = decimal_value(config_.beta1), b2 = decimal_value(config_.beta2);
+  scalars.bias_correction1 = static_cast<float>(1.0 - std::pow(b1, static_cast<double>(t)));
+  scalars.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, static_cast<double>(t))));
+  math::AdamHyper h;
+  h.beta1 = config_.beta1;
+  h.beta2 = config_.beta2;
+  h.eps = config_.eps;
+  h.weight_decay = config_.weight_decay;
+  h.decoupled = config_.kind == "adamw";
+  float* m = state_[0].floats();
+  float* v = state_[1].floats();
+  int64_t offset = 0;
+  for (const ParamSegment& s : segments) {
+    if (s.count == 0) continue;
+    cpu::adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, scalars);
+    offset += s.count;
+  }
+}
+
+}  // namespace graft
