@@ -1,0 +1,69 @@
+#include "kernels/lib/context.h"
+
+#include <vector>
+
+#include "kernels/lib/plans.cuh"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/error.h"
+
+namespace graft::lib {
+
+LibraryContext::LibraryContext(MemoryPool& pool, LibraryOptions options) : pool_(pool), options_(options) {
+  GRAFT_ASSERT(pool.device() == Device::CUDA, "LibraryContext needs a device memory pool");
+  try {
+    GRAFT_CUDNN_CHECK(cudnnCreate(&cudnn_));
+    GRAFT_CUBLAS_CHECK(cublasCreate(&cublas_));
+    GRAFT_CUBLAS_CHECK(cublasLtCreate(&lt_));
+    GRAFT_CUBLAS_CHECK(cublasSetMathMode(cublas_, options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // cuBLAS's own workspace comes from our pool, so no call allocates behind our back.
+    if (options_.blas_workspace_bytes) {
+      blas_ws_ = PoolBuffer(pool_, options_.blas_workspace_bytes, "workspace");
+      GRAFT_CUBLAS_CHECK(cublasSetWorkspace(cublas_, blas_ws_.get(), blas_ws_.bytes()));
+    }
+  } catch (...) {
+    if (lt_) cublasLtDestroy(lt_);
+    if (cublas_) cublasDestroy(cublas_);
+    if (cudnn_) cudnnDestroy(cudnn_);
+    throw;
+  }
+}
+
+LibraryContext::~LibraryContext() {
+  conv_plans.clear();
+  pool_plans.clear();
+  dense_plans.clear();
+  if (lt_) cublasLtDestroy(lt_);
+  if (cublas_) cublasDestroy(cublas_);
+  if (cudnn_) cudnnDestroy(cudnn_);
+}
+
+cudnnHandle_t LibraryContext::cudnn(cudaStream_t stream) {
+  GRAFT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream));
+  return cudnn_;
+}
+
+cublasHandle_t LibraryContext::cublas(cudaStream_t stream) {
+  GRAFT_CUBLAS_CHECK(cublasSetStream(cublas_, stream));
+  // cublasSetStream resets the workspace to the default pool: give ours back to it.
+  if (blas_ws_.get()) GRAFT_CUBLAS_CHECK(cublasSetWorkspace(cublas_, blas_ws_.get(), blas_ws_.bytes()));
+  return cublas_;
+}
+
+void LibraryContext::reserve_workspace(size_t bytes) {
+  if (bytes <= ws_.bytes()) return;
+  ws_.reset();  // stream order: earlier users of the old block are queued before later ones
+  ws_ = PoolBuffer(pool_, bytes, "workspace");
+}
+
+const float* LibraryContext::ones(int n) {
+  if (n > ones_count_) {
+    ones_.reset();
+    ones_ = PoolBuffer(pool_, sizeof(float) * static_cast<size_t>(n), "workspace");
+    const std::vector<float> host(static_cast<size_t>(n), 1.0f);
+    GRAFT_CUDA_CHECK(cudaMemcpy(ones_.get(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
+    ones_count_ = n;
+  }
+  return ones_.floats();
+}
+
+}  // namespace graft::lib

@@ -1,0 +1,149 @@
+#include "kernels/lib/conv.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "kernels/lib/plans.cuh"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/error.h"
+
+namespace graft::lib {
+
+namespace {
+
+bool exact_fwd(cudnnConvolutionFwdAlgo_t a) {
+  return a != CUDNN_CONVOLUTION_FWD_ALGO_FFT && a != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
+         a != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD && a != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool exact_bwd_data(cudnnConvolutionBwdDataAlgo_t a) {
+  return a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT && a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING &&
+         a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD && a != CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool exact_bwd_filter(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT && a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING &&
+         a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
+// Whether a perf entry may be used under the context's options.
+template <class Perf, class Exact>
+bool acceptable(const Perf& p, const LibraryOptions& o, Exact exact) {
+  if (p.status != CUDNN_STATUS_SUCCESS || p.memory > o.max_conv_workspace_bytes) return false;
+  if (o.allow_tf32) return true;
+  return exact(p.algo) && p.mathType == CUDNN_FMA_MATH;
+}
+
+LibraryContext::ConvKey key_of(const Conv2dGeometry& g) {
+  return {g.n, g.h, g.w, g.c_in, g.c_out, g.kh, g.kw, g.stride, g.pad};
+}
+
+ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
+  const auto key = key_of(g);
+  if (auto it = ctx.conv_plans.find(key); it != ctx.conv_plans.end()) return *it->second;
+
+  GRAFT_ASSERT(g.n > 0 && g.h > 0 && g.w > 0 && g.c_in > 0 && g.c_out > 0, "bad conv2d shape");
+  GRAFT_ASSERT(g.kh > 0 && g.kw > 0 && g.stride > 0 && g.pad >= 0, "bad conv2d window");
+  GRAFT_ASSERT(g.out_h() > 0 && g.out_w() > 0, "conv2d kernel larger than the padded input");
+  auto plan = std::make_unique<ConvPlan>();
+  ConvPlan& p = *plan;
+  GRAFT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+  GRAFT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+  GRAFT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.bias));
+  GRAFT_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+  GRAFT_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
+  GRAFT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, g.n, g.c_in, g.h, g.w));
+  GRAFT_CUDNN_CHECK(
+      cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, g.n, g.c_out, g.out_h(), g.out_w()));
+  GRAFT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, g.c_out, 1, 1));
+  GRAFT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, g.c_out, g.c_in, g.kh, g.kw));
+  GRAFT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv, g.pad, g.pad, g.stride, g.stride, 1, 1,
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  const LibraryOptions& o = ctx.options();
+  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, o.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+
+  int on = 0, oc = 0, oh = 0, ow = 0;
+  GRAFT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p.conv, p.x, p.w, &on, &oc, &oh, &ow));
+  GRAFT_ASSERT(on == g.n && oc == g.c_out && oh == g.out_h() && ow == g.out_w(), "cuDNN disagrees on conv2d output shape");
+
+  cudnnHandle_t h = ctx.cudnn(nullptr);
+  {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int count = 0;
+    GRAFT_CUDNN_CHECK(
+        cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    int pick = -1;
+    for (int i = 0; i < count && pick < 0; ++i)
+      if (acceptable(perf[i], o, exact_fwd)) pick = i;
+    p.fwd_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
+  }
+  {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int count = 0;
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x,
+                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    int pick = -1;
+    for (int i = 0; i < count && pick < 0; ++i)
+      if (acceptable(perf[i], o, exact_bwd_data)) pick = i;
+    p.bwd_data_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    GRAFT_CUDNN_CHECK(
+        cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws));
+  }
+  {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int count = 0;
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+    int pick = -1;
+    for (int i = 0; i < count && pick < 0; ++i)
+      if (acceptable(perf[i], o, exact_bwd_filter)) pick = i;
+    p.bwd_filter_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter_algo,
+                                                                     &p.bwd_filter_ws));
+  }
+  ctx.reserve_workspace(std::max({p.fwd_ws, p.bwd_data_ws, p.bwd_filter_ws}));
+  return *ctx.conv_plans.emplace(key, std::move(plan)).first->second;
+}
+
+}  // namespace
+
+void plan_conv2d(LibraryContext& ctx, const Conv2dGeometry& g) {
+  if (g.n > 0) get_plan(ctx, g);
+}
+
+void conv2d_forward(LibraryContext& ctx, const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                    float* y, cudaStream_t stream) {
+  if (g.n == 0) return;
+  ConvPlan& p = get_plan(ctx, g);
+  cudnnHandle_t h = ctx.cudnn(stream);
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv, p.fwd_algo, ctx.workspace(), p.fwd_ws,
+                                            &zero, p.y, y));
+  if (bias) GRAFT_CUDNN_CHECK(cudnnAddTensor(h, &one, p.bias, bias, &one, p.y, y));
+}
+
+void conv2d_backward_data(LibraryContext& ctx, const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                          cudaStream_t stream) {
+  if (g.n == 0) return;
+  ConvPlan& p = get_plan(ctx, g);
+  cudnnHandle_t h = ctx.cudnn(stream);
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv, p.bwd_data_algo, ctx.workspace(),
+                                                 p.bwd_data_ws, &zero, p.x, dx));
+}
+
+void conv2d_backward_filter(LibraryContext& ctx, const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                            float* dbias, cudaStream_t stream) {
+  if (g.n == 0) {  // empty batch: zero gradients
+    GRAFT_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * static_cast<size_t>(g.weight_numel()), stream));
+    if (dbias) GRAFT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, sizeof(float) * static_cast<size_t>(g.c_out), stream));
+    return;
+  }
+  ConvPlan& p = get_plan(ctx, g);
+  cudnnHandle_t h = ctx.cudnn(stream);
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv, p.bwd_filter_algo,
+                                                   ctx.workspace(), p.bwd_filter_ws, &zero, p.w, dw));
+  if (dbias) GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.y, dy, &zero, p.bias, dbias));
+}
+
+}  // namespace graft::lib

@@ -1,0 +1,112 @@
+#include "kernels/lib/dense.h"
+
+#include <cstdint>
+#include <memory>
+
+#include "kernels/lib/plans.cuh"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/error.h"
+
+namespace graft::lib {
+
+namespace {
+
+void check(int n, int in, int out) { GRAFT_ASSERT(n >= 0 && in > 0 && out > 0, "bad dense shape ", n, "x", in, "->", out); }
+
+cublasLtEpilogue_t epilogue_of(bool has_bias, bool relu) {
+  if (has_bias) return relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+  return relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu) {
+  const LibraryContext::DenseKey key{n, in, out, (has_bias ? 1 : 0) | (relu ? 2 : 0)};
+  if (auto it = ctx.dense_plans.find(key); it != ctx.dense_plans.end()) return *it->second;
+  auto plan = std::make_unique<DensePlan>();
+  DensePlan& p = *plan;
+  const cublasComputeType_t compute = ctx.options().allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  GRAFT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, compute, CUDA_R_32F));
+  // Column-major: y^T [out, n] = op(A) B with A = w viewed as [in, out] (transposed), B = x^T [in, n].
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  const cublasLtEpilogue_t epi = epilogue_of(has_bias, relu);
+  GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, static_cast<uint64_t>(in), static_cast<uint64_t>(out), in));
+  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, static_cast<uint64_t>(in), static_cast<uint64_t>(n), in));
+  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, static_cast<uint64_t>(out), static_cast<uint64_t>(n), out));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  GRAFT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  {
+    const uint64_t max_ws = ctx.blas_workspace_bytes();
+    const uint32_t align = 4;  // callers may pass any float-aligned pointer into an arena
+    st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws));
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulAlgoGetHeuristic(ctx.cublas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &returned);
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  GRAFT_CUBLAS_CHECK(st);
+  if (returned == 0)
+    fail("cuBLASLt has no algorithm for dense ", n, "x", in, " -> ", out, (has_bias ? " with bias" : ""),
+         (relu ? " and relu" : ""));
+  p.algo = result.algo;
+  p.ws = result.workspaceSize;
+  return *ctx.dense_plans.emplace(key, std::move(plan)).first->second;
+}
+
+}  // namespace
+
+void plan_dense(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu) {
+  check(n, in, out);
+  if (n == 0) return;
+  get_plan(ctx, n, in, out, has_bias, relu);
+  if (has_bias) ctx.ones(n);
+}
+
+void dense_forward(LibraryContext& ctx, int n, int in, int out, const float* x, const float* w, const float* bias,
+                   float* y, cudaStream_t stream, bool relu) {
+  check(n, in, out);
+  if (n == 0) return;
+  DensePlan& p = get_plan(ctx, n, in, out, bias != nullptr, relu);
+  if (bias) GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUBLAS_CHECK(cublasLtMatmul(ctx.cublas_lt(), p.op, &one, w, p.a, x, p.b, &zero, y, p.c, y, p.c, &p.algo,
+                                    ctx.blas_workspace(), p.ws, stream));
+}
+
+void dense_backward_data(LibraryContext& ctx, int n, int in, int out, const float* dy, const float* w, float* dx,
+                         cudaStream_t stream) {
+  check(n, in, out);
+  if (n == 0) return;
+  // dx^T [in, n] = w^T [in, out] (w's memory as is) * dy^T [out, n] (dy's memory as is).
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUBLAS_CHECK(cublasSgemm(ctx.cublas(stream), CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &zero,
+                                 dx, in));
+}
+
+void dense_backward_weights(LibraryContext& ctx, int n, int in, int out, const float* x, const float* dy, float* dw,
+                            float* dbias, cudaStream_t stream) {
+  check(n, in, out);
+  cublasHandle_t h = ctx.cublas(stream);
+  if (n == 0) {
+    GRAFT_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * static_cast<size_t>(in) * out, stream));
+    if (dbias) GRAFT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, sizeof(float) * static_cast<size_t>(out), stream));
+    return;
+  }
+  // dw^T [in, out] = x^T [in, n] (x's memory as is) * dy [n, out] (dy's memory, transposed).
+  const float one = 1.0f, zero = 0.0f;
+  GRAFT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
+  if (dbias) {
+    // dbias [out] = dy^T [out, n] * ones [n]
+    const float* ones = ctx.ones(n);
+    GRAFT_CUBLAS_CHECK(cublasSgemv(h, CUBLAS_OP_N, out, n, &one, dy, out, ones, 1, &zero, dbias, 1));
+  }
+}
+
+}  // namespace graft::lib
