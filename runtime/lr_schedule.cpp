@@ -11,20 +11,20 @@ namespace graft {
 void LrScheduleConfig::validate() const {
   // Comparisons are written so that NaN fails them.
   if (kind != "constant" && kind != "step" && kind != "cosine")
-    fail("unknown learning-rate schedule '", kind, "' (--lr-schedule): expected constant, step or cosine");
+    fail("unknown learning-rate schedule '", kind, "' (--schedule): expected constant, step or cosine");
   if (!(base_lr > 0.0f) || !std::isfinite(base_lr))
     fail("learning rate (--lr) must be a finite number > 0, got ", base_lr);
   if (warmup_steps < 0) fail("warmup steps (--warmup-steps) must be >= 0, got ", warmup_steps);
   if (kind == "step") {
     if (step_size <= 0)
-      fail("the step schedule needs a step size > 0 (--lr-step-size), got ", step_size);
+      fail("the step schedule needs a step size > 0 (--step-size), got ", step_size);
     if (!(gamma > 0.0f) || !std::isfinite(gamma))
-      fail("the step schedule's decay factor (--lr-gamma) must be a finite number > 0, got ", gamma);
+      fail("the step schedule's decay factor (--gamma) must be a finite number > 0, got ", gamma);
   }
   if (kind == "cosine") {
     if (total_steps <= warmup_steps)
-      fail("the cosine schedule needs total steps (--total-steps, ", total_steps,
-           ") greater than the warmup steps (--warmup-steps, ", warmup_steps, ")");
+      fail("the cosine schedule needs more total steps (", total_steps,
+           ", from --epochs x steps per epoch) than warmup steps (--warmup-steps ", warmup_steps, ")");
     if (!(min_lr >= 0.0f) || !(min_lr <= base_lr))
       fail("the cosine schedule's minimum learning rate (--min-lr) must be in [0, --lr = ", base_lr,
            "], got ", min_lr);

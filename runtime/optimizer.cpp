@@ -44,10 +44,10 @@ void OptimizerConfig::validate() const {
   if (!(momentum >= 0.0f) || !std::isfinite(momentum))
     fail("momentum (--momentum) must be a finite number >= 0, got ", momentum);
   if (!(dampening >= 0.0f && dampening <= 1.0f))
-    fail("dampening (--dampening) must be in [0, 1], got ", dampening);
+    fail("SGD dampening must be in [0, 1], got ", dampening);
   if (nesterov && (momentum <= 0.0f || dampening != 0.0f))
-    fail("Nesterov momentum (--nesterov) requires a momentum > 0 (--momentum) and zero dampening "
-         "(--dampening); got momentum ", momentum, ", dampening ", dampening);
+    fail("Nesterov momentum (--nesterov) requires a momentum > 0 (--momentum) and zero dampening; got momentum ",
+         momentum, ", dampening ", dampening);
   if (!(beta1 >= 0.0f && beta1 < 1.0f)) fail("beta1 (--beta1) must be in [0, 1), got ", beta1);
   if (!(beta2 >= 0.0f && beta2 < 1.0f)) fail("beta2 (--beta2) must be in [0, 1), got ", beta2);
   if (!(eps > 0.0f) || !std::isfinite(eps)) fail("epsilon (--eps) must be a finite number > 0, got ", eps);
