@@ -19,7 +19,7 @@ Shape shape_of(const Conv2dGeometry& g) {
 }
 
 // The im2col element (output pixel `pix`, patch index `k` = (r, s, ci)) of image x.
-__device__ __forceinline__ float im2col(const Shape& s, const float* x, int64_t pix, int k) {
+__host__ __device__ __forceinline__ float im2col(const Shape& s, const float* x, int64_t pix, int k) {
   const int ox = static_cast<int>(pix % s.ow);
   const int64_t t = pix / s.ow;
   const int oy = static_cast<int>(t % s.oh);
@@ -45,9 +45,9 @@ struct ForwardProblem {
   int N, K;
   static constexpr bool kAContiguousK = true;
   static constexpr bool kBContiguousN = false;
-  __device__ float a(int64_t m, int k) const { return im2col(s, x, m, k); }
-  __device__ float b(int k, int n) const { return w[int64_t{n} * K + k]; }
-  __device__ void store(int64_t m, int n, float acc) const { y[m * N + n] = bias ? acc + bias[n] : acc; }
+  __host__ __device__ float a(int64_t m, int k) const { return im2col(s, x, m, k); }
+  __host__ __device__ float b(int k, int n) const { return w[int64_t{n} * K + k]; }
+  __host__ __device__ void store(int64_t m, int n, float acc) const { y[m * N + n] = bias ? acc + bias[n] : acc; }
 };
 
 // dx[p, ci] = sum over (r, c, co) of dy[pixel of the window that reads p through tap (r, c), co]
@@ -61,7 +61,7 @@ struct BackwardDataProblem {
   int N, K;
   static constexpr bool kAContiguousK = true;
   static constexpr bool kBContiguousN = true;
-  __device__ float a(int64_t m, int k) const {
+  __host__ __device__ float a(int64_t m, int k) const {
     const int ix = static_cast<int>(m % s.w);
     const int64_t t = m / s.w;
     const int iy = static_cast<int>(t % s.h);
@@ -77,12 +77,12 @@ struct BackwardDataProblem {
     if (oy >= s.oh || ox >= s.ow) return 0.0f;
     return dy[((b * s.oh + oy) * s.ow + ox) * s.c_out + co];
   }
-  __device__ float b(int k, int n) const {
+  __host__ __device__ float b(int k, int n) const {
     const int co = k % s.c_out;
     const int rc = k / s.c_out;  // r * kw + c
     return w[(int64_t{co} * s.kh * s.kw + rc) * s.c_in + n];
   }
-  __device__ void store(int64_t m, int n, float acc) const { dx[m * N + n] = acc; }
+  __host__ __device__ void store(int64_t m, int n, float acc) const { dx[m * N + n] = acc; }
 };
 
 // dw[co, k] = sum_pix dy[pix, co] * im2col(x)[pix, k]; column k == N_w (when dbias is set) is
@@ -98,9 +98,9 @@ struct BackwardFilterProblem {
   int n_w;  // columns of dw
   static constexpr bool kAContiguousK = false;
   static constexpr bool kBContiguousN = true;
-  __device__ float a(int64_t m, int k) const { return dy[int64_t{k} * s.c_out + m]; }
-  __device__ float b(int k, int n) const { return n < n_w ? im2col(s, x, k, n) : 1.0f; }
-  __device__ void store(int64_t m, int n, float acc) const {
+  __host__ __device__ float a(int64_t m, int k) const { return dy[int64_t{k} * s.c_out + m]; }
+  __host__ __device__ float b(int k, int n) const { return n < n_w ? im2col(s, x, k, n) : 1.0f; }
+  __host__ __device__ void store(int64_t m, int n, float acc) const {
     if (n < n_w)
       dw[m * n_w + n] = acc;
     else
@@ -154,3 +154,25 @@ void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float
 }
 
 }  // namespace graft::cuda
+
+namespace graft::cuda::host_emulation {
+
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const Shape s = shape_of(g);
+  detail::emulate_gemm_on_host(ForwardProblem{s, x, w, bias, y, int64_t{s.n} * s.oh * s.ow, s.c_out, s.kh * s.kw * s.c_in},
+                               false);
+}
+
+void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+  const Shape s = shape_of(g);
+  detail::emulate_gemm_on_host(BackwardDataProblem{s, dy, w, dx, int64_t{s.n} * s.h * s.w, s.c_in, s.kh * s.kw * s.c_out},
+                               false);
+}
+
+void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
+                            bool split_k) {
+  const Shape s = shape_of(g);
+  detail::emulate_gemm_on_host(filter_problem(s, x, dy, dw, dbias), split_k);
+}
+
+}  // namespace graft::cuda::host_emulation

@@ -23,3 +23,12 @@ void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float
                             float* workspace, cudaStream_t stream);
 
 }  // namespace graft::cuda
+
+// The native kernels' implicit-GEMM problems run on the host (host pointers, slow): the CPU
+// tests check their index math against the reference on machines without a device.
+namespace graft::cuda::host_emulation {
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
+void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
+                            bool split_k);
+}  // namespace graft::cuda::host_emulation

@@ -16,3 +16,10 @@ void dense_backward_weights(int n, int in, int out, const float* x, const float*
                             cudaStream_t stream);
 
 }  // namespace graft::cuda
+
+// The native kernels' GEMM problems run on the host (host pointers): see conv.h.
+namespace graft::cuda::host_emulation {
+void dense_forward(int n, int in, int out, const float* x, const float* w, const float* bias, float* y, bool relu);
+void dense_backward_data(int n, int in, int out, const float* dy, const float* w, float* dx);
+void dense_backward_weights(int n, int in, int out, const float* x, const float* dy, float* dw, float* dbias);
+}  // namespace graft::cuda::host_emulation

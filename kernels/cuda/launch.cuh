@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "runtime/cuda/cuda_check.h"
@@ -148,6 +149,28 @@ inline size_t gemm_workspace_floats(int64_t M, int N, int K) {
 
 // Runs problem p; `workspace` (gemm_workspace_floats(M, N, K) floats, may be null) enables
 // split-K.
+// Runs problem p on the host with the same k-slicing as launch_gemm (slices summed in order):
+// the host emulation the CPU tests use to check each problem's index math without a device.
+template <class P>
+void emulate_gemm_on_host(const P& p, bool split) {
+  if (p.M <= 0 || p.N <= 0) return;
+  int splits = split ? gemm_splits(p.M, p.N, p.K) : 1;
+  if (p.K <= 0) splits = 1;
+  int k_chunk = splits > 1 ? (p.K + splits - 1) / splits : (p.K > 0 ? p.K : 1);
+  k_chunk = (k_chunk + kTileK - 1) / kTileK * kTileK;
+  splits = p.K > 0 ? (p.K + k_chunk - 1) / k_chunk : 1;
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int n = 0; n < p.N; ++n) {
+      float total = 0.0f;
+      for (int z = 0; z < splits; ++z) {
+        float acc = 0.0f;
+        for (int k = z * k_chunk; k < std::min(p.K, (z + 1) * k_chunk); ++k) acc = std::fma(p.a(m, k), p.b(k, n), acc);
+        total = splits > 1 ? total + acc : acc;
+      }
+      p.store(m, n, total);
+    }
+}
+
 template <class P>
 void launch_gemm(const P& p, cudaStream_t stream, float* workspace) {
   if (p.M <= 0 || p.N <= 0) return;

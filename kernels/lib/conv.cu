@@ -29,7 +29,8 @@ template <class Perf, class Exact>
 bool acceptable(const Perf& p, const LibraryOptions& o, Exact exact) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.memory > o.max_conv_workspace_bytes) return false;
   if (o.allow_tf32) return true;
-  return exact(p.algo) && p.mathType == CUDNN_FMA_MATH;
+  // The descriptor's FMA math type governs execution; reject only tensor-op entries.
+  return exact(p.algo) && p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
 
 LibraryContext::ConvKey key_of(const Conv2dGeometry& g) {

@@ -15,8 +15,8 @@ __global__ void probe_kernel(int* p) {
   if (p) *p = 1;
 }
 
-#define GRAFT_STR2(x) #x
-#define GRAFT_STR(x) GRAFT_STR2(x)
+#define GRAFT_STR2(...) #__VA_ARGS__
+#define GRAFT_STR(...) GRAFT_STR2(__VA_ARGS__)
 
 }  // namespace
 
