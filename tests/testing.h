@@ -19,7 +19,7 @@ namespace graft::testing {
 // with GRAFT_TEST_SEED=<seed>.
 inline uint64_t test_seed() {
   static const uint64_t seed = [] {
-    if (const char* s = std::getenv("GRAFT_TEST_SEED")) return std::stoull(s);
+    if (const char* s = std::getenv("GRAFT_TEST_SEED")) return static_cast<uint64_t>(std::stoull(s));
     return static_cast<uint64_t>(std::random_device{}()) << 32 | std::random_device{}();
   }();
   return seed;

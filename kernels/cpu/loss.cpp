@@ -1,0 +1,56 @@
+// Losses on the CPU: fused softmax cross-entropy (stable: row max subtracted, log-sum-exp in
+// double) and MSE. Sums accumulate into caller-provided doubles.
+#include "kernels/cpu/loss.h"
+
+#include <cmath>
+#include <cstdint>
+
+namespace graft::cpu {
+
+void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels, float smoothing,
+                           float grad_scale, float* dlogits, double* loss_sum, double* correct) {
+  const double s = smoothing;
+  const double off = s / classes;  // the target's value off the label
+  double total_loss = 0.0, total_correct = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const float* z = logits + int64_t{i} * classes;
+    const int label = labels[i];
+    int argmax = 0;
+    for (int j = 1; j < classes; ++j)
+      if (z[j] > z[argmax]) argmax = j;  // first maximum wins
+    const double zmax = z[argmax];
+    double sum_exp = 0.0, sum_z = 0.0;
+    for (int j = 0; j < classes; ++j) {
+      sum_exp += std::exp(double(z[j]) - zmax);
+      sum_z += double(z[j]) - zmax;
+    }
+    const double log_sum = std::log(sum_exp);  // lse - zmax
+    // loss = -sum_j t_j (z_j - lse), t = (1 - s) onehot + s / C.
+    const double logp_label = double(z[label]) - zmax - log_sum;
+    const double sum_logp = sum_z - classes * log_sum;
+    total_loss += -(1.0 - s) * logp_label - off * sum_logp;
+    if (argmax == label) total_correct += 1.0;
+    if (dlogits) {
+      float* d = dlogits + int64_t{i} * classes;
+      for (int j = 0; j < classes; ++j) {
+        const double p = std::exp(double(z[j]) - zmax - log_sum);
+        const double t = (j == label ? 1.0 - s : 0.0) + off;
+        d[j] = static_cast<float>((p - t) * grad_scale);
+      }
+    }
+  }
+  if (loss_sum) *loss_sum += total_loss;
+  if (correct) *correct += total_correct;
+}
+
+void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred, double* loss_sum) {
+  double total = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double diff = double(pred[i]) - double(target[i]);
+    total += diff * diff;
+    if (dpred) dpred[i] = static_cast<float>(2.0 * diff * grad_scale);
+  }
+  if (loss_sum) *loss_sum += total;
+}
+
+}  // namespace graft::cpu
