@@ -123,6 +123,8 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
   h.eps = config_.eps;
   h.weight_decay = config_.weight_decay;
   h.decoupled = config_.kind == "adamw";
+  h.one_minus_beta1 = static_cast<float>(1.0 - b1);
+  h.one_minus_beta2 = static_cast<float>(1.0 - b2);
   float* m = state_[0].floats();
   float* v = state_[1].floats();
   int64_t offset = 0;

@@ -25,6 +25,10 @@ struct AdamHyper {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
   bool decoupled = false;  // AdamW
+  // 1 - beta as PyTorch computes it (in double, from the decimal the user gave, then
+  // rounded): 1 - 0.999f in float is 0.00099998713, which PyTorch never uses.
+  float one_minus_beta1 = 0.1f;
+  float one_minus_beta2 = 0.001f;
 };
 
 struct StepScalars {
@@ -50,8 +54,8 @@ GRAFT_HD void adam_update(float& p, float g, float& m, float& v, const AdamHyper
     else
       g = g + h.weight_decay * p;
   }
-  m = m * h.beta1 + (1.0f - h.beta1) * g;
-  v = v * h.beta2 + (1.0f - h.beta2) * g * g;
+  m = m * h.beta1 + h.one_minus_beta1 * g;
+  v = v * h.beta2 + h.one_minus_beta2 * g * g;
   const float step_size = s.lr / s.bias_correction1;
   const float denom = sqrtf(v) / s.bias_correction2_sqrt + h.eps;
   p = p - step_size * (m / denom);

@@ -1,0 +1,136 @@
+// The graft program end to end: its commands, and a clear message and a non-zero exit for
+// each user mistake, with nothing existing overwritten. Needs Fashion-MNIST (installed by
+// tools/deps.sh); skips visibly without it.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/dataset.h"
+#include "tests/testing.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
+  Result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
+  const int raw = ::pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(fs::path(kFashionMnistDir) / "t10k-labels-idx1-ubyte.gz"))
+      GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
+    dir_ = fs::temp_directory_path() / ("graft-cli-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(testing::random_int(0, 1 << 30)));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  // A small, fast, seeded training run.
+  Result small_train(const std::string& extra) {
+    return run("train --device cpu --progress off --classes 0-2 --per-class 8 --epochs 1 --batch 8 --seed " +
+               std::to_string(testing::random_int(0, 1000)) + " " + extra);
+  }
+  fs::path dir_;
+};
+
+void expect_error(const Result& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << "missing '" << needle << "' in:\n" << r.output;
+}
+
+TEST_F(Cli, InfoShowsFrozenLayersAndThePlan) {
+  const auto r = run("info --device cpu --model fmnist_cnn --freeze 'conv*' --batch 64");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("conv1"), std::string::npos);
+  EXPECT_NE(r.output.find("frozen"), std::string::npos);
+  EXPECT_NE(r.output.find("weights only"), std::string::npos) << "fc1 computes no input gradient";
+  EXPECT_NE(r.output.find("trainable parameters 402826, frozen parameters 18816"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("planned memory for batch 64"), std::string::npos);
+}
+
+TEST_F(Cli, TrainSaveEvalAndInitFrom) {
+  auto r = small_train("--save " + file("a.safetensors") + " --metrics " + file("m.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch   1/1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("img/s"), std::string::npos);
+  EXPECT_NE(slurp(file("m.jsonl")).find("\"accuracy\""), std::string::npos);
+  r = run("eval --device cpu --classes 0-2 --checkpoint " + file("a.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy"), std::string::npos);
+  EXPECT_NE(r.output.find("Trouser"), std::string::npos) << "per-class lines name the classes";
+  // A fresh head on 2 classes: the head is skipped and reported.
+  r = run("train --device cpu --progress off --classes 5,6 --per-class 4 --epochs 1 --batch 4 --init-from " +
+          file("a.safetensors") + " --freeze 'conv*'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped (shape differs) fc2.weight"), std::string::npos) << r.output;
+  r = run("train --device cpu --progress off --classes 5,6 --per-class 4 --epochs 1 --strict --init-from " +
+          file("a.safetensors"));
+  expect_error(r, "fc2.weight: file [3, 128], model [2, 128]");
+}
+
+TEST_F(Cli, BadInputsAreNamedAndNothingIsOverwritten) {
+  std::ofstream(file("keep.safetensors")) << "precious";
+  const std::string keep = " --save " + file("keep.safetensors");
+  expect_error(small_train("--data-dir " + file("nowhere") + keep), "nowhere");
+  expect_error(small_train("--classes 3-12" + keep), "--classes");
+  expect_error(run("train --device cpu --classes 0-1 --per-class 7000" + keep), "7000");
+  expect_error(small_train("--freeze 'features.*'" + keep), "--freeze 'features.*' matches no layer");
+  expect_error(small_train("--save " + file("no/such/dir/x.safetensors")), "does not exist");
+  expect_error(run("train --device cpu --epochs 0"), "--epochs");
+  expect_error(run("train --device cpu --bogus-flag"), "bogus-flag");
+  expect_error(run("train --device cuda --per-class 1"), "--device cuda");
+  EXPECT_EQ(slurp(file("keep.safetensors")), "precious");
+
+  // A checkpoint cut short, and one whose header points outside the file.
+  ASSERT_EQ(small_train("--save " + file("good.safetensors")).status, 0);
+  const std::string good = slurp(file("good.safetensors"));
+  std::ofstream(file("cut.safetensors"), std::ios::binary) << good.substr(0, good.size() / 2);
+  expect_error(run("eval --device cpu --classes 0-2 --checkpoint " + file("cut.safetensors")), "cut.safetensors");
+  std::string lying = good;
+  lying[0] = static_cast<char>(0xff);  // header length now runs past the end
+  lying[1] = static_cast<char>(0xff);
+  std::ofstream(file("lying.safetensors"), std::ios::binary) << lying;
+  expect_error(run("eval --device cpu --classes 0-2 --checkpoint " + file("lying.safetensors")), "lying.safetensors");
+  expect_error(run("eval --device cpu --classes 0-2 --checkpoint " + file("absent.safetensors")), "absent.safetensors");
+}
+
+TEST_F(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  ASSERT_EQ(small_train("--save " + file("run.safetensors")).status, 0);
+  const std::string before = slurp(file("run.safetensors"));
+  const auto r = run("train --device cpu --progress off --classes 0-2 --per-class 8 --epochs 3 --batch 4 "
+                     "--optimizer sgd --lr 1e30 --save " + file("run.safetensors"));
+  expect_error(r, "the loss became");
+  EXPECT_NE(r.output.find("step"), std::string::npos);
+  EXPECT_NE(r.output.find("batch"), std::string::npos);
+  EXPECT_EQ(slurp(file("run.safetensors")), before) << "the last good checkpoint must stay as it was";
+}
+
+}  // namespace
+}  // namespace graft

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages graft needs to build, test and run the demo, only those that
+# are missing (so a machine that has them is not touched). Run as root or with sudo.
+#   tools/deps.sh            build + test + demo dependencies
+set -euo pipefail
+
+packages=(cmake ninja-build g++ pkg-config zlib1g-dev nlohmann-json3-dev libcli11-dev libstb-dev
+          libopenblas-dev googletest libgtest-dev dataset-fashion-mnist)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "graft: installing missing packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
