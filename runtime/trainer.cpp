@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <ostream>
@@ -100,12 +101,14 @@ std::vector<EpochReport> train(Model& model, const Dataset& data, const Dataset*
       gather_batch(data, std::span(order).subspan(size_t(begin), size_t(n)), ex.input(), ex.labels());
       ex.forward(n, /*training=*/true, step);
       ex.backward(n);
-      if (!std::isfinite(ex.last_batch_loss()))
-        fail("the loss became ", ex.last_batch_loss(), " at epoch ", epoch, ", step ", step, " (batch ", b + 1, " of ",
-             steps_per_epoch, "); stopping. ",
-             o.save_path.empty() ? std::string("No checkpoint was being written.")
-                                 : "The last good checkpoint, " + o.save_path + ", is kept as it was.",
+      if (!std::isfinite(ex.last_batch_loss())) {
+        const bool kept = !o.save_path.empty() && std::filesystem::exists(o.save_path);
+        fail("the loss became ", std::isnan(ex.last_batch_loss()) ? "NaN" : "infinite", " at epoch ", epoch, ", step ",
+             step + 1, " (batch ", b + 1, " of ", steps_per_epoch, "); stopping. ",
+             kept ? "The last good checkpoint, " + o.save_path + ", is kept as it was."
+                  : std::string("No checkpoint was written."),
              " Try a lower --lr.");
+      }
       lr = learning_rate_at(schedule, step);
       optimizer.step(ex.trainable_segments(), static_cast<float>(lr));
       if (o.progress) draw_progress(epoch, o.epochs, b + 1, steps_per_epoch, seconds_since(start));

@@ -65,14 +65,24 @@ TEST(OptimizerKernelTest, SgdMatchesPyTorchAlgorithm) {
 
 // torch.optim.Adam / AdamW: (Adam) g += wd*p or (AdamW) p *= 1 - lr*wd; m = b1 m + (1-b1) g;
 // v = b2 v + (1-b2) g^2; p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-std::vector<float> run_adam(const AdamHyper& h, float lr, const std::vector<float>& p0,
-                            const std::vector<std::vector<float>>& grads) {
+// Betas come as the decimals a user writes (PyTorch keeps them as Python floats): the
+// kernel gets them rounded to float, and 1 - beta computed in double, then rounded.
+std::vector<float> run_adam(double beta1, double beta2, float eps_f, float wd_f, bool decoupled, float lr,
+                            const std::vector<float>& p0, const std::vector<std::vector<float>>& grads) {
+  AdamHyper h;
+  h.beta1 = float(beta1);
+  h.beta2 = float(beta2);
+  h.one_minus_beta1 = float(1.0 - beta1);
+  h.one_minus_beta2 = float(1.0 - beta2);
+  h.eps = eps_f;
+  h.weight_decay = wd_f;
+  h.decoupled = decoupled;
   const std::string what = "wd=" + std::to_string(h.weight_decay) + " decoupled=" + std::to_string(h.decoupled);
   auto p = p0;
   std::vector<float> m(kCount, 0.0f), v(kCount, 0.0f);
   auto pd = to_double(p);
   std::vector<double> md(kCount, 0.0), vd(kCount, 0.0);
-  const double b1 = h.beta1, b2 = h.beta2, eps = h.eps, wd = h.weight_decay, lrd = lr;
+  const double b1 = beta1, b2 = beta2, eps = h.eps, wd = h.weight_decay, lrd = lr;
   for (int t = 1; t <= int(grads.size()); ++t) {
     const auto& grad = grads[size_t(t - 1)];
     StepScalars s;
@@ -102,10 +112,10 @@ TEST(OptimizerKernelTest, AdamAndAdamWMatchPyTorchAlgorithm) {
   const auto p0 = random_floats(kCount, -2.0f, 2.0f);
   std::vector<std::vector<float>> grads;
   for (int t = 0; t < kSteps; ++t) grads.push_back(random_floats(kCount));
-  const auto plain = run_adam(AdamHyper{}, 1e-3f, p0, grads);
-  const auto l2 = run_adam(AdamHyper{0.9f, 0.999f, 1e-8f, 0.1f, false}, 1e-2f, p0, grads);
-  const auto adamw = run_adam(AdamHyper{0.9f, 0.999f, 1e-8f, 0.1f, true}, 1e-2f, p0, grads);
-  run_adam(AdamHyper{0.8f, 0.99f, 1e-6f, 0.0f, false}, 5e-2f, p0, grads);
+  run_adam(0.9, 0.999, 1e-8f, 0.0f, false, 1e-3f, p0, grads);
+  const auto l2 = run_adam(0.9, 0.999, 1e-8f, 0.1f, false, 1e-2f, p0, grads);
+  const auto adamw = run_adam(0.9, 0.999, 1e-8f, 0.1f, true, 1e-2f, p0, grads);
+  run_adam(0.8, 0.99, 1e-6f, 0.0f, false, 5e-2f, p0, grads);
   // L2 and decoupled decay are different algorithms: the results must differ.
   EXPECT_GT(relative_error(l2, adamw), 1e-4);
 }

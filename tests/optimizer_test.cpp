@@ -111,7 +111,8 @@ TEST(Optimizer, SegmentsAreLaidOutInOrder) {
   opt.step(segments, 1e-2f);
   const float* m = opt.state(0);
   const float* v = opt.state(1);
-  const float b1 = 1.0f - c.beta1, b2 = 1.0f - c.beta2;
+  // PyTorch's 1 - beta: computed in double from the decimals 0.9 and 0.999, then rounded.
+  const float b1 = float(1.0 - 0.9), b2 = float(1.0 - 0.999);
   for (int i = 0; i < na; ++i) {
     EXPECT_FLOAT_EQ(m[i], b1 * ga[size_t(i)]) << "a[" << i << "]";
     EXPECT_FLOAT_EQ(v[i], b2 * ga[size_t(i)] * ga[size_t(i)]) << "a[" << i << "]";
