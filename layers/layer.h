@@ -22,6 +22,9 @@ struct ParamSpec {
   Shape checkpoint_shape;   // PyTorch's layout, as stored in checkpoints
   ParamInit init = ParamInit::UniformFanIn;
   int64_t fan_in = 1;
+  // A buffer is persistent state that is saved and loaded but never trained and never
+  // gets a gradient (BatchNorm's running statistics). Forward may update it.
+  bool buffer = false;
 };
 
 // What one forward or backward call sees. Shapes include the batch dimension.
@@ -40,7 +43,7 @@ struct ForwardArgs {
   std::vector<Shape> input_shapes;
   float* output = nullptr;
   Shape output_shape;
-  std::vector<float*> params;
+  std::vector<float*> params;       // every ParamSpec in order, buffers included
   float* workspace = nullptr;
 };
 
@@ -53,7 +56,7 @@ struct BackwardArgs {
   const float* doutput = nullptr;
   std::vector<float*> dinputs;       // overwrite; null = not needed
   std::vector<const float*> params;
-  std::vector<float*> dparams;       // overwrite; null = frozen, compute nothing for it
+  std::vector<float*> dparams;       // overwrite; null = frozen or a buffer: compute nothing for it
   float* workspace = nullptr;
 };
 

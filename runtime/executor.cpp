@@ -87,7 +87,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   // The flat gradient buffer: trainable parameters only.
   grad_offset_.assign(model_.params().size(), -1);
   for (size_t p = 0; p < model_.params().size(); ++p) {
-    if (!decisions_[model_.params()[p].node].weight_grad) continue;
+    if (!decisions_[model_.params()[p].node].weight_grad || model_.params()[p].spec.buffer) continue;
     grad_offset_[p] = trainable_count_;
     trainable_count_ += (model_.params()[p].spec.shape.numel() + 63) / 64 * 64;
   }

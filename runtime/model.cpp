@@ -105,7 +105,15 @@ std::vector<int> Model::node_params(int n) const {
 
 int64_t Model::node_param_count(int n) const {
   int64_t c = 0;
-  for (int p : node_params(n)) c += params_[p].spec.shape.numel();
+  for (int p : node_params(n))
+    if (!params_[p].spec.buffer) c += params_[p].spec.shape.numel();
+  return c;
+}
+
+int64_t Model::parameter_count() const {
+  int64_t c = 0;
+  for (const auto& p : params_)
+    if (!p.spec.buffer) c += p.spec.shape.numel();
   return c;
 }
 

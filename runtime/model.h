@@ -54,7 +54,8 @@ class Model {
   const float* param_data(size_t i) const { return params_buffer_.floats() + params_[i].offset; }
   float* params_flat() { return params_buffer_.floats(); }
   int64_t total_param_count() const { return total_params_; }
-  int64_t node_param_count(int n) const;
+  int64_t node_param_count(int n) const;   // trainable-kind parameters, buffers excluded
+  int64_t parameter_count() const;          // over the model, buffers excluded (torchvision's count)
 
   // Output shape of every node for a batch of `batch`.
   std::vector<Shape> infer_shapes(int64_t batch) const;

@@ -1,0 +1,69 @@
+// BatchSource: where the trainer and evaluation get batches from. An in-memory Dataset
+// (Fashion-MNIST) and a decoded-on-the-fly image folder both implement it. An epoch's
+// order and augmentation are pure functions of (seed, epoch), so a resumed run can skip
+// straight to where it stopped and see the same batches.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/dataset.h"
+#include "runtime/tensor.h"
+
+namespace graft {
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t size() const = 0;
+  virtual Shape sample_shape() const = 0;  // [H, W, C]
+  virtual const std::vector<std::string>& class_names() const = 0;
+  virtual std::string origin() const = 0;   // for messages: a path or "fashion-mnist train"
+  // Labels of every example in dataset order (class weights, per-class counts).
+  virtual std::vector<int32_t> labels() const = 0;
+
+  // Starts an epoch whose order is shuffled by (seed, epoch) when `shuffle`, augmented by
+  // (seed, epoch, example) when `augment`, skipping the first `skip` examples of its order.
+  virtual void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool augment, int64_t skip = 0) = 0;
+  // Fills up to `max` examples into images [n, H, W, C] and labels [n]; returns n, 0 at the
+  // end of the epoch.
+  virtual int64_t next_batch(int64_t max, float* images, int32_t* labels) = 0;
+  // Examples skipped in this epoch because they could not be read (--bad-images skip).
+  virtual int64_t skipped() const { return 0; }
+
+  int num_classes() const { return static_cast<int>(class_names().size()); }
+};
+
+// A Dataset held in memory (no augmentation).
+class InMemorySource final : public BatchSource {
+ public:
+  explicit InMemorySource(Dataset d) : data_(std::move(d)) {}
+  int64_t size() const override { return data_.size(); }
+  Shape sample_shape() const override {
+    const auto& dims = data_.images.shape.dims;
+    return Shape(std::vector<int64_t>(dims.begin() + 1, dims.end()));
+  }
+  const std::vector<std::string>& class_names() const override { return data_.class_names; }
+  std::string origin() const override { return data_.origin; }
+  std::vector<int32_t> labels() const override { return data_.labels; }
+  void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool /*augment*/, int64_t skip) override {
+    order_ = epoch_order(data_.size(), seed, epoch, shuffle);
+    cursor_ = std::min<int64_t>(skip, data_.size());
+  }
+  int64_t next_batch(int64_t max, float* images, int32_t* labels) override {
+    const int64_t n = std::min<int64_t>(max, static_cast<int64_t>(order_.size()) - cursor_);
+    if (n <= 0) return 0;
+    gather_batch(data_, std::span<const int64_t>(order_).subspan(size_t(cursor_), size_t(n)), images, labels);
+    cursor_ += n;
+    return n;
+  }
+  const Dataset& dataset() const { return data_; }
+
+ private:
+  Dataset data_;
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0;
+};
+
+}  // namespace graft
