@@ -36,6 +36,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
                                           {"epoch", std::to_string(info.epoch)},
                                           {"classes", nlohmann::json(info.class_names).dump()},
                                           {"config", info.config_json}};
+  if (!info.progress_json.empty()) meta["progress"] = info.progress_json;
   if (optimizer) {
     meta["optimizer"] = optimizer->config().kind;
     meta["optimizer_step"] = std::to_string(optimizer->step_count());
@@ -137,6 +138,7 @@ CheckpointInfo read_checkpoint_info(const SafetensorsFile& file) {
     fail("checkpoint metadata is malformed (step/epoch/classes): ", e.what());
   }
   if (!get("config").empty()) info.config_json = get("config");
+  info.progress_json = get("progress");
   return info;
 }
 

@@ -3,7 +3,8 @@
 //   <param>                        parameter, e.g. "conv1.weight" (OIHW), "fc1.weight"
 //   optimizer.<state>.<param>      e.g. "optimizer.exp_avg.fc1.weight", same layout
 //   __metadata__: format, architecture, step, epoch, optimizer, classes (JSON list),
-//                 config (the run's resolved configuration, JSON)
+//                 config (the run's resolved configuration, JSON), progress (where a
+//                 resumed run continues: JSON written by the trainer)
 #pragma once
 #include <cstdint>
 #include <map>
@@ -23,6 +24,7 @@ struct CheckpointInfo {
   int64_t epoch = 0;
   std::vector<std::string> class_names;
   std::string config_json = "{}";
+  std::string progress_json;  // the trainer's resumable position (runtime/trainer.cpp)
 };
 
 // `segments` are the optimizer's segments in its state order (Executor::trainable_segments()).

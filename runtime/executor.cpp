@@ -2,6 +2,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/cpu/elementwise.h"
@@ -176,6 +177,7 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   last_n_ = n;
   ctx_.training = training;
   ctx_.step = step;
+  first_nonfinite_node_ = -1;
   for (int k = 0; k < model_.num_nodes(); ++k) {
     const auto& node = model_.nodes()[k];
     ctx_.node_index = k;
@@ -188,6 +190,14 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
     for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
     a.workspace = workspace_.floats();
     node.layer->forward(a);
+    if (options_.check_finite && first_nonfinite_node_ < 0) {
+      const int64_t count = a.output_shape.numel();
+      for (int64_t i = 0; i < count; ++i)
+        if (!std::isfinite(a.output[i])) {
+          first_nonfinite_node_ = k;
+          break;
+        }
+    }
   }
 }
 

@@ -29,6 +29,7 @@ struct ExecutorOptions {
   uint64_t seed = 0;                 // dropout
   bool reference_kernels = false;    // run the plain-loop oracle (tests)
   int optimizer_state_per_param = 0; // for the planned-peak report only
+  bool check_finite = false;         // forward notes the first node whose output is not finite
 };
 
 struct NodeDecision {
@@ -82,9 +83,13 @@ class Executor {
   const float* output() const;
   Shape output_shape(int64_t n) const;
   const float* activation(int node) const;  // valid until the plan reuses its memory
+  // With check_finite: the first node (forward order) of the last forward whose output held
+  // a NaN or an infinity, or -1.
+  int first_nonfinite_node() const { return first_nonfinite_node_; }
 
   Metrics read_metrics() const { return metrics_; }
   void reset_metrics() { metrics_ = {}; }
+  void set_metrics(const Metrics& m) { metrics_ = m; }  // a resumed epoch's partial sums
 
   const std::vector<ParamSegment>& trainable_segments() const { return segments_; }
   int64_t trainable_count() const { return trainable_count_; }
@@ -117,6 +122,7 @@ class Executor {
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
   ExecContext ctx_;
   int64_t last_n_ = 0;
+  int first_nonfinite_node_ = -1;
   Metrics metrics_;
   double last_batch_loss_ = 0;
   std::vector<int64_t> backward_calls_;

@@ -106,7 +106,9 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
     int64_t offset = 0;
     for (const ParamSegment& s : segments) {
       if (s.count == 0) continue;
-      cpu::sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, scalars);
+      math::StepScalars group = scalars;
+      group.lr = lr * s.lr_scale;
+      cpu::sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, group);
       offset += s.count;
     }
     return;
@@ -130,7 +132,9 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
   int64_t offset = 0;
   for (const ParamSegment& s : segments) {
     if (s.count == 0) continue;
-    cpu::adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, scalars);
+    math::StepScalars group = scalars;
+    group.lr = lr * s.lr_scale;
+    cpu::adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, group);
     offset += s.count;
   }
 }

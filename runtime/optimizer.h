@@ -31,6 +31,7 @@ struct ParamSegment {
   float* param = nullptr;
   const float* grad = nullptr;
   int64_t count = 0;
+  float lr_scale = 1.0f;  // discriminative learning rates (--lr-mult): like a PyTorch param group's lr
 };
 
 class Optimizer {

@@ -1,9 +1,12 @@
 // The training loop.
 #include "runtime/trainer.h"
 
+#include <fnmatch.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -13,6 +16,7 @@
 
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
+#include "runtime/interrupt.h"
 
 namespace graft {
 
@@ -24,8 +28,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 void draw_progress(int epoch, int epochs, int64_t done, int64_t total, double elapsed) {
   const int width = 30;
-  const int filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
-  const double eta = done ? elapsed / double(done) * double(total - done) : 0.0;
+  const int filled = static_cast<int>(width * std::min(done, total) / std::max<int64_t>(total, 1));
+  const double eta = done ? elapsed / double(done) * double(std::max<int64_t>(total - done, 0)) : 0.0;
   std::fprintf(stderr, "\repoch %d/%d [%s%s] %lld/%lld  ETA %4.0fs ", epoch, epochs, std::string(filled, '=').c_str(),
                std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total), eta);
   std::fflush(stderr);
@@ -36,38 +40,122 @@ int state_per_param(const OptimizerConfig& c) {
   return 2;
 }
 
+bool all_finite(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+// Where a run stands, saved in a checkpoint's "progress" metadata so --resume continues
+// exactly: the same batches, learning rates, dropout masks and optimizer state.
+struct Progress {
+  int64_t step = 0;            // optimizer steps taken
+  int64_t micro_step = 0;      // micro-batches run (dropout's counter)
+  int epochs_done = 0;
+  int64_t batches_in_epoch = 0;  // micro-batches of the unfinished epoch already run
+  Metrics partial;             // that epoch's sums so far
+  std::optional<double> best;  // best monitored value so far
+  int bad_epochs = 0;          // epochs since it improved
+  int64_t nonfinite_skipped = 0;
+  uint64_t seed = 0;
+  int64_t batch = 0;
+  int grad_accumulation = 1;
+
+  std::string to_json() const {
+    nlohmann::json j{{"step", step},           {"micro_step", micro_step}, {"epochs_done", epochs_done},
+                     {"batches_in_epoch", batches_in_epoch}, {"loss_sum", partial.loss_sum},
+                     {"correct", partial.correct}, {"count", partial.count}, {"bad_epochs", bad_epochs},
+                     {"nonfinite_skipped", nonfinite_skipped}, {"seed", seed}, {"batch", batch},
+                     {"grad_accumulation", grad_accumulation}};
+    if (best) j["best"] = *best;
+    return j.dump();
+  }
+  static Progress from_json(const std::string& text, const std::string& path) {
+    Progress p;
+    try {
+      const auto j = nlohmann::json::parse(text);
+      p.step = j.at("step").get<int64_t>();
+      p.micro_step = j.at("micro_step").get<int64_t>();
+      p.epochs_done = j.at("epochs_done").get<int>();
+      p.batches_in_epoch = j.at("batches_in_epoch").get<int64_t>();
+      p.partial = Metrics{j.at("loss_sum").get<double>(), j.at("correct").get<double>(), j.at("count").get<double>()};
+      if (j.contains("best")) p.best = j.at("best").get<double>();
+      p.bad_epochs = j.at("bad_epochs").get<int>();
+      p.nonfinite_skipped = j.at("nonfinite_skipped").get<int64_t>();
+      p.seed = j.at("seed").get<uint64_t>();
+      p.batch = j.at("batch").get<int64_t>();
+      p.grad_accumulation = j.at("grad_accumulation").get<int>();
+    } catch (const std::exception& e) {
+      fail("--resume ", path, ": its progress record is unreadable (", e.what(), "); use --init-from to start a new run from its weights");
+    }
+    return p;
+  }
+};
+
+// Higher is better for accuracies, lower for losses.
+bool monitor_higher_is_better(const std::string& m) { return m.find("accuracy") != std::string::npos; }
+
+double monitored(const std::string& m, const EpochReport& r) {
+  if (m == "loss") return r.train.loss();
+  if (m == "accuracy") return r.train.accuracy();
+  if (m == "val_loss") return r.validation->loss();
+  return r.validation->accuracy();
+}
+
 }  // namespace
 
-Metrics evaluate(Model& model, const Dataset& data, int64_t batch, LossKind loss, bool reference_kernels) {
-  if (data.size() == 0) fail("nothing to evaluate: ", data.origin, " selects no examples");
+std::pair<std::string, float> parse_lr_mult(const std::string& spec) {
+  const auto eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    fail("--lr-mult '", spec, "': expected GLOB=FACTOR, e.g. 'features.2[4-9].*=0.1'");
+  const std::string factor = spec.substr(eq + 1);
+  size_t used = 0;
+  float f = 0;
+  try {
+    f = std::stof(factor, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != factor.size() || !std::isfinite(f) || f < 0)
+    fail("--lr-mult '", spec, "': factor '", factor, "' is not a non-negative number");
+  return {spec.substr(0, eq), f};
+}
+
+Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels) {
+  if (data.size() == 0) fail("nothing to evaluate: ", data.origin(), " has no examples");
   ExecutorOptions eo;
   eo.batch = std::min<int64_t>(batch, data.size());
   eo.training = false;
   eo.loss = loss;
   eo.reference_kernels = reference_kernels;
   Executor ex(model, eo);
-  const auto order = epoch_order(data.size(), 0, 0, /*shuffle=*/false);
-  for (int64_t begin = 0; begin < data.size(); begin += eo.batch) {
-    const int64_t n = std::min(eo.batch, data.size() - begin);
-    gather_batch(data, std::span(order).subspan(size_t(begin), size_t(n)), ex.input(), ex.labels());
+  data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
+  while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
     ex.forward(n, /*training=*/false, 0);
     ex.accumulate_metrics(n);
   }
   return ex.read_metrics();
 }
 
-std::vector<EpochReport> train(Model& model, const Dataset& data, const Dataset* validation,
-                               const TrainOptions& o, std::ostream& log) {
-  if (data.size() == 0) fail("no training examples in ", data.origin);
+std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* validation, const TrainOptions& o,
+                               std::ostream& log) {
+  if (data.size() == 0) fail("no training examples in ", data.origin());
   if (o.epochs < 1) fail("--epochs must be at least 1, got ", o.epochs);
+  if (o.grad_accumulation < 1) fail("--grad-accumulation must be at least 1, got ", o.grad_accumulation);
   if (data.num_classes() != model.num_outputs())
-    fail("model ", model.architecture(), " has ", model.num_outputs(), " outputs but the data has ",
+    fail("model ", model.architecture(), " has ", model.num_outputs(), " outputs but ", data.origin(), " has ",
          data.num_classes(), " classes");
+  const std::string monitor = !o.monitor.empty() ? o.monitor : validation ? "val_loss" : "loss";
+  if (monitor != "loss" && monitor != "accuracy" && monitor != "val_loss" && monitor != "val_accuracy")
+    fail("--monitor '", monitor, "' is not one of loss, accuracy, val_loss, val_accuracy");
+  if (monitor.rfind("val_", 0) == 0 && !validation)
+    fail("--monitor ", monitor, " needs validation data (--val)");
   o.optimizer.validate();
   LrScheduleConfig schedule = o.schedule;
   schedule.base_lr = o.optimizer.lr;
   const int64_t batch = std::min<int64_t>(o.batch, data.size());
-  const int64_t steps_per_epoch = (data.size() + batch - 1) / batch;
+  const int64_t batches_per_epoch = (data.size() + batch - 1) / batch;
+  const int64_t steps_per_epoch = (batches_per_epoch + o.grad_accumulation - 1) / o.grad_accumulation;
   if (schedule.kind == "cosine" && schedule.total_steps == 0) schedule.total_steps = steps_per_epoch * o.epochs;
   schedule.validate();
 
@@ -79,70 +167,191 @@ std::vector<EpochReport> train(Model& model, const Dataset& data, const Dataset*
   eo.seed = o.seed;
   eo.reference_kernels = o.reference_kernels;
   eo.optimizer_state_per_param = state_per_param(o.optimizer);
+  eo.check_finite = o.check_finite;
   Executor ex(model, eo);
   Optimizer optimizer(o.optimizer, ex.trainable_count(), model.pool());
 
+  // Segments the optimizer steps: the executor's, or an accumulation buffer's.
+  std::vector<ParamSegment> segments = ex.trainable_segments();
+  PoolBuffer accumulated;
+  if (o.grad_accumulation > 1) {
+    accumulated = PoolBuffer(model.pool(), size_t(ex.trainable_count()) * sizeof(float), "gradients");
+    for (auto& s : segments) s.grad = accumulated.floats() + (s.grad - ex.gradients());
+  }
+  for (auto& s : segments) {
+    const std::string node = s.name.substr(0, s.name.rfind('.'));
+    for (const auto& [glob, factor] : o.lr_mult)
+      if (fnmatch(glob.c_str(), node.c_str(), 0) == 0 || fnmatch(glob.c_str(), s.name.c_str(), 0) == 0)
+        s.lr_scale = factor;
+  }
+  for (const auto& [glob, factor] : o.lr_mult) {
+    bool used = false;
+    for (const auto& s : segments)
+      used = used || fnmatch(glob.c_str(), s.name.substr(0, s.name.rfind('.')).c_str(), 0) == 0 ||
+             fnmatch(glob.c_str(), s.name.c_str(), 0) == 0;
+    if (!used) fail("--lr-mult '", glob, "=", factor, "' matches no trainable layer");
+  }
+
+  Progress at;
+  at.seed = o.seed;
+  at.batch = batch;
+  at.grad_accumulation = o.grad_accumulation;
+  if (!o.resume_path.empty()) {
+    const auto file = read_safetensors(o.resume_path);
+    const CheckpointInfo info = read_checkpoint_info(file);
+    if (info.progress_json.empty())
+      fail("--resume ", o.resume_path, " has no progress record (it was not written by graft train); use --init-from");
+    const Progress saved = Progress::from_json(info.progress_json, o.resume_path);
+    if (saved.seed != o.seed || saved.batch != batch || saved.grad_accumulation != o.grad_accumulation)
+      fail("--resume ", o.resume_path, " was written with --seed ", saved.seed, " --batch ", saved.batch,
+           " --grad-accumulation ", saved.grad_accumulation, "; resume with the same values to continue exactly");
+    load_parameters(model, file, o.resume_path, LoadOptions{/*strict=*/true, {}});
+    load_optimizer_state(optimizer, ex.trainable_segments(), model, file, o.resume_path);
+    at = saved;
+    log << "resuming " << o.resume_path << " after " << at.epochs_done << " epochs and " << at.batches_in_epoch
+        << " batches (step " << at.step << ")" << std::endl;
+  }
+
+  auto save = [&](const std::string& path, int epoch_for_info) {
+    CheckpointInfo info{at.step, epoch_for_info, data.class_names(), o.config_json, at.to_json()};
+    save_checkpoint(path, model, &optimizer, ex.trainable_segments(), info);
+  };
+
   std::ofstream metrics_file;
   if (!o.metrics_path.empty()) {
-    metrics_file.open(o.metrics_path, std::ios::trunc);
+    metrics_file.open(o.metrics_path, at.epochs_done > 0 || at.batches_in_epoch > 0 ? std::ios::app : std::ios::trunc);
     if (!metrics_file) fail("--metrics ", o.metrics_path, ": cannot open for writing");
   }
 
+  std::vector<float> best_params;
   std::vector<EpochReport> reports;
-  int64_t step = 0;
   const auto run_start = Clock::now();
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  for (int epoch = at.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     const auto start = Clock::now();
-    ex.reset_metrics();
-    const auto order = epoch_order(data.size(), o.seed, epoch, /*shuffle=*/true);
-    double lr = 0;
-    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-      const int64_t begin = b * batch, n = std::min(batch, data.size() - begin);
-      gather_batch(data, std::span(order).subspan(size_t(begin), size_t(n)), ex.input(), ex.labels());
-      ex.forward(n, /*training=*/true, step);
+    ex.set_metrics(at.partial);
+    data.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.batches_in_epoch * batch);
+    double lr = learning_rate_at(schedule, at.step);
+    int pending = 0;  // micro-batches accumulated since the last optimizer step
+    auto optimizer_step = [&] {
+      if (o.grad_accumulation > 1) {
+        const float scale = 1.0f / float(pending);
+        for (int64_t i = 0; i < ex.trainable_count(); ++i) accumulated.floats()[i] *= scale;
+      }
+      lr = learning_rate_at(schedule, at.step);
+      optimizer.step(segments, static_cast<float>(lr));
+      ++at.step;
+      pending = 0;
+    };
+    while (const int64_t n = data.next_batch(batch, ex.input(), ex.labels())) {
+      ex.forward(n, /*training=*/true, at.micro_step);
       ex.backward(n);
-      if (!std::isfinite(ex.last_batch_loss())) {
+      ++at.micro_step;
+      ++at.batches_in_epoch;
+      bool finite = std::isfinite(ex.last_batch_loss());
+      std::string culprit;
+      if (!finite && ex.first_nonfinite_node() >= 0)
+        culprit = "; the first layer whose output was not finite is " + model.nodes()[ex.first_nonfinite_node()].name;
+      if (finite)
+        for (const auto& s : ex.trainable_segments())
+          if (!all_finite(s.grad, s.count)) {
+            finite = false;
+            culprit = "; the first non-finite gradient is " + s.name + "'s";
+            break;
+          }
+      if (!finite) {
+        if (at.nonfinite_skipped < o.skip_nonfinite) {
+          ++at.nonfinite_skipped;
+          log << "skipping step " << at.step + 1 << ": non-finite loss or gradient" << culprit << " ("
+              << at.nonfinite_skipped << " of " << o.skip_nonfinite << " allowed)" << std::endl;
+          continue;
+        }
         const bool kept = !o.save_path.empty() && std::filesystem::exists(o.save_path);
-        fail("the loss became ", std::isnan(ex.last_batch_loss()) ? "NaN" : "infinite", " at epoch ", epoch, ", step ",
-             step + 1, " (batch ", b + 1, " of ", steps_per_epoch, "); stopping. ",
+        fail("the loss or a gradient became ", std::isnan(ex.last_batch_loss()) ? "NaN" : "non-finite", " at epoch ",
+             epoch, ", step ", at.step + 1, " (batch ", at.batches_in_epoch, " of ", batches_per_epoch, ")", culprit,
+             "; stopping. ",
              kept ? "The last good checkpoint, " + o.save_path + ", is kept as it was."
                   : std::string("No checkpoint was written."),
-             " Try a lower --lr.");
+             o.check_finite ? "" : " --check-finite names the layer where it starts;", " try a lower --lr.");
       }
-      lr = learning_rate_at(schedule, step);
-      optimizer.step(ex.trainable_segments(), static_cast<float>(lr));
-      if (o.progress) draw_progress(epoch, o.epochs, b + 1, steps_per_epoch, seconds_since(start));
+      if (o.grad_accumulation > 1) {
+        float* acc = accumulated.floats();
+        const float* g = ex.gradients();
+        if (pending == 0)
+          std::memcpy(acc, g, size_t(ex.trainable_count()) * sizeof(float));
+        else
+          for (int64_t i = 0; i < ex.trainable_count(); ++i) acc[i] += g[i];
+      }
+      if (++pending == o.grad_accumulation) optimizer_step();
+      if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
+      if (pending == 0 && interrupt_requested()) {
+        if (o.progress) std::fprintf(stderr, "\n");
+        at.partial = ex.read_metrics();
+        at.epochs_done = epoch - 1;
+        const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
+        save(path, epoch - 1);
+        log << "interrupted at epoch " << epoch << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
+            << " (step " << at.step << "); saved " << path << ". Resume with the same command and --resume " << path
+            << std::endl;
+        throw Interrupted{interrupt_requested()};
+      }
     }
+    if (pending > 0) optimizer_step();  // the epoch's last, partial accumulation
     if (o.progress) std::fprintf(stderr, "\r%80s\r", "");
+
     EpochReport r;
     r.epoch = epoch;
     r.train = ex.read_metrics();
     r.seconds = seconds_since(start);
-    r.images_per_second = double(data.size()) / std::max(r.seconds, 1e-9);
+    r.images_per_second = r.train.count / std::max(r.seconds, 1e-9);
     r.lr = lr;
-    if (validation && validation->size()) r.validation = evaluate(model, *validation, batch, o.loss, o.reference_kernels);
-    log << "epoch " << std::setw(3) << epoch << "/" << o.epochs << std::fixed << std::setprecision(4)
-        << "  loss " << r.train.loss() << "  acc " << std::setprecision(2) << 100.0 * r.train.accuracy() << "%";
+    r.skipped_examples = data.skipped();
+    if (validation) r.validation = evaluate(model, *validation, batch, o.loss, o.reference_kernels);
+    at.epochs_done = epoch;
+    at.batches_in_epoch = 0;
+    at.partial = {};
+
+    const double value = monitored(monitor, r);
+    const bool improved = !at.best || (monitor_higher_is_better(monitor) ? value > *at.best : value < *at.best);
+    if (improved) {
+      at.best = value;
+      at.bad_epochs = 0;
+    } else {
+      ++at.bad_epochs;
+    }
+
+    log << "epoch " << std::setw(3) << epoch << "/" << o.epochs << std::fixed << std::setprecision(4) << "  loss "
+        << r.train.loss() << "  acc " << std::setprecision(2) << 100.0 * r.train.accuracy() << "%";
     if (r.validation)
       log << std::setprecision(4) << "  val_loss " << r.validation->loss() << "  val_acc " << std::setprecision(2)
           << 100.0 * r.validation->accuracy() << "%";
     log << std::setprecision(0) << "  " << r.images_per_second << " img/s  " << std::setprecision(1)
-        << seconds_since(run_start) << "s" << std::defaultfloat << std::endl;
+        << seconds_since(run_start) << "s";
+    if (r.skipped_examples) log << "  (" << r.skipped_examples << " bad images skipped)";
+    if (improved && (o.patience > 0 || !o.save_best_path.empty())) log << "  *best " << monitor;
+    log << std::defaultfloat << std::endl;
     if (metrics_file) {
-      nlohmann::json j{{"epoch", epoch},         {"loss", r.train.loss()}, {"accuracy", r.train.accuracy()},
-                       {"seconds", r.seconds},   {"images_per_second", r.images_per_second},
-                       {"lr", r.lr},             {"step", step}};
+      nlohmann::json j{{"epoch", epoch},       {"loss", r.train.loss()}, {"accuracy", r.train.accuracy()},
+                       {"seconds", r.seconds}, {"images_per_second", r.images_per_second},
+                       {"lr", r.lr},           {"step", at.step},        {"skipped_examples", r.skipped_examples}};
       if (r.validation) {
         j["val_loss"] = r.validation->loss();
         j["val_accuracy"] = r.validation->accuracy();
       }
       metrics_file << j.dump() << "\n" << std::flush;
     }
-    if (!o.save_path.empty()) {
-      CheckpointInfo info{step, epoch, data.class_names, o.config_json};
-      save_checkpoint(o.save_path, model, &optimizer, ex.trainable_segments(), info);
-    }
+    if (improved && o.restore_best)
+      best_params.assign(model.params_flat(), model.params_flat() + model.total_param_count());
+    if (improved && !o.save_best_path.empty()) save(o.save_best_path, epoch);
+    if (!o.save_path.empty()) save(o.save_path, epoch);
     reports.push_back(r);
+    if (o.patience > 0 && at.bad_epochs >= o.patience) {
+      log << "early stopping: " << monitor << " has not improved for " << o.patience << " epochs" << std::endl;
+      break;
+    }
+  }
+  if (o.restore_best && !best_params.empty()) {
+    std::copy(best_params.begin(), best_params.end(), model.params_flat());
+    log << "restored the parameters of the best epoch (" << monitor << " " << *at.best << ")" << std::endl;
   }
   return reports;
 }

@@ -1,14 +1,15 @@
-// The training loop: epochs of seeded shuffled batches through an Executor and an
-// Optimizer, evaluation, the per-epoch report, the metrics file and checkpoints.
+// The training loop: epochs of seeded batches from a BatchSource through an Executor and
+// an Optimizer; validation, the per-epoch report, the metrics file, checkpoints (last and
+// best), early stopping, gradient accumulation, the NaN/Inf guard, interrupts and resume.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "runtime/dataset.h"
+#include "runtime/batch_source.h"
 #include "runtime/executor.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/model.h"
@@ -25,7 +26,19 @@ struct TrainOptions {
   LossKind loss = LossKind::CrossEntropy;
   float label_smoothing = 0.0f;
   std::vector<bool> frozen;    // per node
-  std::string save_path;       // checkpoint after every epoch and at the end (atomic)
+  std::vector<std::pair<std::string, float>> lr_mult;  // node-name glob -> learning-rate factor
+  int grad_accumulation = 1;   // micro-batches per optimizer step
+  bool augment = false;        // ask the source to augment training batches
+
+  std::string save_path;       // checkpoint after every epoch (atomic), and on an interrupt
+  std::string save_best_path;  // checkpoint whenever `monitor` improves
+  std::string monitor;         // val_loss, val_accuracy, loss, accuracy ("" = val_loss with validation, else loss)
+  int patience = 0;            // early stopping: epochs without improvement (0 = off)
+  bool restore_best = false;   // at the end, put back the parameters of the best epoch
+  std::string resume_path;     // continue a run exactly where its checkpoint left it
+
+  bool check_finite = false;   // name the first layer whose output is not finite
+  int skip_nonfinite = 0;      // tolerate this many non-finite steps (skipped) before stopping
   std::string metrics_path;    // one JSON object per epoch
   bool progress = false;       // progress bar with ETA on stderr
   bool reference_kernels = false;
@@ -39,15 +52,19 @@ struct EpochReport {
   double seconds = 0;
   double images_per_second = 0;
   double lr = 0;
+  int64_t skipped_examples = 0;
 };
 
-// Trains `model` on `train`, validating on `validation` (may be null) after each epoch.
-// Prints one line per epoch to `log`. Stops with a graft::Error naming the epoch, step and
-// batch on a non-finite loss; the last checkpoint written stays as it was.
-std::vector<EpochReport> train(Model& model, const Dataset& train, const Dataset* validation,
+// Trains `model`, validating on `validation` (may be null) after each epoch, one line per
+// epoch to `log`. Throws graft::Error on a non-finite loss (naming epoch, step, batch and,
+// with check_finite, the layer), and graft::Interrupted after saving on SIGINT/SIGTERM.
+std::vector<EpochReport> train(Model& model, BatchSource& train, BatchSource* validation,
                                const TrainOptions& options, std::ostream& log);
 
-// Loss and accuracy over a whole dataset, in order, in batches of `batch`.
-Metrics evaluate(Model& model, const Dataset& data, int64_t batch, LossKind loss, bool reference_kernels = false);
+// Loss and accuracy over a whole source, in order, in batches of `batch`.
+Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels = false);
+
+// Parses "glob=factor" (e.g. 'features.2[4-9].*=0.1'); errors name the flag and the text.
+std::pair<std::string, float> parse_lr_mult(const std::string& spec);
 
 }  // namespace graft

@@ -28,7 +28,7 @@ struct TempDir {
 };
 
 std::unique_ptr<Model> make(MemoryPool& pool, int classes, uint64_t seed, int side = 8) {
-  return build_model(ModelSpec{"fmnist_cnn", Shape{side, side, 1}, classes, seed}, pool);
+  return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{side, side, 1}, .num_classes = classes, .seed = seed}, pool);
 }
 
 std::vector<float> logits(Model& m, const std::vector<float>& x, int64_t n) {

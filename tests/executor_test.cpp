@@ -15,7 +15,7 @@ namespace {
 constexpr int64_t kBatch = 6;
 
 std::unique_ptr<Model> small_cnn(MemoryPool& pool, int classes = 4) {
-  return build_model(ModelSpec{"fmnist_cnn", Shape{8, 8, 1}, classes, testing::test_seed()}, pool);
+  return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = classes, .seed = testing::test_seed()}, pool);
 }
 
 void fill_batch(Executor& ex, int64_t n, int classes) {

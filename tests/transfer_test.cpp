@@ -25,13 +25,13 @@ TEST(Transfer, FrozenPretrainedBaseBeatsScratchAtK10) {
   const uint64_t seed = testing::test_seed() % 100000;
   const Dataset train_all = load_fashion_mnist(kFashionMnistDir, true);
   const Dataset test_all = load_fashion_mnist(kFashionMnistDir, false);
-  const Dataset source = select_classes(train_all, {0, 1, 2, 3, 4});  // 30,000 images, one epoch
-  const Dataset target = few_shot(select_classes(train_all, {5, 6, 7, 8, 9}), 10, seed + 1);
-  const Dataset target_test = select_classes(test_all, {5, 6, 7, 8, 9});
+  InMemorySource source(select_classes(train_all, {0, 1, 2, 3, 4}));  // 30,000 images, one epoch
+  InMemorySource target(few_shot(select_classes(train_all, {5, 6, 7, 8, 9}), 10, seed + 1));
+  InMemorySource target_test(select_classes(test_all, {5, 6, 7, 8, 9}));
   std::ostringstream log;
 
   HostPool pool;
-  auto base = build_model(ModelSpec{"fmnist_cnn", Shape{28, 28, 1}, 5, seed}, pool);
+  auto base = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{28, 28, 1}, .num_classes = 5, .seed = seed}, pool);
   TrainOptions pre;
   pre.epochs = 1;
   pre.batch = 32;
@@ -43,11 +43,11 @@ TEST(Transfer, FrozenPretrainedBaseBeatsScratchAtK10) {
   fine.batch = 32;
   fine.seed = seed + 2;
 
-  auto scratch = build_model(ModelSpec{"fmnist_cnn", Shape{28, 28, 1}, 5, seed + 3}, pool);
+  auto scratch = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{28, 28, 1}, .num_classes = 5, .seed = seed + 3}, pool);
   train(*scratch, target, nullptr, fine, log);
   const double scratch_acc = evaluate(*scratch, target_test, 256, LossKind::CrossEntropy).accuracy();
 
-  auto transfer = build_model(ModelSpec{"fmnist_cnn", Shape{28, 28, 1}, 5, seed + 3}, pool);
+  auto transfer = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{28, 28, 1}, .num_classes = 5, .seed = seed + 3}, pool);
   for (size_t p = 0; p < base->params().size(); ++p) {
     if (base->params()[p].name.rfind("conv", 0) != 0) continue;
     std::copy(base->param_data(p), base->param_data(p) + base->params()[p].spec.shape.numel(), transfer->param_data(p));

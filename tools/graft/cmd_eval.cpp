@@ -46,7 +46,7 @@ int run_eval(CLI::App&) {
                  opts.checkpoint.c_str(), info.class_names.size());
 
   HostPool pool;
-  auto model = build_model(ModelSpec{opts.model.model, Shape{28, 28, 1}, data.num_classes(), 0}, pool);
+  auto model = build_model(ModelSpec{.architecture = opts.model.model, .sample_shape = Shape{28, 28, 1}, .num_classes = data.num_classes(), .seed = 0}, pool);
   load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
 
   // Per-class accuracy needs the predictions, so run the batches here.

@@ -10,6 +10,7 @@
 #include "layers/zoo.h"
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
+#include "runtime/interrupt.h"
 #include "runtime/trainer.h"
 #include "tools/graft/options.h"
 
@@ -34,6 +35,13 @@ struct TrainCliOptions {
   std::string save, metrics;
   std::string progress = "auto";
   std::string val = "none";
+  std::string resume, save_best, monitor;
+  int patience = 0;
+  bool restore_best = false;
+  int grad_accumulation = 1;
+  bool check_finite = false;
+  int skip_nonfinite = 0;
+  std::vector<std::string> lr_mult;
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -82,6 +90,18 @@ void register_train(CLI::App& app) {
   sub->add_option("--metrics", opts.metrics, "Write one JSON line per epoch here");
   sub->add_option("--progress", opts.progress, "Progress bar: auto (on a terminal), on, off")->capture_default_str()
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  sub->add_option("--resume", opts.resume, "Continue the run saved in this checkpoint exactly where it stopped (same flags)");
+  sub->add_option("--save-best", opts.save_best, "Also write a checkpoint here whenever --monitor improves");
+  sub->add_option("--monitor", opts.monitor, "Metric for --save-best and early stopping: val_loss (default with --val), val_accuracy, loss, accuracy");
+  sub->add_option("--patience", opts.patience, "Early stopping: stop after this many epochs without improvement (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag("--restore-best", opts.restore_best, "At the end, restore the parameters of the best epoch");
+  sub->add_option("--grad-accumulation", opts.grad_accumulation, "Micro-batches per optimizer step")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for layers matching a glob, GLOB=FACTOR (repeatable)");
+  sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
+  sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--val", opts.val, "Validate after each epoch on: none, or test (the test split, same classes)")
       ->capture_default_str()->check(CLI::IsMember({"none", "test"}));
 }
@@ -91,17 +111,21 @@ int run_train(CLI::App&) {
   if (opts.label_smoothing < 0.0f || opts.label_smoothing >= 1.0f)
     fail("--label-smoothing must be in [0, 1), got ", opts.label_smoothing);
   if (!opts.init_only.empty() && opts.init_from.empty()) fail("--init-only needs --init-from");
+  if (!opts.resume.empty() && !opts.init_from.empty())
+    fail("--resume continues a run (weights, optimizer, schedule, data order); --init-from starts a new one from "
+         "weights. Give one of them.");
+  if (!opts.save_best.empty()) check_writable_target(opts.save_best, "--save-best");
   if (!opts.save.empty()) check_writable_target(opts.save, "--save");
   if (!opts.metrics.empty()) check_writable_target(opts.metrics, "--metrics");
 
-  const Dataset data = load_data(opts.data, /*train_split=*/true);
-  std::optional<Dataset> val;
-  if (opts.val == "test") val = load_data(opts.data, /*train_split=*/false);
+  InMemorySource data(load_data(opts.data, /*train_split=*/true));
+  std::optional<InMemorySource> val;
+  if (opts.val == "test") val.emplace(load_data(opts.data, /*train_split=*/false));
   std::printf("data: %lld training images, %d classes (%s)%s\n", static_cast<long long>(data.size()), data.num_classes(),
-              join(data.class_names).c_str(), val ? ", validating on the test split" : "");
+              join(data.class_names()).c_str(), val ? ", validating on the test split" : "");
 
   HostPool pool;
-  auto model = build_model(ModelSpec{opts.model.model, Shape{28, 28, 1}, data.num_classes(), opts.data.seed}, pool);
+  auto model = build_model(ModelSpec{.architecture = opts.model.model, .sample_shape = Shape{28, 28, 1}, .num_classes = data.num_classes(), .seed = opts.data.seed}, pool);
   if (!opts.init_from.empty()) {
     const auto file = read_safetensors(opts.init_from);
     const auto report = load_parameters(*model, file, opts.init_from, LoadOptions{opts.strict, opts.init_only});
@@ -128,6 +152,15 @@ int run_train(CLI::App&) {
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
+  t.resume_path = opts.resume;
+  t.save_best_path = opts.save_best;
+  t.monitor = opts.monitor;
+  t.patience = opts.patience;
+  t.restore_best = opts.restore_best;
+  t.grad_accumulation = opts.grad_accumulation;
+  t.check_finite = opts.check_finite;
+  t.skip_nonfinite = opts.skip_nonfinite;
+  for (const auto& spec : opts.lr_mult) t.lr_mult.push_back(parse_lr_mult(spec));
 
   std::vector<std::string> frozen_names, trainable_names;
   for (int n = 0; n < model->num_nodes(); ++n)
@@ -141,9 +174,11 @@ int run_train(CLI::App&) {
                         {"init_from", opts.init_from}, {"optimizer", opts.optimizer.kind}, {"lr", opts.optimizer.lr},
                         {"momentum", opts.optimizer.momentum}, {"nesterov", opts.optimizer.nesterov},
                         {"weight_decay", opts.optimizer.weight_decay}, {"schedule", opts.schedule},
-                        {"loss", opts.loss}, {"label_smoothing", opts.label_smoothing}};
+                        {"loss", opts.loss}, {"label_smoothing", opts.label_smoothing},
+                        {"grad_accumulation", opts.grad_accumulation}, {"lr_mult", opts.lr_mult}};
   t.config_json = config.dump();
 
+  install_interrupt_handlers();
   const auto reports = train(*model, data, val ? &*val : nullptr, t, std::cout);
   if (!opts.save.empty()) std::printf("saved %s (epoch %d)\n", opts.save.c_str(), reports.back().epoch);
   return 0;

@@ -2,11 +2,13 @@
 //   graft info  --model fmnist_cnn --freeze 'conv*' --batch 64
 //   graft train --model fmnist_cnn --data fashion-mnist --classes 0-4 --epochs 2 --save source.safetensors
 //   graft eval  --model fmnist_cnn --data fashion-mnist --classes 5-9 --checkpoint target.safetensors
-// Exit status: 0 on success, 1 on a reported error, 2 on bad flags.
+// Exit status: 0 on success, 1 on a reported error, 2 on bad flags, 130/143 after an
+// interrupt (SIGINT/SIGTERM) that saved a resumable checkpoint.
 #include <cstdio>
 #include <exception>
 
 #include "runtime/error.h"
+#include "runtime/interrupt.h"
 #include "tools/graft/options.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
       if (sub->get_name() == "train") return graft::cli::run_train(*sub);
       if (sub->get_name() == "eval") return graft::cli::run_eval(*sub);
     }
+  } catch (const graft::Interrupted& i) {
+    return i.exit_code();
   } catch (const graft::Error& e) {
     std::fprintf(stderr, "graft: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,239 @@
+// The training loop from the outside: resume (at an epoch boundary and after an interrupt
+// mid-epoch) continues bit for bit, gradient accumulation equals the larger batch,
+// discriminative learning rates, early stopping, and the NaN/Inf guard.
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "layers/zoo.h"
+#include "runtime/error.h"
+#include "runtime/interrupt.h"
+#include "runtime/trainer.h"
+#include "tests/testing.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+Dataset random_dataset(int64_t n, int classes) {
+  Dataset d;
+  d.images = HostTensor(Shape{n, 8, 8, 1}, testing::random_floats(size_t(n * 64), 0.0f, 1.0f));
+  for (int64_t i = 0; i < n; ++i) d.labels.push_back(testing::random_int(0, classes - 1));
+  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
+  d.origin = "random";
+  return d;
+}
+
+std::unique_ptr<Model> model(MemoryPool& pool, uint64_t seed, int classes = 3) {
+  return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = classes, .seed = seed}, pool);
+}
+
+std::vector<float> params(const Model& m) { return {m.param_data(0), m.param_data(0) + m.total_param_count()}; }
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("graft-trainer-" + std::to_string(::getpid()) + "-" +
+                                               std::to_string(testing::random_int(0, 1 << 30)));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& n) const { return (path / n).string(); }
+};
+
+TrainOptions base_options(int epochs) {
+  TrainOptions o;
+  o.epochs = epochs;
+  o.batch = 8;
+  o.seed = testing::test_seed() % 1000;
+  o.optimizer.kind = "adamw";
+  o.optimizer.weight_decay = 0.01f;
+  o.schedule.kind = "cosine";
+  o.schedule.warmup_steps = 3;
+  return o;
+}
+
+TEST(Trainer, ResumeAtAnEpochBoundaryIsBitIdentical) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(44, 3));
+  std::ostringstream log;
+  const uint64_t init = testing::test_seed();
+
+  auto straight = model(pool, init);
+  train(*straight, data, nullptr, base_options(4), log);
+
+  auto first = model(pool, init);
+  TrainOptions half = base_options(2);
+  half.save_path = dir.file("half.safetensors");
+  train(*first, data, nullptr, half, log);
+
+  auto resumed = model(pool, init + 99);  // its own parameters are replaced by the checkpoint's
+  TrainOptions rest = base_options(4);
+  rest.resume_path = dir.file("half.safetensors");
+  const auto reports = train(*resumed, data, nullptr, rest, log);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports.front().epoch, 3);
+  EXPECT_TRUE(params(*straight) == params(*resumed)) << "resumed parameters differ from an uninterrupted run";
+}
+
+// Raises SIGTERM after `after` batches, as a user's kill would, mid-epoch.
+class InterruptingSource final : public BatchSource {
+ public:
+  InterruptingSource(BatchSource& inner, int64_t after) : inner_(inner), after_(after) {}
+  int64_t size() const override { return inner_.size(); }
+  Shape sample_shape() const override { return inner_.sample_shape(); }
+  const std::vector<std::string>& class_names() const override { return inner_.class_names(); }
+  std::string origin() const override { return inner_.origin(); }
+  std::vector<int32_t> labels() const override { return inner_.labels(); }
+  void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool augment, int64_t skip) override {
+    inner_.start_epoch(seed, epoch, shuffle, augment, skip);
+  }
+  int64_t next_batch(int64_t max, float* images, int32_t* labels) override {
+    if (++served_ == after_) std::raise(SIGTERM);
+    return inner_.next_batch(max, images, labels);
+  }
+
+ private:
+  BatchSource& inner_;
+  int64_t after_;
+  int64_t served_ = 0;
+};
+
+TEST(Trainer, InterruptMidEpochSavesAndResumesBitIdentically) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(52, 3));  // 7 batches of 8 per epoch
+  std::ostringstream log;
+  const uint64_t init = testing::test_seed();
+  auto straight = model(pool, init);
+  train(*straight, data, nullptr, base_options(3), log);
+
+  install_interrupt_handlers();
+  clear_interrupt();
+  auto interrupted = model(pool, init);
+  InterruptingSource stopping(data, /*after=*/testing::random_int(2, 17));
+  TrainOptions o = base_options(3);
+  o.save_path = dir.file("run.safetensors");
+  try {
+    train(*interrupted, stopping, nullptr, o, log);
+    FAIL() << "expected an interrupt";
+  } catch (const Interrupted& i) {
+    EXPECT_EQ(i.exit_code(), 143);
+  }
+  clear_interrupt();
+  EXPECT_NE(log.str().find("--resume " + o.save_path), std::string::npos) << log.str();
+
+  auto resumed = model(pool, init + 7);
+  o.resume_path = o.save_path;
+  train(*resumed, data, nullptr, o, log);
+  EXPECT_TRUE(params(*straight) == params(*resumed)) << "an interrupted and resumed run differs";
+}
+
+TEST(Trainer, ResumeWithDifferentSettingsIsAnError) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(20, 3));
+  std::ostringstream log;
+  auto m = model(pool, 1);
+  TrainOptions o = base_options(1);
+  o.save_path = dir.file("a.safetensors");
+  train(*m, data, nullptr, o, log);
+  TrainOptions other = base_options(2);
+  other.batch = 4;
+  other.resume_path = o.save_path;
+  try {
+    train(*m, data, nullptr, other, log);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch 8"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
+  HostPool pool;
+  InMemorySource data(random_dataset(32, 3));
+  std::ostringstream log;
+  const uint64_t init = testing::test_seed();
+  TrainOptions big;
+  big.epochs = 2;
+  big.batch = 16;
+  big.seed = 3;
+  big.optimizer.kind = "sgd";
+  big.optimizer.lr = 0.05f;
+  big.optimizer.momentum = 0.9f;
+  TrainOptions small = big;
+  small.batch = 8;
+  small.grad_accumulation = 2;
+  auto a = model(pool, init), b = model(pool, init);
+  train(*a, data, nullptr, big, log);
+  train(*b, data, nullptr, small, log);
+  const auto pa = params(*a), pb = params(*b);
+  EXPECT_LT(testing::relative_error(pb, pa), 1e-5);
+  EXPECT_FALSE(pa == params(*model(pool, init))) << "training must have changed something";
+}
+
+TEST(Trainer, LrMultZeroLeavesLayersUntouched) {
+  HostPool pool;
+  InMemorySource data(random_dataset(24, 3));
+  std::ostringstream log;
+  auto m = model(pool, testing::test_seed());
+  const auto before = params(*m);
+  TrainOptions o = base_options(1);
+  o.optimizer.kind = "sgd";
+  o.optimizer.weight_decay = 0;
+  o.lr_mult = {parse_lr_mult("conv*=0"), parse_lr_mult("fc2=0.5")};
+  train(*m, data, nullptr, o, log);
+  for (size_t p = 0; p < m->params().size(); ++p) {
+    const auto& info = m->params()[p];
+    const bool same = std::memcmp(m->param_data(p), before.data() + info.offset,
+                                  size_t(info.spec.shape.numel()) * sizeof(float)) == 0;
+    EXPECT_EQ(same, info.name.rfind("conv", 0) == 0) << info.name;
+  }
+  EXPECT_THROW(parse_lr_mult("conv*"), Error);
+  EXPECT_THROW(parse_lr_mult("conv*=fast"), Error);
+  o.lr_mult = {parse_lr_mult("features.*=0.1")};
+  EXPECT_THROW(train(*m, data, nullptr, o, log), Error);
+}
+
+TEST(Trainer, EarlyStoppingAndRestoreBest) {
+  HostPool pool;
+  InMemorySource data(random_dataset(24, 3));
+  std::ostringstream log;
+  auto m = model(pool, testing::test_seed());
+  TrainOptions o = base_options(10);
+  o.lr_mult = {parse_lr_mult("*=0")};  // nothing moves: accuracy (an exact count) can never improve
+  o.monitor = "accuracy";
+  o.patience = 2;
+  o.optimizer.weight_decay = 0;
+  const auto reports = train(*m, data, nullptr, o, log);
+  EXPECT_EQ(reports.size(), 3u) << log.str();
+  EXPECT_NE(log.str().find("early stopping"), std::string::npos);
+}
+
+TEST(Trainer, NonFiniteLossNamesTheLayerAndSkipsWhenAllowed) {
+  HostPool pool;
+  InMemorySource data(random_dataset(40, 3));
+  std::ostringstream log;
+  auto m = model(pool, testing::test_seed());
+  TrainOptions o = base_options(2);
+  o.optimizer.kind = "adam";
+  o.optimizer.lr = 1e38f;
+  o.schedule.kind = "constant";
+  o.schedule.warmup_steps = 0;
+  o.check_finite = true;
+  o.skip_nonfinite = 2;
+  try {
+    train(*m, data, nullptr, o, log);
+    FAIL() << "expected the NaN guard to stop the run";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("first layer whose output was not finite is conv1"), std::string::npos) << what;
+    EXPECT_NE(what.find("epoch 1"), std::string::npos) << what;
+  }
+  size_t skips = 0;
+  for (size_t at = 0; (at = log.str().find("skipping step", at)) != std::string::npos; ++at) ++skips;
+  EXPECT_EQ(skips, 2u) << log.str();
+}
+
+}  // namespace
+}  // namespace graft
