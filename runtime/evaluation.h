@@ -1,0 +1,35 @@
+// Evaluation with the details a user reads: loss, top-1 and top-5 accuracy, per-class
+// accuracy and the confusion matrix, over a whole BatchSource in order.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/batch_source.h"
+#include "runtime/executor.h"
+#include "runtime/model.h"
+
+namespace graft {
+
+struct EvaluationReport {
+  int64_t examples = 0;
+  double loss = 0;
+  double top1 = 0;
+  double top5 = 0;  // top-min(5, classes)
+  std::vector<std::string> class_names;
+  std::vector<int64_t> per_class_count;
+  std::vector<double> per_class_accuracy;
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+
+  std::string to_json() const;
+  std::string to_text() const;  // the table graft eval prints
+};
+
+EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batch, LossKind loss);
+
+// The k largest of `scores` (descending; ties keep the lower index first).
+std::vector<int> top_k(const float* scores, int count, int k);
+// Softmax of one row of logits, in double for stability.
+std::vector<double> softmax(const float* logits, int count);
+
+}  // namespace graft
