@@ -1,0 +1,122 @@
+// BatchNorm2d on the CPU backend, and the per-node policy.
+#include "layers/batchnorm.h"
+
+#include <fnmatch.h>
+
+#include "kernels/cpu/batchnorm.h"
+#include "runtime/error.h"
+#include "runtime/model.h"
+
+namespace graft {
+
+BnPolicy parse_bn_policy(const std::string& text) {
+  if (text == "train") return BnPolicy::Train;
+  if (text == "frozen-stats") return BnPolicy::FrozenStats;
+  if (text == "frozen") return BnPolicy::Frozen;
+  fail("batch norm policy '", text, "' is not one of: train, frozen-stats, frozen");
+}
+
+const char* bn_policy_name(BnPolicy p) {
+  switch (p) {
+    case BnPolicy::Train: return "train";
+    case BnPolicy::FrozenStats: return "frozen-stats";
+    case BnPolicy::Frozen: return "frozen";
+  }
+  return "?";
+}
+
+BatchNorm2d::BatchNorm2d(std::string name, int channels, float eps, float momentum)
+    : Layer(std::move(name)), channels_(channels), eps_(eps), momentum_(momentum) {
+  if (channels < 1 || !(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+    fail("layer ", this->name(), ": invalid batch norm settings (channels ", channels, ", eps ", eps, ", momentum ",
+         momentum, ")");
+}
+
+std::string BatchNorm2d::describe() const {
+  return detail::concat("batchnorm ", channels_, " (", bn_policy_name(policy_), ")");
+}
+
+Shape BatchNorm2d::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  if ((in.rank() != 4 && in.rank() != 2) || in[in.rank() - 1] != channels_)
+    fail("layer ", name(), " (", describe(), ") expects input [N, H, W, ", channels_, "] or [N, ", channels_,
+         "], got ", in.str());
+  return in;
+}
+
+std::vector<ParamSpec> BatchNorm2d::param_specs() const {
+  const Shape c{channels_};
+  std::vector<ParamSpec> specs{
+      {"weight", c, c, ParamInit::Ones, 1},
+      {"bias", c, c, ParamInit::Zeros, 1},
+      {"running_mean", c, c, ParamInit::Zeros, 1},
+      {"running_var", c, c, ParamInit::Ones, 1},
+      {"num_batches_tracked", Shape{}, Shape{}, ParamInit::Zeros, 1},
+  };
+  for (size_t i = 2; i < specs.size(); ++i) specs[i].buffer = true;
+  return specs;
+}
+
+size_t BatchNorm2d::workspace_floats(const std::vector<Shape>&) const {
+  return size_t(cpu::kBatchNormScratchDoubles) * size_t(channels_) * (sizeof(double) / sizeof(float));
+}
+
+namespace {
+int64_t rows_of(const Shape& s) { return s.numel() / s[s.rank() - 1]; }
+}  // namespace
+
+void BatchNorm2d::forward(const ForwardArgs& a) {
+  const int64_t rows = rows_of(a.input_shapes[0]);
+  const float* gamma = a.params[0];
+  const float* beta = a.params[1];
+  if (uses_batch_stats(*a.ctx)) {
+    if (rows < 2)
+      fail("layer ", name(), " (", describe(), "): training needs more than one value per channel, got input ",
+           a.input_shapes[0].str(), "; use a larger batch or input, or --bn-policy frozen-stats");
+    cpu::batchnorm_forward_batch(rows, channels_, eps_, momentum_, a.inputs[0], gamma, beta, a.output, a.params[2],
+                                 a.params[3], reinterpret_cast<double*>(a.workspace));
+    a.params[4][0] += 1.0f;
+  } else {
+    cpu::batchnorm_forward_running(rows, channels_, eps_, a.inputs[0], gamma, beta, a.params[2], a.params[3],
+                                   a.output);
+  }
+}
+
+void BatchNorm2d::backward(const BackwardArgs& a) {
+  const int64_t rows = rows_of(a.input_shapes[0]);
+  float* dgamma = a.dparams[0];
+  float* dbeta = a.dparams[1];
+  double* scratch = reinterpret_cast<double*>(a.workspace);
+  if (uses_batch_stats(*a.ctx))
+    cpu::batchnorm_backward_batch(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0], a.dinputs[0], dgamma,
+                                  dbeta, scratch);
+  else
+    cpu::batchnorm_backward_running(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0], a.params[2],
+                                    a.params[3], a.dinputs[0], dgamma, dbeta, scratch);
+}
+
+void apply_batchnorm_policy(Model& model, const std::vector<bool>& frozen_nodes,
+                            const std::vector<std::pair<std::string, BnPolicy>>& overrides) {
+  GRAFT_ASSERT(frozen_nodes.empty() || frozen_nodes.size() == model.nodes().size(), "one frozen flag per node");
+  std::vector<BatchNorm2d*> bn(model.nodes().size(), nullptr);
+  std::string names;
+  for (size_t n = 0; n < model.nodes().size(); ++n) {
+    bn[n] = dynamic_cast<BatchNorm2d*>(model.nodes()[n].layer.get());
+    if (!bn[n]) continue;
+    bn[n]->set_policy(!frozen_nodes.empty() && frozen_nodes[n] ? BnPolicy::Frozen : BnPolicy::Train);
+    names += (names.empty() ? "" : ", ") + model.nodes()[n].name;
+  }
+  for (const auto& [glob, policy] : overrides) {
+    bool matched = false;
+    for (size_t n = 0; n < model.nodes().size(); ++n) {
+      if (!bn[n] || fnmatch(glob.c_str(), model.nodes()[n].name.c_str(), 0) != 0) continue;
+      bn[n]->set_policy(policy);
+      matched = true;
+    }
+    if (!matched)
+      fail("batch norm policy pattern '", glob, "' matches no batch norm layer in ", model.architecture(),
+           names.empty() ? std::string(", which has none") : "; its batch norm layers are: " + names);
+  }
+}
+
+}  // namespace graft
