@@ -1,0 +1,28 @@
+// Add on the CPU backend.
+#include "layers/add.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/elementwise.h"
+#include "runtime/error.h"
+
+namespace graft {
+
+Shape Add::output_shape(const std::vector<Shape>& inputs) const {
+  if (inputs.size() != 2) fail("layer ", name(), ": add takes two inputs, got ", inputs.size());
+  if (inputs[0] != inputs[1])
+    fail("layer ", name(), ": add needs inputs of one shape, got ", inputs[0].str(), " and ", inputs[1].str());
+  return inputs[0];
+}
+
+void Add::forward(const ForwardArgs& a) {
+  cpu::add(a.output_shape.numel(), a.inputs[0], a.inputs[1], a.output);
+}
+
+void Add::backward(const BackwardArgs& a) {
+  const int64_t n = a.output_shape.numel();
+  for (float* dx : a.dinputs)
+    if (dx) std::copy(a.doutput, a.doutput + n, dx);
+}
+
+}  // namespace graft
