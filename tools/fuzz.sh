@@ -118,13 +118,13 @@ rc=0
 # shellcheck disable=SC2086
 "$bin" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 ${FUZZ_ARGS:-} \
   "$corpus" >"$log" 2>&1 || rc=$?
-runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{print $2}' | tail -1)
-speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | awk '{print $2}' | tail -1)
-cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
 # Fork mode (FUZZ_ARGS='-fork=1 -ignore_crashes=1', to go on past a known crash) prints no
 # final stats: take the last status line "#RUNS: cov: ... exec/s: N".
-[[ -n ${runs:-} ]] || runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
-[[ -n ${speed:-} ]] || speed=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | awk '{print $2}')
+[[ -n ${runs:-} ]] || runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
+[[ -n ${speed:-} ]] || speed=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -1 | awk '{print $NF}' || true)
 echo "fuzz.sh: $target: ${runs:-?} executions in $seconds s, ${speed:-?} exec/s, coverage ${cov:-?} edges, corpus $(find "$corpus" -type f | wc -l) inputs"
 if ((rc != 0)); then
   tail -n 60 "$log"
