@@ -1,15 +1,12 @@
-// graft eval: a checkpoint's loss and accuracy on a split, with per-class accuracy.
+// graft eval: a checkpoint's loss, top-1 and top-5 accuracy, per-class accuracy and
+// confusion matrix on a dataset split or an image folder.
 #include <cstdio>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
-
-#include "layers/zoo.h"
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/evaluation.h"
-#include "runtime/executor.h"
-#include "runtime/trainer.h"
+#include "tools/graft/checkpoint_config.h"
 #include "tools/graft/options.h"
 
 namespace graft::cli {
@@ -26,39 +23,38 @@ struct EvalOptions {
 }  // namespace
 
 void register_eval(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset split");
+  CLI::App* sub = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset split or an image folder");
   add_model_options(*sub, opts.model);
-  add_data_options(*sub, opts.data);
+  add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint to evaluate")->required();
-  sub->add_option("--split", opts.split, "test or train")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
+  sub->add_option("--split", opts.split, "fashion-mnist: test or train")->capture_default_str()
+      ->check(CLI::IsMember({"test", "train"}));
   sub->add_option("--loss", opts.loss, "ce or mse")->capture_default_str()->check(CLI::IsMember({"ce", "mse"}));
   sub->add_flag("--json", opts.json, "Print the result as JSON");
 }
 
-int run_eval(CLI::App&) {
+int run_eval(CLI::App& app) {
   resolve_device(opts.model.device);
   const auto file = read_safetensors(opts.checkpoint);
-  DataOptions d = opts.data;
-  d.per_class = 0;  // evaluation uses the whole split
-  const Dataset data = load_data(d, opts.split == "train");
-  const CheckpointInfo info = read_checkpoint_info(file);
-  if (!info.class_names.empty() && info.class_names != data.class_names)
-    std::fprintf(stderr, "warning: %s was trained on %zu classes that differ from the selected ones\n",
-                 opts.checkpoint.c_str(), info.class_names.size());
+  adopt_checkpoint_config(app, file, opts.model, opts.data);
+  const auto trained_classes = checkpoint_classes(opts.checkpoint, file);
+  auto data = open_eval_data(opts.data, trained_classes, opts.split == "train");
+  if (!trained_classes.empty() && !is_image_folder(opts.data) && trained_classes != data->class_names())
+    std::fprintf(stderr, "warning: %s was trained on classes (%s), not the selected (%s)\n", opts.checkpoint.c_str(),
+                 summarize(trained_classes, 6).c_str(), summarize(data->class_names(), 6).c_str());
 
   HostPool pool;
-  auto model = build_model(ModelSpec{.architecture = opts.model.model, .sample_shape = Shape{28, 28, 1}, .num_classes = data.num_classes(), .seed = 0}, pool);
+  auto model = make_model(opts.model, data->sample_shape(), data->num_classes(), 0, pool);
   load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
-
-  InMemorySource source(data);
-  const EvaluationReport r = evaluate_detailed(*model, source, opts.model.batch,
+  const EvaluationReport r = evaluate_detailed(*model, *data, opts.model.batch,
                                                opts.loss == "mse" ? LossKind::MSE : LossKind::CrossEntropy);
   if (opts.json) {
     std::cout << r.to_json() << std::endl;
     return 0;
   }
-  std::printf("%s on the %s split of %s\n", opts.checkpoint.c_str(), opts.split.c_str(), data.origin.c_str());
+  std::printf("%s on %s\n", opts.checkpoint.c_str(), data->origin().c_str());
   std::fputs(r.to_text().c_str(), stdout);
+  if (data->skipped()) std::printf("(%lld unreadable images skipped)\n", static_cast<long long>(data->skipped()));
   return 0;
 }
 

@@ -14,13 +14,15 @@ struct InfoOptions {
   DataOptions data;
   std::vector<std::string> freeze;
   std::string optimizer = "adam";
+  int num_classes = 0;
 } opts;
 }  // namespace
 
 void register_info(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("info", "Show a model's layers, what is frozen, and the planned memory");
   add_model_options(*sub, opts.model);
-  add_data_options(*sub, opts.data);
+  add_data_options(*sub, opts.data, /*training=*/false);
+  sub->add_option("--num-classes", opts.num_classes, "Outputs of the model (default: the data's classes; 1000 for zoo models without --data)");
   sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
   sub->add_option("--optimizer", opts.optimizer, "sgd, adam or adamw (for the optimizer-state bytes)")
       ->capture_default_str()->check(CLI::IsMember({"sgd", "adam", "adamw"}));
@@ -29,18 +31,21 @@ void register_info(CLI::App& app) {
 int run_info(CLI::App&) {
   const Device device = resolve_device(opts.model.device);
   HostPool pool;
-  ModelSpec spec{opts.model.model, Shape{28, 28, 1}, selected_class_count(opts.data), opts.data.seed};
-  auto model = build_model(spec, pool);
+  // Zoo models without a data folder: an RGB input of --input pixels, 1000 classes.
+  const bool zoo_without_data = opts.model.model != "fmnist_cnn" && !is_image_folder(opts.data);
+  const Shape input = zoo_without_data ? Shape{opts.data.input, opts.data.input, 3} : input_shape(opts.data);
+  const int classes = opts.num_classes > 0 ? opts.num_classes : zoo_without_data ? 1000 : selected_class_count(opts.data);
+  auto model = make_model(opts.model, input, classes, opts.data.seed, pool);
   ExecutorOptions eo;
   eo.batch = opts.model.batch;
-  eo.frozen = resolve_freeze_patterns(*model, opts.freeze);
+  eo.frozen = freeze_and_policy(*model, opts.freeze, opts.model);
   eo.optimizer_state_per_param = opts.optimizer == "sgd" ? 1 : 2;
   Executor ex(*model, eo);
   const auto shapes = model->infer_shapes(opts.model.batch);
 
-  std::printf("model %s, input [%lld, 28, 28, 1] (NHWC), device %s\n\n", model->architecture().c_str(),
-              static_cast<long long>(opts.model.batch), device_name(device));
-  std::printf("%-10s %-26s %-20s %10s  %-9s %s\n", "layer", "type", "output", "params", "state", "backward");
+  std::printf("model %s, input [%lld, %s (NHWC), %d outputs, device %s\n\n", model->architecture().c_str(),
+              static_cast<long long>(opts.model.batch), input.str().substr(1).c_str(), classes, device_name(device));
+  std::printf("%-22s %-30s %-22s %10s  %-9s %s\n", "layer", "type", "output", "params", "state", "backward");
   int64_t trainable = 0, frozen = 0;
   for (int n = 0; n < model->num_nodes(); ++n) {
     const auto& d = ex.decisions()[n];
@@ -48,11 +53,11 @@ int run_info(CLI::App&) {
     (d.frozen ? frozen : trainable) += count;
     std::string bwd = "no";
     if (d.needs_grad) {
-      bool input = false;
-      for (bool b : d.input_grad) input = input || b;
-      bwd = d.weight_grad && input ? "weights + input" : d.weight_grad ? "weights only" : "input only";
+      bool input_grad = false;
+      for (bool b : d.input_grad) input_grad = input_grad || b;
+      bwd = d.weight_grad && input_grad ? "weights + input" : d.weight_grad ? "weights only" : "input only";
     }
-    std::printf("%-10s %-26s %-20s %10lld  %-9s %s\n", model->nodes()[n].name.c_str(),
+    std::printf("%-22s %-30s %-22s %10lld  %-9s %s\n", model->nodes()[n].name.c_str(),
                 model->nodes()[n].layer->describe().c_str(), shapes[n].str().c_str(), static_cast<long long>(count),
                 count == 0 ? "-" : d.frozen ? "frozen" : "trainable", bwd.c_str());
   }

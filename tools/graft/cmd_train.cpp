@@ -9,6 +9,7 @@
 #include "layers/zoo.h"
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
+#include "runtime/class_map.h"
 #include "runtime/error.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
@@ -32,10 +33,8 @@ struct TrainCliOptions {
   float gamma = 0.1f, min_lr = 0.0f;
   std::string loss = "ce";
   float label_smoothing = 0.0f;
-  float dropout = 0.0f;
   std::string save, metrics;
   std::string progress = "auto";
-  std::string val = "none";
   std::string resume, save_best, monitor;
   int patience = 0;
   bool restore_best = false;
@@ -54,11 +53,6 @@ void check_writable_target(const std::string& path, const std::string& flag) {
   if (fs::is_directory(path)) fail(flag, " ", path, " is a folder; give a file name such as model.safetensors");
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
 }  // namespace
 
 void register_train(CLI::App& app) {
@@ -66,7 +60,7 @@ void register_train(CLI::App& app) {
   // main() expands --config before parsing (tools/graft/config_file.h); declared here for --help.
   sub->add_option("--config", opts.config_file, "Read flags from a YAML or JSON file; flags on the command line override it");
   add_model_options(*sub, opts.model);
-  add_data_options(*sub, opts.data);
+  add_data_options(*sub, opts.data, /*training=*/true);
   sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
   sub->add_option("--init-from", opts.init_from, "Start from the parameters of this checkpoint (names and shapes that match)");
   sub->add_option("--init-only", opts.init_only, "With --init-from: load only layers matching this glob (repeatable); the rest start fresh");
@@ -106,8 +100,6 @@ void register_train(CLI::App& app) {
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--val", opts.val, "Validate after each epoch on: none, or test (the test split, same classes)")
-      ->capture_default_str()->check(CLI::IsMember({"none", "test"}));
 }
 
 int run_train(CLI::App& app) {
@@ -122,14 +114,16 @@ int run_train(CLI::App& app) {
   if (!opts.save.empty()) check_writable_target(opts.save, "--save");
   if (!opts.metrics.empty()) check_writable_target(opts.metrics, "--metrics");
 
-  InMemorySource data(load_data(opts.data, /*train_split=*/true));
-  std::optional<InMemorySource> val;
-  if (opts.val == "test") val.emplace(load_data(opts.data, /*train_split=*/false));
-  std::printf("data: %lld training images, %d classes (%s)%s\n", static_cast<long long>(data.size()), data.num_classes(),
-              join(data.class_names()).c_str(), val ? ", validating on the test split" : "");
+  Sources sources = open_training_data(opts.data);
+  BatchSource& data = *sources.train;
+  std::printf("data: %lld training images from %s, %d classes (%s)", static_cast<long long>(data.size()),
+              data.origin().c_str(), data.num_classes(), summarize(data.class_names(), 12).c_str());
+  if (sources.val) std::printf("; validating on %lld images from %s", static_cast<long long>(sources.val->size()),
+                               sources.val->origin().c_str());
+  std::printf("\n");
 
   HostPool pool;
-  auto model = build_model(ModelSpec{.architecture = opts.model.model, .sample_shape = Shape{28, 28, 1}, .num_classes = data.num_classes(), .seed = opts.data.seed}, pool);
+  auto model = make_model(opts.model, data.sample_shape(), data.num_classes(), opts.data.seed, pool);
   if (!opts.init_from.empty()) {
     const auto file = read_safetensors(opts.init_from);
     const auto report = load_parameters(*model, file, opts.init_from, LoadOptions{opts.strict, opts.init_only});
@@ -152,7 +146,9 @@ int run_train(CLI::App& app) {
   t.schedule.min_lr = opts.min_lr;
   t.loss = opts.loss == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
   t.label_smoothing = opts.label_smoothing;
-  t.frozen = resolve_freeze_patterns(*model, opts.freeze);
+  t.frozen = freeze_and_policy(*model, opts.freeze, opts.model);
+  t.augment = opts.data.shear > 0 || opts.data.zoom > 0 || opts.data.rotation > 0 || opts.data.shift > 0 ||
+              opts.data.hflip || opts.data.vflip || opts.data.random_resized_crop;
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
@@ -167,18 +163,27 @@ int run_train(CLI::App& app) {
   for (const auto& spec : opts.lr_mult) t.lr_mult.push_back(parse_lr_mult(spec));
 
   std::vector<std::string> frozen_names, trainable_names;
-  for (int n = 0; n < model->num_nodes(); ++n)
-    if (model->node_param_count(n)) (t.frozen[n] ? frozen_names : trainable_names).push_back(model->nodes()[n].name);
-  std::printf("model: %s; frozen: %s; trainable: %s\n", model->architecture().c_str(),
-              frozen_names.empty() ? "none" : join(frozen_names).c_str(), join(trainable_names).c_str());
+  int64_t frozen_count = 0, trainable_count = 0;
+  for (int n = 0; n < model->num_nodes(); ++n) {
+    if (!model->node_param_count(n)) continue;
+    (t.frozen[n] ? frozen_names : trainable_names).push_back(model->nodes()[n].name);
+    (t.frozen[n] ? frozen_count : trainable_count) += model->node_param_count(n);
+  }
+  std::printf("model: %s; frozen: %s (%lld parameters); trainable: %s (%lld parameters)\n", model->architecture().c_str(),
+              frozen_names.empty() ? "none" : summarize(frozen_names, 8).c_str(), static_cast<long long>(frozen_count),
+              summarize(trainable_names, 8).c_str(), static_cast<long long>(trainable_count));
 
   // The resolved configuration (file + command line): in the checkpoint, and beside it as a
   // file that --config reads back.
   t.config_json = resolved_config(app);
   if (!opts.save.empty()) write_file_atomic(opts.save + ".config.json", {t.config_json});
 
+  // The class map beside each checkpoint: eval and predict read the class names from it.
+  for (const auto* path : {&opts.save, &opts.save_best})
+    if (!path->empty()) write_class_map(class_map_path(*path), data.class_names());
+
   install_interrupt_handlers();
-  const auto reports = train(*model, data, val ? &*val : nullptr, t, std::cout);
+  const auto reports = train(*model, data, sources.val.get(), t, std::cout);
   if (!opts.save.empty()) std::printf("saved %s (epoch %d)\n", opts.save.c_str(), reports.back().epoch);
   return 0;
 }

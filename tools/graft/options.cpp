@@ -2,44 +2,166 @@
 #include "tools/graft/options.h"
 
 #include <cstdio>
+#include <filesystem>
 
+#include "layers/batchnorm.h"
+#include "layers/zoo.h"
+#include "runtime/augment.h"
 #include "runtime/error.h"
+#include "runtime/image_folder.h"
 
 namespace graft::cli {
 
-void add_data_options(CLI::App& app, DataOptions& o) {
-  app.add_option("--data", o.data, "Dataset: fashion-mnist (built in)")->capture_default_str();
+void add_data_options(CLI::App& app, DataOptions& o, bool training) {
+  app.add_option("--data", o.data, "fashion-mnist (built in), or a folder with one subfolder of images per class")
+      ->capture_default_str();
   app.add_option("--data-dir", o.data_dir, "Folder with the Fashion-MNIST IDX files")->capture_default_str();
-  app.add_option("--classes", o.classes, "Classes to use, relabelled 0..k-1, e.g. 0-4 or 5,7,9 (default: all)");
-  app.add_option("--per-class", o.per_class, "Use K training examples per class, drawn with --seed (default: all)")
+  app.add_option("--classes", o.classes, "fashion-mnist: classes to use, relabelled 0..k-1, e.g. 0-4 or 5,7,9 (default: all)");
+  app.add_option("--seed", o.seed, "Seed for initialisation, sampling, shuffling, augmentation and dropout")->capture_default_str();
+  app.add_option("--input", o.input, "Image folders: the model's input size in pixels (square)")->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--normalize", o.normalize, "Image folders: unit (x/255), imagenet (mean/std), caffe (BGR, mean), tf, raw")
+      ->capture_default_str();
+  app.add_option("--bad-images", o.bad_images, "Image folders: skip (report and count) or fail on an unreadable image")
+      ->capture_default_str()->check(CLI::IsMember({"skip", "fail"}));
+  app.add_option("--workers", o.workers, "Image folders: decode threads (-1: up to 4)")->capture_default_str();
+  if (!training) return;
+  app.add_option("--per-class", o.per_class, "fashion-mnist: K training examples per class, drawn with --seed (default: all)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", o.seed, "Seed for initialisation, sampling, shuffling and dropout")->capture_default_str();
+  app.add_option("--val", o.val, "Validate after each epoch on: none, test (fashion-mnist's test split), or a folder")
+      ->capture_default_str();
+  app.add_option("--val-split", o.val_split, "Image folders: hold out this fraction of --data for validation, per class")
+      ->check(CLI::Range(0.0, 0.9));
+  app.add_option("--shear", o.shear, "Augmentation: random shear, degrees (Keras shear_range)");
+  app.add_option("--zoom", o.zoom, "Augmentation: random zoom in [1-z, 1+z] (Keras zoom_range)");
+  app.add_option("--rotation", o.rotation, "Augmentation: random rotation, degrees");
+  app.add_option("--shift", o.shift, "Augmentation: random shift, fraction of the size");
+  app.add_flag("--hflip", o.hflip, "Augmentation: random horizontal flips");
+  app.add_flag("--vflip", o.vflip, "Augmentation: random vertical flips");
+  app.add_flag("--random-resized-crop", o.random_resized_crop, "Augmentation: torchvision's RandomResizedCrop");
 }
 
 void add_model_options(CLI::App& app, ModelOptions& o) {
-  app.add_option("--model", o.model, "Architecture (fmnist_cnn)")->capture_default_str();
+  std::string names;
+  for (const auto& n : known_architectures()) names += (names.empty() ? "" : ", ") + n;
+  app.add_option("--model", o.model, "Architecture: " + names)->capture_default_str();
   app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
+  app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
+  app.add_option("--width-divisor", o.width_divisor, "Divide every width (small test models)")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--bn", o.bn, "BatchNorm policy for layers matching a glob: GLOB=train|frozen-stats|frozen (repeatable)");
 }
+
+bool is_image_folder(const DataOptions& o) { return o.data != "fashion-mnist"; }
 
 namespace {
-void check_data_name(const DataOptions& o) {
-  if (o.data != "fashion-mnist")
-    fail("--data '", o.data, "' is not supported yet; use --data fashion-mnist (image folders come with the reference recipe)");
-}
-}  // namespace
 
-int selected_class_count(const DataOptions& o) {
-  check_data_name(o);
-  return o.classes.empty() ? 10 : static_cast<int>(parse_class_list(o.classes, 10, "--classes").size());
+void check_fashion_mnist_only(const DataOptions& o) {
+  if (is_image_folder(o)) {
+    if (!std::filesystem::is_directory(o.data))
+      fail("--data ", o.data, ": no such folder; give fashion-mnist or a folder with one subfolder of images per class");
+    if (!o.classes.empty()) fail("--classes selects Fashion-MNIST classes; an image folder's classes are its subfolders");
+    if (o.per_class > 0) fail("--per-class applies to Fashion-MNIST; for an image folder, give it fewer images");
+  } else if (o.val != "none" && o.val != "test") {
+    fail("--val ", o.val, ": with fashion-mnist use --val test (its test split) or none");
+  } else if (o.val_split > 0) {
+    fail("--val-split holds out part of an image folder; with fashion-mnist use --val test");
+  }
 }
 
-Dataset load_data(const DataOptions& o, bool train_split) {
-  check_data_name(o);
+ImageFolderOptions folder_options(const DataOptions& o) {
+  ImageFolderOptions f;
+  f.height = f.width = o.input;
+  f.augment.normalize = Normalization::preset(o.normalize);
+  f.augment.shear_range = o.shear;
+  f.augment.zoom_range = o.zoom;
+  f.augment.rotation_range = o.rotation;
+  f.augment.width_shift_range = f.augment.height_shift_range = o.shift;
+  f.augment.horizontal_flip = o.hflip;
+  f.augment.vertical_flip = o.vflip;
+  f.augment.random_resized_crop.enabled = o.random_resized_crop;
+  f.bad_images = o.bad_images == "fail" ? BadImagePolicy::Fail : BadImagePolicy::Skip;
+  f.threads = o.workers;
+  return f;
+}
+
+Dataset fashion_mnist(const DataOptions& o, bool train_split) {
   Dataset d = load_fashion_mnist(o.data_dir, train_split);
   if (!o.classes.empty()) d = select_classes(d, parse_class_list(o.classes, d.num_classes(), "--classes"));
   if (train_split && o.per_class > 0) d = few_shot(d, o.per_class, o.seed);
   return d;
+}
+
+}  // namespace
+
+Sources open_training_data(const DataOptions& o) {
+  check_fashion_mnist_only(o);
+  Sources s;
+  if (!is_image_folder(o)) {
+    s.train = std::make_unique<InMemorySource>(fashion_mnist(o, true));
+    if (o.val == "test") s.val = std::make_unique<InMemorySource>(fashion_mnist(o, false));
+    return s;
+  }
+  const ImageFolderOptions f = folder_options(o);
+  if (o.val_split > 0) {
+    if (o.val != "none") fail("give --val or --val-split, not both");
+    auto split = ImageFolderSource::split(o.data, o.val_split, o.seed, f);
+    s.train = std::move(split.train);
+    s.val = std::move(split.val);
+    return s;
+  }
+  auto train = std::make_unique<ImageFolderSource>(o.data, f);
+  if (o.val != "none") {
+    ImageFolderOptions v = f;
+    v.class_names = train->class_names();
+    s.val = std::make_unique<ImageFolderSource>(o.val, v);
+  }
+  s.train = std::move(train);
+  return s;
+}
+
+std::unique_ptr<BatchSource> open_eval_data(const DataOptions& o, const std::vector<std::string>& class_names,
+                                            bool train_split) {
+  check_fashion_mnist_only(o);
+  if (!is_image_folder(o)) return std::make_unique<InMemorySource>(fashion_mnist(o, train_split));
+  ImageFolderOptions f = folder_options(o);
+  f.class_names = class_names;
+  return std::make_unique<ImageFolderSource>(o.data, f);
+}
+
+int selected_class_count(const DataOptions& o) {
+  if (is_image_folder(o)) return static_cast<int>(list_image_folder(o.data).class_names.size());
+  return o.classes.empty() ? 10 : static_cast<int>(parse_class_list(o.classes, 10, "--classes").size());
+}
+
+Shape input_shape(const DataOptions& o) {
+  return is_image_folder(o) ? Shape{o.input, o.input, 3} : Shape{28, 28, 1};
+}
+
+std::unique_ptr<Model> make_model(const ModelOptions& m, Shape input, int classes, uint64_t seed, MemoryPool& pool) {
+  ModelSpec spec;
+  spec.architecture = m.model;
+  spec.sample_shape = std::move(input);
+  spec.num_classes = classes;
+  spec.seed = seed;
+  spec.head = m.head;
+  spec.include_top = !m.no_top;
+  spec.width_divisor = m.width_divisor;
+  return build_model(spec, pool);
+}
+
+std::vector<bool> freeze_and_policy(Model& model, const std::vector<std::string>& freeze, const ModelOptions& m) {
+  const auto frozen = resolve_freeze_patterns(model, freeze);
+  std::vector<std::pair<std::string, BnPolicy>> overrides;
+  for (const auto& spec : m.bn) {
+    const auto eq = spec.rfind('=');
+    if (eq == std::string::npos || eq == 0) fail("--bn '", spec, "': expected GLOB=train|frozen-stats|frozen");
+    overrides.emplace_back(spec.substr(0, eq), parse_bn_policy(spec.substr(eq + 1)));
+  }
+  apply_batchnorm_policy(model, frozen, overrides);
+  return frozen;
 }
 
 Device resolve_device(const std::string& flag) {
@@ -64,6 +186,21 @@ std::string human_bytes(size_t bytes) {
   else
     std::snprintf(buf, sizeof buf, "%zu B", bytes);
   return buf;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+std::string summarize(const std::vector<std::string>& v, size_t limit) {
+  if (v.size() <= limit) return join(v);
+  const size_t head = limit / 2, tail = limit - head - 1;
+  std::vector<std::string> shown(v.begin(), v.begin() + long(head));
+  shown.push_back("...");
+  shown.insert(shown.end(), v.end() - long(tail), v.end());
+  return join(shown) + " [" + std::to_string(v.size()) + "]";
 }
 
 }  // namespace graft::cli

@@ -5,8 +5,10 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "runtime/batch_source.h"
 #include "runtime/dataset.h"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
@@ -14,37 +16,71 @@
 namespace graft::cli {
 
 struct DataOptions {
-  std::string data = "fashion-mnist";
+  std::string data = "fashion-mnist";  // or a folder with one subfolder per class
   std::string data_dir = kFashionMnistDir;
-  std::string classes;   // "" = all
-  int per_class = 0;     // 0 = all
+  std::string classes;   // fashion-mnist: "" = all
+  int per_class = 0;     // fashion-mnist: 0 = all
   uint64_t seed = 0;
+  std::string val = "none";  // none | test (fashion-mnist) | a folder
+  double val_split = 0;      // image folders: hold out this fraction of --data
+  // Image folders.
+  int input = 224;
+  std::string normalize = "unit";
+  float shear = 0, zoom = 0, rotation = 0, shift = 0;
+  bool hflip = false, vflip = false, random_resized_crop = false;
+  std::string bad_images = "skip";
+  int workers = -1;
 };
 
 struct ModelOptions {
   std::string model = "fmnist_cnn";
   std::string device = "auto";
   int64_t batch = 64;
+  std::string head;                 // graft a new head (layers/head.h)
+  bool no_top = false;              // the backbone alone
+  int width_divisor = 1;
+  std::vector<std::string> bn;      // GLOB=train|frozen-stats|frozen
 };
 
-void add_data_options(CLI::App& app, DataOptions& o);
+void add_data_options(CLI::App& app, DataOptions& o, bool training);
 void add_model_options(CLI::App& app, ModelOptions& o);
 
-// The selected split with the selected classes (and K per class when asked).
-Dataset load_data(const DataOptions& o, bool train_split);
-// Number of classes the options select, without loading images.
+bool is_image_folder(const DataOptions& o);
+
+// The training source and the validation source (null without --val/--val-split).
+struct Sources {
+  std::unique_ptr<BatchSource> train, val;
+};
+Sources open_training_data(const DataOptions& o);
+// An evaluation source: the test split (fashion-mnist) or the --data folder, with the
+// class list the model was trained on (empty: the data's own).
+std::unique_ptr<BatchSource> open_eval_data(const DataOptions& o, const std::vector<std::string>& class_names,
+                                            bool train_split);
+// Number of classes and the input [H, W, C] the options select, without reading images.
 int selected_class_count(const DataOptions& o);
+Shape input_shape(const DataOptions& o);
+
+// Builds the model the flags describe (architecture, head, widths) for `classes` outputs.
+std::unique_ptr<Model> make_model(const ModelOptions& m, Shape input, int classes, uint64_t seed, MemoryPool& pool);
+// Freezes by glob and applies the BatchNorm policy (frozen BN layers default to frozen).
+std::vector<bool> freeze_and_policy(Model& model, const std::vector<std::string>& freeze, const ModelOptions& m);
+
 // Resolves --device; prints one line when auto falls back to the CPU.
 Device resolve_device(const std::string& flag);
 
 std::string human_bytes(size_t bytes);
+std::string join(const std::vector<std::string>& v);
+// At most `limit` names: the first and the last few, with the count.
+std::string summarize(const std::vector<std::string>& v, size_t limit);
 
 int run_info(CLI::App& app);
 int run_train(CLI::App& app);
 int run_eval(CLI::App& app);
+int run_predict(CLI::App& app);
 
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_predict(CLI::App& app);
 
 }  // namespace graft::cli

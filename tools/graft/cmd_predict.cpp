@@ -1,0 +1,101 @@
+// graft predict: the top classes of each image, with probabilities.
+//   graft predict --checkpoint model.safetensors photo1.jpg photo2.png
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/augment.h"
+#include "runtime/checkpoint.h"
+#include "runtime/error.h"
+#include "runtime/evaluation.h"
+#include "runtime/executor.h"
+#include "runtime/image_decode.h"
+#include "tools/graft/checkpoint_config.h"
+#include "tools/graft/options.h"
+
+namespace graft::cli {
+
+namespace {
+struct PredictOptions {
+  ModelOptions model;
+  DataOptions data;
+  std::string checkpoint;
+  std::vector<std::string> images;
+  int top = 5;
+  bool json = false;
+} opts;
+
+// One image as the model's input: RGB models get the folder pipeline's resize and
+// normalization; a one-channel model (fmnist_cnn) gets luminance scaled to [0, 1].
+void load_input(const std::string& path, const Shape& sample, const DataOptions& d, float* out) {
+  const RgbImage image = decode_image_file(path);
+  const int h = int(sample[0]), w = int(sample[1]), c = int(sample[2]);
+  if (c == 3) {
+    AugmentConfig cfg;
+    cfg.normalize = Normalization::preset(d.normalize);
+    augment_image(image, cfg, /*augment=*/false, 0, 0, 0, w, h, out);
+    return;
+  }
+  const RgbImage small = resize_image(image, w, h);
+  for (int i = 0; i < h * w; ++i) {
+    const uint8_t* px = small.pixels.data() + size_t(i) * 3;
+    out[i] = (0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2]) / 255.0f;
+  }
+}
+}  // namespace
+
+void register_predict(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand("predict", "Classify images with a checkpoint: top classes and probabilities");
+  add_model_options(*sub, opts.model);
+  add_data_options(*sub, opts.data, /*training=*/false);
+  sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint (its class map beside it names the classes)")->required();
+  sub->add_option("--top", opts.top, "How many classes to show per image")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_flag("--json", opts.json, "Print JSON");
+  sub->add_option("images", opts.images, "Image files")->required();
+}
+
+int run_predict(CLI::App& app) {
+  resolve_device(opts.model.device);
+  const auto file = read_safetensors(opts.checkpoint);
+  adopt_checkpoint_config(app, file, opts.model, opts.data);
+  const auto classes = checkpoint_classes(opts.checkpoint, file);
+  if (classes.empty())
+    fail(opts.checkpoint, " names no classes (no class map beside it, none in its metadata); predict cannot name them");
+  const Shape sample = opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1} : Shape{opts.data.input, opts.data.input, 3};
+  HostPool pool;
+  auto model = make_model(opts.model, sample, int(classes.size()), 0, pool);
+  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
+
+  ExecutorOptions eo;
+  eo.batch = 1;
+  eo.training = false;
+  Executor ex(*model, eo);
+  nlohmann::json all = nlohmann::json::array();
+  int failures = 0;
+  for (const auto& path : opts.images) {
+    try {
+      load_input(path, sample, opts.data, ex.input());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "graft: error: %s\n", e.what());
+      ++failures;
+      continue;
+    }
+    ex.forward(1, false, 0);
+    const int k = std::min<int>(opts.top, int(classes.size()));
+    const auto best = top_k(ex.output(), int(classes.size()), k);
+    const auto p = softmax(ex.output(), int(classes.size()));
+    nlohmann::json j{{"image", path}};
+    if (!opts.json) std::printf("%s\n", path.c_str());
+    for (int i : best) {
+      j["top"].push_back({{"class", classes[size_t(i)]}, {"probability", p[size_t(i)]}});
+      if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(i)], classes[size_t(i)].c_str());
+    }
+    all.push_back(j);
+  }
+  if (opts.json) std::cout << all.dump(2) << std::endl;
+  if (failures) fail(failures, " of ", opts.images.size(), " images could not be read (see above)");
+  return 0;
+}
+
+}  // namespace graft::cli
