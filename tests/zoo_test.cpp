@@ -15,6 +15,7 @@
 #include "layers/add.h"
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
+#include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/optimizer.h"
@@ -275,6 +276,27 @@ void fill(Executor& ex, int64_t n, const Shape& sample, int classes) {
   const auto x = random_floats(size_t(n * sample.numel()));
   std::copy(x.begin(), x.end(), ex.input());
   for (int64_t i = 0; i < n; ++i) ex.labels()[i] = testing::random_int(0, classes - 1);
+}
+
+// Batch norm buffers (including the rank-0 num_batches_tracked) go through a checkpoint
+// and come back bitwise; a strict load finds every torchvision name.
+TEST(Zoo, CheckpointRoundTripKeepsBatchNormBuffers) {
+  HostPool pool;
+  auto a = build_model(tiny_resnet(3), pool);
+  for (size_t p = 0; p < a->params().size(); ++p) {
+    const auto v = random_floats(size_t(a->params()[p].spec.shape.numel()), 0.5f, 1.5f);
+    std::copy(v.begin(), v.end(), a->param_data(p));
+  }
+  const std::string path = ::testing::TempDir() + "/zoo_resnet_roundtrip.safetensors";
+  save_checkpoint(path, *a, nullptr, {}, CheckpointInfo{});
+  auto b = build_model(tiny_resnet(3), pool);
+  LoadOptions lo;
+  lo.strict = true;
+  load_parameters(*b, read_safetensors(path), path, lo);
+  for (size_t p = 0; p < a->params().size(); ++p)
+    EXPECT_TRUE(std::equal(a->param_data(p), a->param_data(p) + a->params()[p].spec.shape.numel(), b->param_data(p)))
+        << a->params()[p].name;
+  EXPECT_EQ(read_safetensors(path).tensors.at("layer2.0.downsample.1.num_batches_tracked").shape.size(), 0u);
 }
 
 TEST(Zoo, SmallResNetTrainsThroughTheExecutor) {
