@@ -60,6 +60,8 @@ std::vector<HeadLayerSpec> parse_head(const std::string& spec) {
         const auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), k);
         if (ec != std::errc() || end != arg.data() + arg.size() || k < 1)
           error(pos, token, "needs a positive integer size or N");
+        // A width past this is a typo, not a head: refuse it before planning gigabytes.
+        if (k > kMaxHeadWidth) error(pos, token, "is wider than " + std::to_string(kMaxHeadWidth) + " units");
         l.units = k;
       }
     } else if (name == "dropout") {

@@ -20,6 +20,8 @@
 
 namespace graft {
 
+inline constexpr int kMaxHeadWidth = 1 << 16;
+
 enum class HeadOp { Flatten, GlobalAvgPool, Dense, ReLU, Dropout, BatchNorm };
 
 struct HeadLayerSpec {

@@ -31,6 +31,9 @@ class BatchSource {
   virtual int64_t next_batch(int64_t max, float* images, int32_t* labels) = 0;
   // Examples skipped in this epoch because they could not be read (--bad-images skip).
   virtual int64_t skipped() const { return 0; }
+  // Positions of this epoch's order consumed so far, unreadable ones included: what a
+  // resumed run passes to start_epoch as `skip`.
+  virtual int64_t position() const = 0;
 
   int num_classes() const { return static_cast<int>(class_names().size()); }
 };
@@ -58,6 +61,7 @@ class InMemorySource final : public BatchSource {
     cursor_ += n;
     return n;
   }
+  int64_t position() const override { return cursor_; }
   const Dataset& dataset() const { return data_; }
 
  private:

@@ -58,6 +58,8 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
 LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std::string& path,
                            const LoadOptions& options) {
   LoadReport r;
+  const auto arch = file.metadata.find("architecture");
+  const bool foreign = arch != file.metadata.end() && arch->second != model.architecture();
   auto wanted = [&](const ParamInfo& info) {
     if (options.only.empty()) return true;
     for (const auto& g : options.only)
@@ -93,9 +95,17 @@ LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std:
     for (const auto& s : r.not_in_file) what += "\n  in the model, not in the file: " + s;
     fail(path, " does not match model ", model.architecture(), " exactly (--strict):", what);
   }
-  if (r.loaded.empty())
+  if (r.loaded.empty() || foreign) {
+    std::string first;
+    for (size_t i = 0; i < r.shape_mismatch.size() && i < 3; ++i) first += "\n  shape mismatch: " + r.shape_mismatch[i];
+    for (size_t i = 0; i < r.not_in_model.size() && i < 3; ++i) first += "\n  in the file, not in the model: " + r.not_in_model[i];
+    for (size_t i = 0; i < r.not_in_file.size() && i < 3; ++i) first += "\n  in the model, not in the file: " + r.not_in_file[i];
+    if (foreign)
+      fail(path, " is a checkpoint of ", arch->second, ", not of ", model.architecture(),
+           "; give the matching --model. First differences:", first);
     fail(path, " has no tensor that matches model ", model.architecture(), " (", file.tensors.size(),
-         " tensors in the file); is it a checkpoint of another architecture?");
+         " tensors in the file); is it a checkpoint of another architecture? First differences:", first);
+  }
   return r;
 }
 

@@ -96,6 +96,7 @@ class ImageFolderSource final : public BatchSource {
   void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool augment, int64_t skip = 0) override;
   int64_t next_batch(int64_t max, float* images, int32_t* labels) override;
   int64_t skipped() const override { return skipped_; }
+  int64_t position() const override { return consume_; }
 
   const ImageFolderListing& listing() const { return listing_; }
   int threads() const { return threads_; }

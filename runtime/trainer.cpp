@@ -53,6 +53,7 @@ struct Progress {
   int64_t micro_step = 0;      // micro-batches run (dropout's counter)
   int epochs_done = 0;
   int64_t batches_in_epoch = 0;  // micro-batches of the unfinished epoch already run
+  int64_t position_in_epoch = 0; // positions of its order consumed (unreadable images included)
   Metrics partial;             // that epoch's sums so far
   std::optional<double> best;  // best monitored value so far
   int bad_epochs = 0;          // epochs since it improved
@@ -63,7 +64,8 @@ struct Progress {
 
   std::string to_json() const {
     nlohmann::json j{{"step", step},           {"micro_step", micro_step}, {"epochs_done", epochs_done},
-                     {"batches_in_epoch", batches_in_epoch}, {"loss_sum", partial.loss_sum},
+                     {"batches_in_epoch", batches_in_epoch}, {"position_in_epoch", position_in_epoch},
+                     {"loss_sum", partial.loss_sum},
                      {"correct", partial.correct}, {"count", partial.count}, {"bad_epochs", bad_epochs},
                      {"nonfinite_skipped", nonfinite_skipped}, {"seed", seed}, {"batch", batch},
                      {"grad_accumulation", grad_accumulation}};
@@ -78,6 +80,7 @@ struct Progress {
       p.micro_step = j.at("micro_step").get<int64_t>();
       p.epochs_done = j.at("epochs_done").get<int>();
       p.batches_in_epoch = j.at("batches_in_epoch").get<int64_t>();
+      p.position_in_epoch = j.at("position_in_epoch").get<int64_t>();
       p.partial = Metrics{j.at("loss_sum").get<double>(), j.at("correct").get<double>(), j.at("count").get<double>()};
       if (j.contains("best")) p.best = j.at("best").get<double>();
       p.bad_epochs = j.at("bad_epochs").get<int>();
@@ -229,7 +232,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   for (int epoch = at.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     const auto start = Clock::now();
     ex.set_metrics(at.partial);
-    data.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.batches_in_epoch * batch);
+    data.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.position_in_epoch);
     double lr = learning_rate_at(schedule, at.step);
     int pending = 0;  // micro-batches accumulated since the last optimizer step
     auto optimizer_step = [&] {
@@ -287,6 +290,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
         if (o.progress) std::fprintf(stderr, "\n");
         at.partial = ex.read_metrics();
         at.epochs_done = epoch - 1;
+        at.position_in_epoch = data.position();
         const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
         save(path, epoch - 1);
         log << "interrupted at epoch " << epoch << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
@@ -308,6 +312,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     if (validation) r.validation = evaluate(model, *validation, batch, o.loss, o.reference_kernels);
     at.epochs_done = epoch;
     at.batches_in_epoch = 0;
+    at.position_in_epoch = 0;
     at.partial = {};
 
     const double value = monitored(monitor, r);

@@ -128,10 +128,10 @@ int run_train(CLI::App& app) {
     const auto file = read_safetensors(opts.init_from);
     const auto report = load_parameters(*model, file, opts.init_from, LoadOptions{opts.strict, opts.init_only});
     std::printf("init: loaded %zu tensors from %s\n", report.loaded.size(), opts.init_from.c_str());
-    if (!report.excluded.empty()) std::printf("init: left fresh by --init-only: %s\n", join(report.excluded).c_str());
+    if (!report.excluded.empty()) std::printf("init: left fresh by --init-only: %s\n", summarize(report.excluded, 8).c_str());
     for (const auto& s : report.shape_mismatch) std::printf("init: skipped (shape differs) %s\n", s.c_str());
-    if (!report.not_in_model.empty()) std::printf("init: skipped (not in the model) %s\n", join(report.not_in_model).c_str());
-    if (!report.not_in_file.empty()) std::printf("init: not in the file, fresh: %s\n", join(report.not_in_file).c_str());
+    if (!report.not_in_model.empty()) std::printf("init: skipped (not in the model) %s\n", summarize(report.not_in_model, 8).c_str());
+    if (!report.not_in_file.empty()) std::printf("init: not in the file, fresh: %s\n", summarize(report.not_in_file, 8).c_str());
   }
 
   TrainOptions t;

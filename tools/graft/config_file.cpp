@@ -64,7 +64,7 @@ std::vector<std::string> expand_config(const CLI::App& sub, const std::vector<st
     }
     if (given.count(key)) continue;  // the command line wins
     const YAML::Node& value = kv.second;
-    if (opt->get_type_size() == 0) {  // a switch
+    if (opt->get_items_expected_max() == 0) {  // a switch
       if (!value.IsScalar()) fail("--config ", path, ": '", key, "' is a switch: give true or false");
       const std::string v = value.Scalar();
       if (v == "true" || v == "yes" || v == "on") {
@@ -105,7 +105,7 @@ std::string resolved_config(const CLI::App& sub) {
     // --resume continues a run; it is not part of the run's configuration.
     if (name == "help" || name == "config" || name == "resume") continue;
     const auto results = opt->results();
-    if (opt->get_type_size() == 0) {
+    if (opt->get_items_expected_max() == 0) {  // a switch
       j[name] = opt->count() > 0;
     } else if (opt->get_expected_max() > 1) {
       if (!results.empty()) j[name] = results;
