@@ -43,6 +43,45 @@ void softmax_cross_entropy(int n, int classes, const float* logits, const int32_
   if (correct) *correct += total_correct;
 }
 
+void softmax_cross_entropy_weighted(int n, int classes, const float* logits, const int32_t* labels,
+                                    const float* class_weights, float smoothing, float grad_scale, float* dlogits,
+                                    double* loss_sum, double* weight_sum, double* correct) {
+  const double s = smoothing;
+  double all_weights = 0.0;
+  for (int j = 0; j < classes; ++j) all_weights += class_weights[j];
+  double total_loss = 0.0, total_weight = 0.0, total_correct = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const float* z = logits + int64_t{i} * classes;
+    const int label = labels[i];
+    const double w_label = class_weights[label];
+    int argmax = 0;
+    for (int j = 1; j < classes; ++j)
+      if (z[j] > z[argmax]) argmax = j;
+    const double zmax = z[argmax];
+    double sum_exp = 0.0, weighted_logp = 0.0;
+    for (int j = 0; j < classes; ++j) sum_exp += std::exp(double(z[j]) - zmax);
+    const double log_sum = std::log(sum_exp);
+    for (int j = 0; j < classes; ++j) weighted_logp += class_weights[j] * (double(z[j]) - zmax - log_sum);
+    const double logp_label = double(z[label]) - zmax - log_sum;
+    total_loss += -(1.0 - s) * w_label * logp_label - (s / classes) * weighted_logp;
+    total_weight += w_label;
+    if (argmax == label) total_correct += 1.0;
+    if (dlogits) {
+      // d r_i / d z_j = p_j ((1-s) w_y + (s/C) W) - (1-s) w_y [j == y] - (s/C) w_j
+      const double mass = (1.0 - s) * w_label + (s / classes) * all_weights;
+      float* d = dlogits + int64_t{i} * classes;
+      for (int j = 0; j < classes; ++j) {
+        const double p = std::exp(double(z[j]) - zmax - log_sum);
+        const double g = p * mass - (j == label ? (1.0 - s) * w_label : 0.0) - (s / classes) * class_weights[j];
+        d[j] = static_cast<float>(g * grad_scale);
+      }
+    }
+  }
+  if (loss_sum) *loss_sum += total_loss;
+  if (weight_sum) *weight_sum += total_weight;
+  if (correct) *correct += total_correct;
+}
+
 void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred, double* loss_sum) {
   double total = 0.0;
   for (int64_t i = 0; i < count; ++i) {

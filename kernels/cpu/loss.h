@@ -15,6 +15,15 @@ void softmax_cross_entropy(int n, int classes, const float* logits, const int32_
                            float smoothing, float grad_scale, float* dlogits, double* loss_sum,
                            double* correct);
 
+// Class-weighted softmax cross-entropy, PyTorch's CrossEntropyLoss(weight=w,
+// label_smoothing=s): per row r_i = (1-s) w[y_i] (-log p_i,y_i) + (s/C) sum_c w_c (-log p_i,c);
+// the batch loss is sum_i r_i / sum_i w[y_i]. dlogits (nullable) = dr_i/dz * grad_scale
+// (grad_scale = 1 / sum_i w[y_i] for the mean); loss_sum += sum_i r_i, weight_sum += sum_i
+// w[y_i] (both nullable), correct as above.
+void softmax_cross_entropy_weighted(int n, int classes, const float* logits, const int32_t* labels,
+                                    const float* class_weights, float smoothing, float grad_scale, float* dlogits,
+                                    double* loss_sum, double* weight_sum, double* correct);
+
 // Mean squared error over `count` elements: loss = sum (p - t)^2 (the caller divides);
 // dpred (nullable) = 2 (p - t) * grad_scale (1/count for PyTorch's mean reduction).
 void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,
