@@ -30,7 +30,7 @@ void write_class_map(const std::string& path, const std::vector<std::string>& cl
   validate(classes, path);
   nlohmann::json j;
   j["classes"] = classes;
-  const std::string text = j.dump(2) + "\n";
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   write_file_atomic(path, {text});
 }
 

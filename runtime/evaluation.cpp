@@ -76,7 +76,7 @@ std::string EvaluationReport::to_json() const {
   nlohmann::json j{{"examples", examples}, {"loss", loss},           {"accuracy", top1},
                    {"top5", top5},         {"classes", class_names}, {"confusion", confusion}};
   for (size_t c = 0; c < class_names.size(); ++c) j["per_class"][class_names[c]] = per_class_accuracy[c];
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);  // class names are folder names
 }
 
 std::string EvaluationReport::to_text() const {

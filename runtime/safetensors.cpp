@@ -327,7 +327,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, Host
   }
   std::string text;
   try {
-    text = header.dump();
+    text = header.dump(-1, ' ', false, json::error_handler_t::replace);  // metadata may hold non-UTF-8 paths
   } catch (const nlohmann::json::exception& e) {
     fail(path, ": cannot write the safetensors header: a tensor name or metadata string is not valid UTF-8 (",
          e.what(), ")");

@@ -161,6 +161,20 @@ TEST_F(Cli, ConfigFileFlagsCommandLineOverridesAndResolvedConfig) {
   expect_error(run("train --config " + file("missing.yaml")), "missing.yaml");
 }
 
+// Inputs the fuzz_config target once crashed on (tests/fuzz/regressions/fuzz_config):
+// each is now a reported error (exit status 1 or 2), never a crash.
+TEST(CliConfigRegressions, FuzzFoundFilesAreErrorsNotCrashes) {
+  const fs::path dir = fs::path(GRAFT_FIXTURE_DIR) / ".." / "fuzz" / "regressions" / "fuzz_config";
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const auto r = run("train --device cpu --config " + entry.path().string());
+    EXPECT_TRUE(r.status == 1 || r.status == 2) << entry.path() << ": exit " << r.status << "\n" << r.output;
+    EXPECT_NE(r.output.find("graft: error:"), std::string::npos) << r.output;
+    ++seen;
+  }
+  EXPECT_GE(seen, 2);
+}
+
 // SIGINT during training: the step finishes, a resumable checkpoint is written, the exit
 // code is 130, and resuming gives the same checkpoint as a run that was never stopped.
 TEST_F(Cli, InterruptSavesAndResumeMatchesAnUninterruptedRun) {

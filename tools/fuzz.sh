@@ -29,8 +29,9 @@ declare -A sources=(
   [fuzz_class_map]="runtime/class_map.cpp runtime/atomic_file.cpp"
   [fuzz_head_spec]="layers/head.cpp layers/zoo.cpp $all_cpu"
   [fuzz_specs]="runtime/trainer.cpp layers/zoo.cpp $all_cpu"
+  [fuzz_config]="tools/graft/config_file.cpp"
 )
-order=(fuzz_safetensors fuzz_idx fuzz_idx_gzip fuzz_image fuzz_class_map fuzz_head_spec fuzz_specs)
+order=(fuzz_safetensors fuzz_idx fuzz_idx_gzip fuzz_image fuzz_class_map fuzz_head_spec fuzz_specs fuzz_config)
 
 available() {
   local t=$1 f
@@ -89,7 +90,7 @@ if ((relink)); then
   echo "fuzz.sh: linking $bin"
   rm -f "$out/lib$target.a"
   ar rcs "$out/lib$target.a" "${objs[@]}"
-  "$cxx" -fsanitize=fuzzer,address,undefined -o "$bin.tmp" "$out/obj/$target.o" "$out/lib$target.a" -lz -lpthread
+  "$cxx" -fsanitize=fuzzer,address,undefined -o "$bin.tmp" "$out/obj/$target.o" "$out/lib$target.a" -lz -lyaml-cpp -lpthread
   mv "$bin.tmp" "$bin"
 fi
 

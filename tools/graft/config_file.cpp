@@ -56,10 +56,11 @@ std::vector<std::string> expand_config(const CLI::App& sub, const std::vector<st
   const auto given = given_flags(out);
   std::vector<std::string> unknown;
   for (const auto& kv : root) {
-    const std::string key = normal_key(kv.first.as<std::string>());
+    if (!kv.first.IsScalar()) fail("--config ", path, ": every key must be a flag name, e.g. `lr: 0.001`");
+    const std::string key = normal_key(kv.first.Scalar());
     const CLI::Option* opt = sub.get_option_no_throw("--" + key);
     if (!opt || key == "config" || key == "help") {
-      unknown.push_back(kv.first.as<std::string>());
+      unknown.push_back(kv.first.Scalar());
       continue;
     }
     if (given.count(key)) continue;  // the command line wins
@@ -115,7 +116,8 @@ std::string resolved_config(const CLI::App& sub) {
       j[name] = opt->get_default_str();
     }
   }
-  return j.dump(2) + "\n";
+  // Flag values are bytes from the user (paths may not be UTF-8): replace what JSON cannot hold.
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace graft::cli
