@@ -1,6 +1,7 @@
-// AdaptiveAvgPool2d on the CPU backend.
+// AdaptiveAvgPool2d.
 #include "layers/adaptive_pool.h"
 
+#include "kernels/ops.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -34,11 +35,11 @@ Shape AdaptiveAvgPool2d::output_shape(const std::vector<Shape>& inputs) const {
 }
 
 void AdaptiveAvgPool2d::forward(const ForwardArgs& a) {
-  cpu::adaptive_avgpool2d_forward(geometry(a.input_shapes[0]), a.inputs[0], a.output);
+  a.ctx->kernels().adaptive_avgpool2d_forward(geometry(a.input_shapes[0]), a.inputs[0], a.output);
 }
 
 void AdaptiveAvgPool2d::backward(const BackwardArgs& a) {
-  cpu::adaptive_avgpool2d_backward(geometry(a.input_shapes[0]), a.doutput, a.dinputs[0]);
+  a.ctx->kernels().adaptive_avgpool2d_backward(geometry(a.input_shapes[0]), a.doutput, a.dinputs[0]);
 }
 
 }  // namespace graft

@@ -1,9 +1,7 @@
-// Add on the CPU backend.
+// Add.
 #include "layers/add.h"
 
-#include <algorithm>
-
-#include "kernels/cpu/elementwise.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -16,13 +14,13 @@ Shape Add::output_shape(const std::vector<Shape>& inputs) const {
 }
 
 void Add::forward(const ForwardArgs& a) {
-  cpu::add(a.output_shape.numel(), a.inputs[0], a.inputs[1], a.output);
+  a.ctx->kernels().add(a.output_shape.numel(), a.inputs[0], a.inputs[1], a.output);
 }
 
 void Add::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   for (float* dx : a.dinputs)
-    if (dx) std::copy(a.doutput, a.doutput + n, dx);
+    if (dx) a.ctx->kernels().copy(n, a.doutput, dx);
 }
 
 }  // namespace graft

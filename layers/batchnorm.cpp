@@ -1,9 +1,10 @@
-// BatchNorm2d on the CPU backend, and the per-node policy.
+// BatchNorm2d, and the per-node policy.
 #include "layers/batchnorm.h"
 
 #include <fnmatch.h>
 
 #include "kernels/cpu/batchnorm.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 #include "runtime/model.h"
 
@@ -73,12 +74,12 @@ void BatchNorm2d::forward(const ForwardArgs& a) {
     if (rows < 2)
       fail("layer ", name(), " (", describe(), "): training needs more than one value per channel, got input ",
            a.input_shapes[0].str(), "; use a larger batch or input, or --bn-policy frozen-stats");
-    cpu::batchnorm_forward_batch(rows, channels_, eps_, momentum_, a.inputs[0], gamma, beta, a.output, a.params[2],
-                                 a.params[3], reinterpret_cast<double*>(a.workspace));
-    a.params[4][0] += 1.0f;
+    a.ctx->kernels().batchnorm_forward_batch(rows, channels_, eps_, momentum_, a.inputs[0], gamma, beta, a.output,
+                                             a.params[2], a.params[3], a.params[4],
+                                             reinterpret_cast<double*>(a.workspace));
   } else {
-    cpu::batchnorm_forward_running(rows, channels_, eps_, a.inputs[0], gamma, beta, a.params[2], a.params[3],
-                                   a.output);
+    a.ctx->kernels().batchnorm_forward_running(rows, channels_, eps_, a.inputs[0], gamma, beta, a.params[2],
+                                               a.params[3], a.output, reinterpret_cast<double*>(a.workspace));
   }
 }
 
@@ -88,11 +89,11 @@ void BatchNorm2d::backward(const BackwardArgs& a) {
   float* dbeta = a.dparams[1];
   double* scratch = reinterpret_cast<double*>(a.workspace);
   if (uses_batch_stats(*a.ctx))
-    cpu::batchnorm_backward_batch(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0], a.dinputs[0], dgamma,
-                                  dbeta, scratch);
+    a.ctx->kernels().batchnorm_backward_batch(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0],
+                                              a.dinputs[0], dgamma, dbeta, scratch);
   else
-    cpu::batchnorm_backward_running(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0], a.params[2],
-                                    a.params[3], a.dinputs[0], dgamma, dbeta, scratch);
+    a.ctx->kernels().batchnorm_backward_running(rows, channels_, eps_, a.inputs[0], a.doutput, a.params[0],
+                                                a.params[2], a.params[3], a.dinputs[0], dgamma, dbeta, scratch);
 }
 
 void apply_batchnorm_policy(Model& model, const std::vector<bool>& frozen_nodes,

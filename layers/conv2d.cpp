@@ -1,7 +1,8 @@
-// Conv2d on the CPU backend: the fast im2col path, or the oracle loops when asked.
+// Conv2d: geometry, parameters and layouts; the arithmetic is the backend's (ExecContext::kernels()).
 #include "layers/conv2d.h"
 
 #include "kernels/cpu/conv.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -57,13 +58,14 @@ size_t Conv2d::workspace_floats(const std::vector<Shape>& inputs) const {
   return cpu::conv2d_workspace_floats(geometry(inputs.at(0)));
 }
 
+size_t Conv2d::workspace_floats_for(const std::vector<Shape>& inputs, Ops& ops) const {
+  return ops.conv2d_workspace_floats(geometry(inputs.at(0)));
+}
+
 void Conv2d::forward(const ForwardArgs& a) {
   const auto g = geometry(a.input_shapes[0]);
   const float* bias = o_.bias ? a.params[1] : nullptr;
-  if (a.ctx->reference_kernels)
-    cpu::conv2d_forward_reference(g, a.inputs[0], a.params[0], bias, a.output);
-  else
-    cpu::conv2d_forward_fast(g, a.inputs[0], a.params[0], bias, a.output, a.workspace);
+  a.ctx->kernels().conv2d_forward(g, a.inputs[0], a.params[0], bias, a.output, a.workspace);
 }
 
 void Conv2d::backward(const BackwardArgs& a) {
@@ -72,16 +74,10 @@ void Conv2d::backward(const BackwardArgs& a) {
   float* db = o_.bias ? a.dparams[1] : nullptr;
   if (dw || db) {
     GRAFT_ASSERT(dw && (db || !o_.bias), "weight and bias of one layer are frozen together");
-    if (a.ctx->reference_kernels)
-      cpu::conv2d_backward_filter_reference(g, a.inputs[0], a.doutput, dw, db);
-    else
-      cpu::conv2d_backward_filter_fast(g, a.inputs[0], a.doutput, dw, db, a.workspace);
+    a.ctx->kernels().conv2d_backward_filter(g, a.inputs[0], a.doutput, dw, db, a.workspace);
   }
   if (a.dinputs[0]) {
-    if (a.ctx->reference_kernels)
-      cpu::conv2d_backward_data_reference(g, a.doutput, a.params[0], a.dinputs[0]);
-    else
-      cpu::conv2d_backward_data_fast(g, a.doutput, a.params[0], a.dinputs[0], a.workspace);
+    a.ctx->kernels().conv2d_backward_data(g, a.doutput, a.params[0], a.dinputs[0], a.workspace);
   }
 }
 

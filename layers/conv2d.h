@@ -21,6 +21,7 @@ class Conv2d final : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;
   size_t workspace_floats(const std::vector<Shape>& inputs) const override;
+  size_t workspace_floats_for(const std::vector<Shape>& inputs, Ops& ops) const override;
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
   void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;

@@ -1,9 +1,9 @@
-// Dense on the CPU backend.
+// Dense: shapes, parameters and the flatten permutation; the arithmetic is the backend's.
 #include "layers/dense.h"
 
 #include <algorithm>
 
-#include "kernels/cpu/dense.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -33,28 +33,15 @@ std::vector<ParamSpec> Dense::param_specs() const {
 void Dense::forward(const ForwardArgs& a) {
   const int n = static_cast<int>(a.input_shapes[0][0]);
   const float* b = bias_ ? a.params[1] : nullptr;
-  if (a.ctx->reference_kernels)
-    cpu::dense_forward_reference(n, in_, out_, a.inputs[0], a.params[0], b, a.output);
-  else
-    cpu::dense_forward_fast(n, in_, out_, a.inputs[0], a.params[0], b, a.output);
+  a.ctx->kernels().dense_forward(n, in_, out_, a.inputs[0], a.params[0], b, a.output);
 }
 
 void Dense::backward(const BackwardArgs& a) {
   const int n = static_cast<int>(a.input_shapes[0][0]);
   float* dw = a.dparams[0];
   float* db = bias_ ? a.dparams[1] : nullptr;
-  if (dw) {
-    if (a.ctx->reference_kernels)
-      cpu::dense_backward_weights_reference(n, in_, out_, a.inputs[0], a.doutput, dw, db);
-    else
-      cpu::dense_backward_weights_fast(n, in_, out_, a.inputs[0], a.doutput, dw, db);
-  }
-  if (a.dinputs[0]) {
-    if (a.ctx->reference_kernels)
-      cpu::dense_backward_data_reference(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
-    else
-      cpu::dense_backward_data_fast(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
-  }
+  if (dw) a.ctx->kernels().dense_backward_weights(n, in_, out_, a.inputs[0], a.doutput, dw, db);
+  if (a.dinputs[0]) a.ctx->kernels().dense_backward_data(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
 }
 
 void Dense::set_flattened_from(int h, int w, int c) {

@@ -3,7 +3,11 @@
 
 #include <algorithm>
 
+#include "kernels/ops.h"
+
 namespace graft {
+
+Ops& ExecContext::kernels() const { return ops ? *ops : cpu_ops(reference_kernels); }
 
 void Layer::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
   const auto n = param_specs().at(index).shape.numel();

@@ -12,6 +12,8 @@
 
 namespace graft {
 
+class Ops;
+
 // How a parameter starts: PyTorch's defaults for conv and linear layers draw weight and
 // bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 enum class ParamInit { UniformFanIn, Zeros, Ones };
@@ -35,6 +37,10 @@ struct ExecContext {
   int64_t step = 0;
   int node_index = 0;
   bool reference_kernels = false;  // run the plain-loop oracle instead of the fast CPU path
+  Ops* ops = nullptr;              // the backend's kernels; null: the CPU ones (per reference_kernels)
+
+  // The kernels every layer calls: `ops`, else graft::cpu_ops(reference_kernels).
+  Ops& kernels() const;
 };
 
 struct ForwardArgs {
@@ -75,6 +81,8 @@ class Layer {
   virtual Shape output_shape(const std::vector<Shape>& inputs) const = 0;
   virtual std::vector<ParamSpec> param_specs() const { return {}; }
   virtual size_t workspace_floats(const std::vector<Shape>& inputs) const { return 0; }
+  // The workspace these inputs need from `ops` (a backend may need more or less than the CPU).
+  virtual size_t workspace_floats_for(const std::vector<Shape>& inputs, Ops& ops) const { return workspace_floats(inputs); }
 
   // What backward reads, so the planner keeps exactly those activations alive.
   virtual bool backward_reads_inputs() const { return true; }

@@ -1,17 +1,16 @@
-// The parameter-free layers on the CPU backend.
+// The parameter-free layers.
 #include "layers/simple_layers.h"
 
 #include <algorithm>
 
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/pool.h"
+#include "kernels/ops.h"
 #include "runtime/error.h"
 
 namespace graft {
 
-void ReLU::forward(const ForwardArgs& a) { cpu::relu_forward(a.output_shape.numel(), a.inputs[0], a.output); }
+void ReLU::forward(const ForwardArgs& a) { a.ctx->kernels().relu_forward(a.output_shape.numel(), a.inputs[0], a.output); }
 void ReLU::backward(const BackwardArgs& a) {
-  cpu::relu_backward(a.output_shape.numel(), a.output, a.doutput, a.dinputs[0]);
+  a.ctx->kernels().relu_backward(a.output_shape.numel(), a.output, a.doutput, a.dinputs[0]);
 }
 
 Dropout::Dropout(std::string name, float p) : Layer(std::move(name)), p_(p) {
@@ -28,16 +27,16 @@ uint64_t dropout_stream(const ExecContext& ctx) {
 void Dropout::forward(const ForwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   if (a.ctx->training && p_ > 0.0f)
-    cpu::dropout_forward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.inputs[0], a.output);
+    a.ctx->kernels().dropout_forward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.inputs[0], a.output);
   else
-    std::copy(a.inputs[0], a.inputs[0] + n, a.output);
+    a.ctx->kernels().copy(n, a.inputs[0], a.output);
 }
 void Dropout::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   if (a.ctx->training && p_ > 0.0f)
-    cpu::dropout_backward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.doutput, a.dinputs[0]);
+    a.ctx->kernels().dropout_backward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.doutput, a.dinputs[0]);
   else
-    std::copy(a.doutput, a.doutput + n, a.dinputs[0]);
+    a.ctx->kernels().copy(n, a.doutput, a.dinputs[0]);
 }
 
 Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {
@@ -46,10 +45,10 @@ Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {
   return Shape{in[0], in.numel() / std::max<int64_t>(in[0], 1)};
 }
 void Flatten::forward(const ForwardArgs& a) {
-  std::copy(a.inputs[0], a.inputs[0] + a.output_shape.numel(), a.output);
+  a.ctx->kernels().copy(a.output_shape.numel(), a.inputs[0], a.output);
 }
 void Flatten::backward(const BackwardArgs& a) {
-  std::copy(a.doutput, a.doutput + a.output_shape.numel(), a.dinputs[0]);
+  a.ctx->kernels().copy(a.output_shape.numel(), a.doutput, a.dinputs[0]);
 }
 
 Pool2d::Pool2d(std::string name, PoolKind kind, int kernel, int stride, int padding)
@@ -85,16 +84,16 @@ Shape Pool2d::output_shape(const std::vector<Shape>& inputs) const {
 void Pool2d::forward(const ForwardArgs& a) {
   const auto g = geometry(a.input_shapes[0]);
   if (kind_ == PoolKind::Max)
-    cpu::maxpool2d_forward(g, a.inputs[0], a.output);
+    a.ctx->kernels().maxpool2d_forward(g, a.inputs[0], a.output);
   else
-    cpu::avgpool2d_forward(g, a.inputs[0], a.output);
+    a.ctx->kernels().avgpool2d_forward(g, a.inputs[0], a.output);
 }
 void Pool2d::backward(const BackwardArgs& a) {
   const auto g = geometry(a.input_shapes[0]);
   if (kind_ == PoolKind::Max)
-    cpu::maxpool2d_backward(g, a.inputs[0], a.doutput, a.dinputs[0]);
+    a.ctx->kernels().maxpool2d_backward(g, a.inputs[0], a.doutput, a.dinputs[0]);
   else
-    cpu::avgpool2d_backward(g, a.doutput, a.dinputs[0]);
+    a.ctx->kernels().avgpool2d_backward(g, a.doutput, a.dinputs[0]);
 }
 
 Shape GlobalAvgPool::output_shape(const std::vector<Shape>& inputs) const {
@@ -104,11 +103,11 @@ Shape GlobalAvgPool::output_shape(const std::vector<Shape>& inputs) const {
 }
 void GlobalAvgPool::forward(const ForwardArgs& a) {
   const Shape& s = a.input_shapes[0];
-  cpu::global_avgpool_forward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.inputs[0], a.output);
+  a.ctx->kernels().global_avgpool_forward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.inputs[0], a.output);
 }
 void GlobalAvgPool::backward(const BackwardArgs& a) {
   const Shape& s = a.input_shapes[0];
-  cpu::global_avgpool_backward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.doutput, a.dinputs[0]);
+  a.ctx->kernels().global_avgpool_backward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.doutput, a.dinputs[0]);
 }
 
 }  // namespace graft

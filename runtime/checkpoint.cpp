@@ -29,7 +29,9 @@ HostTensor export_tensor(const Model& model, size_t p, const float* internal) {
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
                      const std::vector<ParamSegment>& segments, const CheckpointInfo& info) {
   std::map<std::string, HostTensor> tensors;
-  for (size_t p = 0; p < model.params().size(); ++p) tensors[model.params()[p].name] = export_tensor(model, p, model.param_data(p));
+  const float* host = model.host_params();  // a device model's parameters, copied once
+  for (size_t p = 0; p < model.params().size(); ++p)
+    tensors[model.params()[p].name] = export_tensor(model, p, host + model.params()[p].offset);
   std::map<std::string, std::string> meta{{"format", kCheckpointFormat},
                                           {"architecture", model.architecture()},
                                           {"step", std::to_string(info.step)},
@@ -42,7 +44,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
     meta["optimizer_step"] = std::to_string(optimizer->step_count());
     const auto names = optimizer->state_names();
     for (size_t s = 0; s < names.size(); ++s) {
-      const float* state = const_cast<Optimizer*>(optimizer)->state(s);
+      const float* state = const_cast<Optimizer*>(optimizer)->host_state(s);
       int64_t offset = 0;
       for (const auto& seg : segments) {
         const int p = param_index(model, seg.name);
@@ -66,6 +68,7 @@ LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std:
       if (fnmatch(g.c_str(), model.nodes()[info.node].name.c_str(), 0) == 0) return true;
     return false;
   };
+  float* host = model.host_params();  // a device model: a host copy, uploaded below
   for (const auto& [name, t] : file.tensors) {
     if (name.rfind("optimizer.", 0) == 0) continue;
     const int p = param_index(model, name);
@@ -83,9 +86,10 @@ LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std:
       continue;
     }
     const std::vector<float> values = t.to_floats();
-    model.nodes()[info.node].layer->from_checkpoint_layout(info.index, values.data(), model.param_data(p));
+    model.nodes()[info.node].layer->from_checkpoint_layout(info.index, values.data(), host + info.offset);
     r.loaded.push_back(name);
   }
+  model.upload_params();
   for (const auto& info : model.params())
     if (!file.tensors.count(info.name)) r.not_in_file.push_back(info.name);
   if (options.strict && (!r.not_in_model.empty() || !r.shape_mismatch.empty() || !r.not_in_file.empty())) {
@@ -113,7 +117,7 @@ void load_optimizer_state(Optimizer& optimizer, const std::vector<ParamSegment>&
                           const SafetensorsFile& file, const std::string& path) {
   const auto names = optimizer.state_names();
   for (size_t s = 0; s < names.size(); ++s) {
-    float* state = optimizer.state(s);
+    float* state = optimizer.host_state(s);
     int64_t offset = 0;
     for (const auto& seg : segments) {
       const std::string key = "optimizer." + names[s] + "." + seg.name;
@@ -129,6 +133,7 @@ void load_optimizer_state(Optimizer& optimizer, const std::vector<ParamSegment>&
       model.nodes()[info.node].layer->from_checkpoint_layout(info.index, values.data(), state + offset);
       offset += seg.count;
     }
+    optimizer.upload_state(s);
   }
   auto it = file.metadata.find("optimizer_step");
   if (it != file.metadata.end()) optimizer.set_step_count(std::stoll(it->second));

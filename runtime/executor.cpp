@@ -7,6 +7,8 @@
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/loss.h"
+#include "kernels/ops.h"
+#include "runtime/backend_registry.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -61,6 +63,8 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   if (options_.frozen.empty()) options_.frozen.assign(N, false);
   GRAFT_ASSERT(static_cast<int>(options_.frozen.size()) == N, "one frozen flag per node");
   shapes_ = model_.infer_shapes(options_.batch);
+  on_device_ = model_.pool().device() != Device::CPU;
+  ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_);
 
   consumers_.assign(N, {});
   for (int n = 0; n < N; ++n)
@@ -103,8 +107,8 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
 
   size_t workspace = 0;
   for (int n = 0; n < N; ++n)
-    workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats(
-                                        model_.node_input_shapes(n, shapes_, options_.batch)));
+    workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(
+                                        model_.node_input_shapes(n, shapes_, options_.batch), *ops_));
   if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
 
   const int64_t sample = model_.sample_shape().numel();
@@ -113,6 +117,13 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   labels_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(int32_t), "input");
   if (options_.loss == LossKind::MSE)
     targets_ = PoolBuffer(model_.pool(), size_t(options_.batch * classes) * sizeof(float), "input");
+  if (on_device_) {
+    const DeviceBackend& b = require_cuda_backend();
+    staging_ = std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(input_.bytes() + labels_.bytes()), b.free_pinned);
+    device_sums_ = PoolBuffer(model_.pool(), 4 * sizeof(double), "input");
+    ops_->zero(device_sums_.get(), device_sums_.bytes());
+    if (options_.loss == LossKind::MSE) loss_divisor_ = classes;
+  }
 
   plan_.parameter_bytes = size_t(model_.total_param_count()) * sizeof(float);
   plan_.gradient_bytes = grads_.bytes();
@@ -122,6 +133,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;
   ctx_.reference_kernels = options_.reference_kernels;
+  ctx_.ops = ops_;
 }
 
 void Executor::plan_memory() {
@@ -167,7 +179,70 @@ std::vector<const float*> Executor::input_ptrs(int n) const {
   return in;
 }
 
-const float* Executor::output() const { return at(act_.back()); }
+const float* Executor::output() const {
+  if (!on_device_) return at(act_.back());
+  const size_t count = size_t(output_shape(last_n_ ? last_n_ : options_.batch).numel());
+  output_host_.resize(count);
+  ops_->download(output_host_.data(), at(act_.back()), count * sizeof(float));
+  return output_host_.data();
+}
+
+double Executor::last_batch_loss() const {
+  if (!on_device_ || !last_n_) return last_batch_loss_;
+  double sums[2] = {0, 0};
+  ops_->download(sums, static_cast<const double*>(device_sums_.get()) + 2, sizeof sums);
+  return sums[0] / loss_divisor_ / double(last_n_);
+}
+
+Metrics Executor::read_metrics() const {
+  if (!on_device_) return metrics_;
+  double sums[2] = {0, 0};
+  ops_->download(sums, device_sums_.get(), sizeof sums);
+  Metrics m;
+  m.loss_sum = sums[0] / loss_divisor_;
+  m.correct = sums[1];
+  m.count = metrics_.count;
+  return m;
+}
+
+void Executor::set_metrics(const Metrics& m) {
+  metrics_ = m;
+  if (!on_device_) return;
+  const double sums[2] = {m.loss_sum * loss_divisor_, m.correct};
+  ops_->upload(device_sums_.get(), sums, sizeof sums);
+  ops_->synchronize();  // `sums` is on this stack frame
+}
+
+bool Executor::gradients_finite(std::string* first_bad) {
+  for (const auto& s : segments_)
+    if (ops_->any_nonfinite(s.count, s.grad)) {
+      if (first_bad) *first_bad = s.name;
+      return false;
+    }
+  return true;
+}
+
+// Loss (and its gradient) of the last forward on the device: the batch's sums go to the
+// last two device doubles, then are added to the metrics' two.
+void Executor::device_loss(int64_t n, bool with_gradient) {
+  const int N = model_.num_nodes();
+  const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
+  double* sums = static_cast<double*>(device_sums_.get());
+  ops_->zero(sums + 2, 2 * sizeof(double));
+  float* dlogits = with_gradient ? at(grad_[N - 1]) : nullptr;
+  const int32_t* labels = static_cast<const int32_t*>(labels_.get());
+  if (options_.loss == LossKind::CrossEntropy) {
+    ops_->softmax_cross_entropy(int(n), classes, at(act_.back()), labels, options_.label_smoothing,
+                                with_gradient ? 1.0f / float(n) : 0.0f, dlogits, sums + 2, sums + 3);
+  } else {
+    ops_->one_hot(int(n), classes, labels, targets_.floats());
+    ops_->mse(n * classes, at(act_.back()), targets_.floats(), with_gradient ? 1.0f / float(n * classes) : 0.0f,
+              dlogits, sums + 2);
+    ops_->softmax_cross_entropy(int(n), classes, at(act_.back()), labels, 0.0f, 0.0f, nullptr, nullptr, sums + 3);
+  }
+  ops_->add_doubles(2, sums + 2, sums);
+  metrics_.count += double(n);
+}
 const float* Executor::activation(int node) const { return at(act_.at(node)); }
 
 Shape Executor::output_shape(int64_t n) const { return with_batch(shapes_.back(), n); }
@@ -178,6 +253,10 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   ctx_.training = training;
   ctx_.step = step;
   first_nonfinite_node_ = -1;
+  if (on_device_) {  // the batch the caller staged
+    ops_->upload(input_.get(), input(), size_t(n * model_.sample_shape().numel()) * sizeof(float));
+    ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
+  }
   for (int k = 0; k < model_.num_nodes(); ++k) {
     const auto& node = model_.nodes()[k];
     ctx_.node_index = k;
@@ -190,19 +269,14 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
     for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
     a.workspace = workspace_.floats();
     node.layer->forward(a);
-    if (options_.check_finite && first_nonfinite_node_ < 0) {
-      const int64_t count = a.output_shape.numel();
-      for (int64_t i = 0; i < count; ++i)
-        if (!std::isfinite(a.output[i])) {
-          first_nonfinite_node_ = k;
-          break;
-        }
-    }
+    if (options_.check_finite && first_nonfinite_node_ < 0 && ops_->any_nonfinite(a.output_shape.numel(), a.output))
+      first_nonfinite_node_ = k;
   }
 }
 
 void Executor::accumulate_metrics(int64_t n) {
   GRAFT_ASSERT(n == last_n_, "metrics of a batch that was not forwarded");
+  if (on_device_) return device_loss(n, /*with_gradient=*/false);
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   const Metrics before = metrics_;
   if (options_.loss == LossKind::CrossEntropy) {
@@ -227,7 +301,9 @@ void Executor::backward(int64_t n) {
   const int N = model_.num_nodes();
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   const Metrics before = metrics_;
-  if (options_.loss == LossKind::CrossEntropy) {
+  if (on_device_) {
+    device_loss(n, /*with_gradient=*/true);
+  } else if (options_.loss == LossKind::CrossEntropy) {
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 1.0f / float(n),
                                at(grad_[N - 1]), &metrics_.loss_sum, &metrics_.correct);
   } else {
@@ -239,8 +315,10 @@ void Executor::backward(int64_t n) {
     metrics_.loss_sum += sum / classes;
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
   }
-  metrics_.count += double(n);
-  last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
+  if (!on_device_) {
+    metrics_.count += double(n);
+    last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
+  }
 
   // Gradients of nodes with several consumers arrive more than once: the first writes,
   // later ones go to scratch and are added.
@@ -281,7 +359,7 @@ void Executor::backward(int64_t n) {
     ++backward_calls_[k];
     for (int i : accumulate) {
       const int64_t count = with_batch(shapes_[i], n).numel();
-      cpu::add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
+      ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
     }
   }
 }

@@ -1,4 +1,8 @@
-// Executor: runs a Model for one fixed batch size. At construction it decides, once:
+// Executor: runs a Model for one fixed batch size, on the device of the model's pool (the
+// CPU, or CUDA when the model's parameters live in a device pool: then every buffer below
+// comes from that pool, the kernels are the backend's Ops, input() and labels() are pinned
+// host staging copied to the device at forward(), loss and accuracy sums stay in device
+// memory until read_metrics() or last_batch_loss(), and output() is a host copy). At construction it decides, once:
 //   - needs_grad per node = has trainable parameters || any input needs_grad; backward runs
 //     only where needed, and a node computes an input's gradient only when that input
 //     needs it (the first trainable layer above a frozen base computes no input gradient);
@@ -9,9 +13,12 @@
 //   - one flat gradient buffer for the trainable parameters only (frozen ones have no slot).
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
 #include "runtime/optimizer.h"
@@ -30,6 +37,8 @@ struct ExecutorOptions {
   bool reference_kernels = false;    // run the plain-loop oracle (tests)
   int optimizer_state_per_param = 0; // for the planned-peak report only
   bool check_finite = false;         // forward notes the first node whose output is not finite
+  // Device models (parameters in a device pool): which CUDA kernels; empty: default_kernels().
+  std::optional<KernelChoice> kernels;
 };
 
 struct NodeDecision {
@@ -67,8 +76,12 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   int64_t batch() const { return options_.batch; }
-  float* input() { return input_.floats(); }
-  int32_t* labels() { return static_cast<int32_t*>(labels_.get()); }
+  // Where the caller writes the next batch (host memory on every device).
+  float* input() { return on_device_ ? static_cast<float*>(staging_.get()) : input_.floats(); }
+  int32_t* labels() {
+    return on_device_ ? reinterpret_cast<int32_t*>(static_cast<char*>(staging_.get()) + input_.bytes())
+                      : static_cast<int32_t*>(labels_.get());
+  }
 
   // Forward over the first n <= batch examples of input().
   void forward(int64_t n, bool training, int64_t step);
@@ -78,22 +91,27 @@ class Executor {
   // Loss and accuracy of the last forward into the metrics, with no gradient (evaluation).
   void accumulate_metrics(int64_t n);
   // Mean loss of the batch of the last backward() or accumulate_metrics().
-  double last_batch_loss() const { return last_batch_loss_; }
+  double last_batch_loss() const;
 
+  // The last forward's output, readable on the host (on a device: copied, synchronizing).
   const float* output() const;
   Shape output_shape(int64_t n) const;
-  const float* activation(int node) const;  // valid until the plan reuses its memory
+  const float* activation(int node) const;  // in the device's memory; valid until the plan reuses it
   // With check_finite: the first node (forward order) of the last forward whose output held
   // a NaN or an infinity, or -1.
   int first_nonfinite_node() const { return first_nonfinite_node_; }
 
-  Metrics read_metrics() const { return metrics_; }
-  void reset_metrics() { metrics_ = {}; }
-  void set_metrics(const Metrics& m) { metrics_ = m; }  // a resumed epoch's partial sums
+  Metrics read_metrics() const;
+  void reset_metrics() { set_metrics({}); }
+  void set_metrics(const Metrics& m);  // a resumed epoch's partial sums
 
   const std::vector<ParamSegment>& trainable_segments() const { return segments_; }
   int64_t trainable_count() const { return trainable_count_; }
-  float* gradients() { return grads_.floats(); }
+  float* gradients() { return grads_.floats(); }  // in the device's memory
+  Ops& ops() { return *ops_; }
+  bool on_device() const { return on_device_; }
+  // True when every trainable gradient is finite; else names the first segment that is not.
+  bool gradients_finite(std::string* first_bad = nullptr);
   const std::vector<NodeDecision>& decisions() const { return decisions_; }
   const PlanSummary& plan() const { return plan_; }
   const std::vector<int64_t>& backward_calls() const { return backward_calls_; }
@@ -108,6 +126,7 @@ class Executor {
   void plan_memory();
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
+  void device_loss(int64_t n, bool with_gradient);
 
   Model& model_;
   ExecutorOptions options_;
@@ -120,6 +139,13 @@ class Executor {
   int64_t trainable_count_ = 0;
   PlanSummary plan_;
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
+  Ops* ops_ = nullptr;  // the backend's kernels
+  std::unique_ptr<Ops> owned_ops_;
+  bool on_device_ = false;
+  std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned input + labels
+  PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two
+  mutable std::vector<float> output_host_;
+  double loss_divisor_ = 1;  // MSE: device loss sums are raw sums over the outputs
   ExecContext ctx_;
   int64_t last_n_ = 0;
   int first_nonfinite_node_ = -1;

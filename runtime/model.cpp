@@ -4,9 +4,12 @@
 #include <fnmatch.h>
 
 #include <cmath>
+#include <memory>
+#include <utility>
 
 #include "kernels/common/elementwise.h"
 #include "layers/dense.h"
+#include "runtime/backend_registry.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -62,15 +65,50 @@ void Model::finalize(uint64_t seed) {
     }
   }
   params_buffer_ = PoolBuffer(*pool_, static_cast<size_t>(total_params_) * sizeof(float), "parameters");
-  std::fill(params_buffer_.floats(), params_buffer_.floats() + total_params_, 0.0f);
+  float* host = params_buffer_.floats();
+  if (on_device()) {
+    host_mirror_.assign(size_t(total_params_), 0.0f);
+    host = host_mirror_.data();
+  }
+  std::fill(host, host + total_params_, 0.0f);
   finalized_ = true;
-  for (int n = 0; n < num_nodes(); ++n) reinitialize_node(n, seed);
+  for (int n = 0; n < num_nodes(); ++n) initialize_node(n, seed, host);
+  upload_params();
+}
+
+float* Model::host_params() {
+  if (!on_device()) return params_buffer_.floats();
+  std::as_const(*this).host_params();
+  return host_mirror_.data();
+}
+
+const float* Model::host_params() const {
+  if (!on_device()) return params_buffer_.floats();
+  host_mirror_.resize(size_t(total_params_));
+  std::unique_ptr<Ops> ops;
+  ops_for(*pool_, false, KernelChoice::Native, ops).download(host_mirror_.data(), params_buffer_.get(),
+                                                             params_buffer_.bytes());
+  return host_mirror_.data();
+}
+
+void Model::upload_params() {
+  if (!on_device()) return;
+  std::unique_ptr<Ops> ops;
+  Ops& o = ops_for(*pool_, false, KernelChoice::Native, ops);
+  o.upload(params_buffer_.get(), host_mirror_.data(), params_buffer_.bytes());
+  o.synchronize();
 }
 
 void Model::reinitialize_node(int n, uint64_t seed) {
+  float* host = host_params();
+  initialize_node(n, seed, host);
+  upload_params();
+}
+
+void Model::initialize_node(int n, uint64_t seed, float* host) {
   for (size_t p : node_params(n)) {
     const ParamSpec& s = params_[p].spec;
-    float* data = param_data(p);
+    float* data = host + params_[p].offset;
     const int64_t count = s.shape.numel();
     const float bound = 1.0f / std::sqrt(static_cast<float>(s.fan_in));
     for (int64_t i = 0; i < count; ++i) {

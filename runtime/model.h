@@ -50,10 +50,18 @@ class Model {
   int find_node(const std::string& name) const;  // -1 when absent
   std::vector<int> node_params(int n) const;     // indices into params()
 
+  // Parameters in the pool's memory (the device's for a device pool).
   float* param_data(size_t i) { return params_buffer_.floats() + params_[i].offset; }
   const float* param_data(size_t i) const { return params_buffer_.floats() + params_[i].offset; }
   float* params_flat() { return params_buffer_.floats(); }
   int64_t total_param_count() const { return total_params_; }
+  // The flat parameters readable and writable on the host: the buffer itself for a host
+  // pool; for a device pool, a host mirror refreshed from the device by this call. After
+  // writing through it, upload_params() puts the mirror on the device (a no-op on the CPU).
+  float* host_params();
+  const float* host_params() const;
+  void upload_params();
+  bool on_device() const { return pool_->device() != Device::CPU; }
   int64_t node_param_count(int n) const;   // trainable-kind parameters, buffers excluded
   int64_t parameter_count() const;          // over the model, buffers excluded (torchvision's count)
 
@@ -63,6 +71,8 @@ class Model {
   MemoryPool& pool() const { return *pool_; }
 
  private:
+  void initialize_node(int n, uint64_t seed, float* host);  // into the host view `host`
+
   std::string architecture_;
   Shape sample_shape_;
   MemoryPool* pool_;
@@ -70,6 +80,7 @@ class Model {
   std::vector<ParamInfo> params_;
   int64_t total_params_ = 0;
   PoolBuffer params_buffer_;
+  mutable std::vector<float> host_mirror_;  // device pools only
   bool finalized_ = false;
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/cpu/optimizer.h"
+#include "runtime/backend_registry.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -59,11 +60,13 @@ Optimizer::Optimizer(const OptimizerConfig& config, int64_t state_count, MemoryP
   if (state_count < 0) fail("optimizer state count must be >= 0, got ", state_count);
   const size_t bytes = static_cast<size_t>(state_count) * sizeof(float);
   const size_t buffers = state_buffer_count(config_);
+  ops_ = &ops_for(pool, /*reference=*/false, KernelChoice::Native, owned_ops_);
   state_.reserve(buffers);
   for (size_t i = 0; i < buffers; ++i) {
     state_.emplace_back(pool, bytes, "optimizer");
-    if (bytes) std::memset(state_.back().get(), 0, bytes);
+    if (bytes) ops_->zero(state_.back().get(), bytes);
   }
+  if (pool.device() != Device::CPU) host_state_.resize(buffers);
 }
 
 std::vector<std::string> Optimizer::state_names() const {
@@ -76,6 +79,21 @@ float* Optimizer::state(size_t which) {
   if (which >= state_.size())
     fail("optimizer '", config_.kind, "' has ", state_.size(), " state buffers, asked for #", which);
   return state_[which].floats();
+}
+
+float* Optimizer::host_state(size_t which) {
+  float* s = state(which);
+  if (host_state_.empty()) return s;
+  host_state_[which].resize(size_t(state_count_));
+  ops_->download(host_state_[which].data(), s, size_t(state_count_) * sizeof(float));
+  return host_state_[which].data();
+}
+
+void Optimizer::upload_state(size_t which) {
+  float* s = state(which);
+  if (host_state_.empty()) return;
+  ops_->upload(s, host_state_[which].data(), size_t(state_count_) * sizeof(float));
+  ops_->synchronize();
 }
 
 void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
@@ -108,7 +126,7 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
       if (s.count == 0) continue;
       math::StepScalars group = scalars;
       group.lr = lr * s.lr_scale;
-      cpu::sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, group);
+      ops_->sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, group);
       offset += s.count;
     }
     return;
@@ -134,7 +152,7 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
     if (s.count == 0) continue;
     math::StepScalars group = scalars;
     group.lr = lr * s.lr_scale;
-    cpu::adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, group);
+    ops_->adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, group);
     offset += s.count;
   }
 }

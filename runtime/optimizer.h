@@ -4,11 +4,13 @@
 // parameters: frozen ones have no segment, so they get no state and no update.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/common/optimizer_math.h"
+#include "kernels/ops.h"
 #include "runtime/memory_pool.h"
 
 namespace graft {
@@ -50,7 +52,11 @@ class Optimizer {
   // Named state buffers, for checkpoints: {"momentum_buffer"} (SGD with momentum),
   // {"exp_avg", "exp_avg_sq"} (Adam/AdamW), none for plain SGD.
   std::vector<std::string> state_names() const;
-  float* state(size_t which);
+  float* state(size_t which);  // in the pool's memory
+  // State buffer `which` readable and writable on the host (a device pool: a host copy made
+  // by this call; upload_state() puts it back). On the CPU, state(which) itself.
+  float* host_state(size_t which);
+  void upload_state(size_t which);
   int64_t state_count() const { return state_count_; }
 
  private:
@@ -58,6 +64,9 @@ class Optimizer {
   int64_t state_count_ = 0;
   int64_t step_count_ = 0;
   std::vector<PoolBuffer> state_;
+  std::unique_ptr<Ops> owned_ops_;
+  Ops* ops_ = nullptr;  // the kernels of the pool's device
+  std::vector<std::vector<float>> host_state_;  // device pools only
 };
 
 }  // namespace graft

@@ -40,12 +40,6 @@ int state_per_param(const OptimizerConfig& c) {
   return 2;
 }
 
-bool all_finite(const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return false;
-  return true;
-}
-
 // Where a run stands, saved in a checkpoint's "progress" metadata so --resume continues
 // exactly: the same batches, learning rates, dropout masks and optimizer state.
 struct Progress {
@@ -145,6 +139,8 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   if (data.size() == 0) fail("no training examples in ", data.origin());
   if (o.epochs < 1) fail("--epochs must be at least 1, got ", o.epochs);
   if (o.grad_accumulation < 1) fail("--grad-accumulation must be at least 1, got ", o.grad_accumulation);
+  if (o.grad_accumulation > 1 && model.on_device())
+    fail("--grad-accumulation is not yet supported with --device cuda; use a smaller --batch or --device cpu");
   if (data.num_classes() != model.num_outputs())
     fail("model ", model.architecture(), " has ", model.num_outputs(), " outputs but ", data.origin(), " has ",
          data.num_classes(), " classes");
@@ -254,13 +250,13 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       std::string culprit;
       if (!finite && ex.first_nonfinite_node() >= 0)
         culprit = "; the first layer whose output was not finite is " + model.nodes()[ex.first_nonfinite_node()].name;
-      if (finite)
-        for (const auto& s : ex.trainable_segments())
-          if (!all_finite(s.grad, s.count)) {
-            finite = false;
-            culprit = "; the first non-finite gradient is " + s.name + "'s";
-            break;
-          }
+      if (finite) {
+        std::string bad;
+        if (!ex.gradients_finite(&bad)) {
+          finite = false;
+          culprit = "; the first non-finite gradient is " + bad + "'s";
+        }
+      }
       if (!finite) {
         if (at.nonfinite_skipped < o.skip_nonfinite) {
           ++at.nonfinite_skipped;
@@ -344,8 +340,10 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       }
       metrics_file << j.dump() << "\n" << std::flush;
     }
-    if (improved && o.restore_best)
-      best_params.assign(model.params_flat(), model.params_flat() + model.total_param_count());
+    if (improved && o.restore_best) {
+      const float* host = model.host_params();
+      best_params.assign(host, host + model.total_param_count());
+    }
     if (improved && !o.save_best_path.empty()) save(o.save_best_path, epoch);
     if (!o.save_path.empty()) save(o.save_path, epoch);
     reports.push_back(r);
@@ -355,7 +353,8 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     }
   }
   if (o.restore_best && !best_params.empty()) {
-    std::copy(best_params.begin(), best_params.end(), model.params_flat());
+    std::copy(best_params.begin(), best_params.end(), model.host_params());
+    model.upload_params();
     log << "restored the parameters of the best epoch (" << monitor << " " << *at.best << ")" << std::endl;
   }
   return reports;

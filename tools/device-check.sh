@@ -88,10 +88,18 @@ elif [ "$have_gpu" = 1 ]; then
   memcheck="skipped (MEMCHECK=$MEMCHECK, compute-sanitizer $(command -v compute-sanitizer >/dev/null && echo found || echo missing))"
 fi
 
-# --- TODO(demo-on-gpu): once the engine supports --device cuda, run a short end-to-end
-# fine-tuning demo here and keep its log, e.g.
-#   "$BUILD_DIR/graft" demo --device cuda --epochs 1 >"$OUT/demo.log" 2>&1
-# (kept as a hook: the CLI has no CUDA device path yet). ---
+# --- end to end on the device: the demo's first stage (Fashion-MNIST classes 0-4), one epoch ---
+train_gpu="not run"
+if [ "$have_gpu" = 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  train_gpu="skipped (no Fashion-MNIST under /usr/share/datasets/fashion-mnist)"
+elif [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ]; then
+  if timeout 300 "$BUILD_DIR/graft" train --device cuda --model fmnist_cnn --data fashion-mnist --classes 0-4 \
+    --epochs 1 --batch 64 --progress off --seed 1 >"$OUT/train-cuda.log" 2>&1; then
+    train_gpu="ok ($(grep -m1 -Eo 'loss [0-9.]+ +acc [0-9.]+%' "$OUT/train-cuda.log" || echo 'no epoch line'))"
+  else
+    train_gpu="FAILED (rc $?; see $OUT/train-cuda.log)"
+  fi
+fi
 
 # --- summary (last) ---
 say "=== graft device check ==="
@@ -107,6 +115,7 @@ fi
 say "gpu tests: $total total, $passed passed, $failed failed, $skipped skipped (ctest rc $tests_rc)"
 [ -n "$skip_reason" ] && say "           skipped because: $skip_reason"
 say "memcheck:  $memcheck"
+say "train gpu: $train_gpu"
 say "logs:      $OUT"
 
 status=0
@@ -119,6 +128,9 @@ elif [ "$have_gpu" = 1 ] && [ "$skipped" != 0 ]; then
   status=1
 elif [ "$rest_rc" != 0 ]; then
   say "RESULT: FAIL (build of the non-GPU targets failed, see $OUT/build.log)"
+  status=1
+elif [[ "$train_gpu" == FAILED* ]]; then
+  say "RESULT: FAIL (graft train --device cuda)"
   status=1
 elif [[ "$memcheck" == FAILED* ]]; then
   say "RESULT: FAIL (memcheck)"

@@ -34,7 +34,7 @@ void register_eval(CLI::App& app) {
 }
 
 int run_eval(CLI::App& app) {
-  resolve_device(opts.model.device);
+  const Device device = resolve_device(opts.model);
   const auto file = read_safetensors(opts.checkpoint);
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const auto trained_classes = checkpoint_classes(opts.checkpoint, file);
@@ -43,7 +43,8 @@ int run_eval(CLI::App& app) {
     std::fprintf(stderr, "warning: %s was trained on classes (%s), not the selected (%s)\n", opts.checkpoint.c_str(),
                  summarize(trained_classes, 6).c_str(), summarize(data->class_names(), 6).c_str());
 
-  HostPool pool;
+  const auto pool_owner = make_pool(device);
+  MemoryPool& pool = *pool_owner;
   auto model = make_model(opts.model, data->sample_shape(), data->num_classes(), 0, pool);
   load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
   const EvaluationReport r = evaluate_detailed(*model, *data, opts.model.batch,

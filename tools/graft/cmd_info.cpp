@@ -29,8 +29,9 @@ void register_info(CLI::App& app) {
 }
 
 int run_info(CLI::App&) {
-  const Device device = resolve_device(opts.model.device);
-  HostPool pool;
+  const Device device = resolve_device(opts.model);
+  const auto pool_owner = make_pool(device);
+  MemoryPool& pool = *pool_owner;
   // Zoo models without a data folder: an RGB input of --input pixels, 1000 classes.
   const bool zoo_without_data = opts.model.model != "fmnist_cnn" && !is_image_folder(opts.data);
   const Shape input = zoo_without_data ? Shape{opts.data.input, opts.data.input, 3} : input_shape(opts.data);
@@ -44,7 +45,7 @@ int run_info(CLI::App&) {
   const auto shapes = model->infer_shapes(opts.model.batch);
 
   std::printf("model %s, input [%lld, %s (NHWC), %d outputs, device %s\n\n", model->architecture().c_str(),
-              static_cast<long long>(opts.model.batch), input.str().substr(1).c_str(), classes, device_name(device));
+              static_cast<long long>(opts.model.batch), input.str().substr(1).c_str(), classes, describe_backend(device).c_str());
   std::printf("%-22s %-30s %-22s %10s  %-9s %s\n", "layer", "type", "output", "params", "state", "backward");
   int64_t trainable = 0, frozen = 0;
   for (int n = 0; n < model->num_nodes(); ++n) {

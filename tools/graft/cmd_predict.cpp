@@ -56,14 +56,15 @@ void register_predict(CLI::App& app) {
 }
 
 int run_predict(CLI::App& app) {
-  resolve_device(opts.model.device);
+  const Device device = resolve_device(opts.model);
   const auto file = read_safetensors(opts.checkpoint);
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const auto classes = checkpoint_classes(opts.checkpoint, file);
   if (classes.empty())
     fail(opts.checkpoint, " names no classes (no class map beside it, none in its metadata); predict cannot name them");
   const Shape sample = opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1} : Shape{opts.data.input, opts.data.input, 3};
-  HostPool pool;
+  const auto pool_owner = make_pool(device);
+  MemoryPool& pool = *pool_owner;
   auto model = make_model(opts.model, sample, int(classes.size()), 0, pool);
   load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
 

@@ -103,7 +103,7 @@ void register_train(CLI::App& app) {
 }
 
 int run_train(CLI::App& app) {
-  resolve_device(opts.model.device);
+  const Device device = resolve_device(opts.model);
   if (opts.label_smoothing < 0.0f || opts.label_smoothing >= 1.0f)
     fail("--label-smoothing must be in [0, 1), got ", opts.label_smoothing);
   if (!opts.init_only.empty() && opts.init_from.empty()) fail("--init-only needs --init-from");
@@ -122,7 +122,8 @@ int run_train(CLI::App& app) {
                                sources.val->origin().c_str());
   std::printf("\n");
 
-  HostPool pool;
+  const auto pool_owner = make_pool(device);
+  MemoryPool& pool = *pool_owner;
   auto model = make_model(opts.model, data.sample_shape(), data.num_classes(), opts.data.seed, pool);
   if (!opts.init_from.empty()) {
     const auto file = read_safetensors(opts.init_from);

@@ -9,11 +9,17 @@
 #include <exception>
 
 #include "runtime/error.h"
+#if defined(GRAFT_HAVE_CUDA)
+#include "runtime/cuda/backend.h"
+#endif
 #include "runtime/interrupt.h"
 #include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
 
 int main(int argc, char** argv) {
+#if defined(GRAFT_HAVE_CUDA)
+  graft::register_cuda_backend();
+#endif
   CLI::App app{"graft: a training engine for transfer learning"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "graft 0.1");

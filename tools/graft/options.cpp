@@ -7,6 +7,7 @@
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
 #include "runtime/augment.h"
+#include "runtime/backend_registry.h"
 #include "runtime/error.h"
 #include "runtime/image_folder.h"
 
@@ -46,6 +47,8 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   for (const auto& n : known_architectures()) names += (names.empty() ? "" : ", ") + n;
   app.add_option("--model", o.model, "Architecture: " + names)->capture_default_str();
   app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--kernels", o.kernels, "CUDA kernels: library (cuDNN/cuBLAS) or native (hand-written)")
+      ->capture_default_str()->check(CLI::IsMember({"native", "library"}));
   app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
   app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
@@ -165,14 +168,39 @@ std::vector<bool> freeze_and_policy(Model& model, const std::vector<std::string>
 }
 
 Device resolve_device(const std::string& flag) {
-#if defined(GRAFT_HAVE_CUDA)
-  const char* why = "the CUDA backend is built but not yet wired into training";
-#else
-  const char* why = "this graft was built without the CUDA backend (no CUDA toolkit found at build time)";
-#endif
+  if (flag == "cpu") return Device::CPU;
+  std::string why;
+  const DeviceBackend* cuda = cuda_backend();
+  if (!cuda)
+    why = "this graft was built without the CUDA backend (no CUDA toolkit found at build time)";
+  else if (!cuda->available(&why))
+    why = "no usable CUDA device: " + why;
+  if (why.empty()) {
+    cuda->check_supported();
+    if (flag == "auto") std::fprintf(stderr, "device: cuda (%s)\n", cuda->summary().c_str());
+    return Device::CUDA;
+  }
   if (flag == "cuda") fail("--device cuda: ", why, "; use --device cpu");
-  if (flag == "auto") std::fprintf(stderr, "device: cpu (%s)\n", why);
+  std::fprintf(stderr, "device: cpu (%s)\n", why.c_str());
   return Device::CPU;
+}
+
+Device resolve_device(const ModelOptions& m) {
+  set_default_kernels(parse_kernel_choice(m.kernels));
+  return resolve_device(m.device);
+}
+
+std::unique_ptr<MemoryPool> make_pool(Device device) {
+  if (device == Device::CPU) return std::make_unique<HostPool>();
+  return require_cuda_backend().make_pool();
+}
+
+std::string describe_backend(Device device) {
+  if (device == Device::CPU) return "cpu";
+  return std::string("cuda, ") + kernel_choice_name(default_kernels()) +
+         (default_kernels() == KernelChoice::Library
+              ? " kernels (cuDNN convolution and pooling, cuBLAS dense; hand-written for the rest)"
+              : " kernels (hand-written CUDA)");
 }
 
 std::string human_bytes(size_t bytes) {

@@ -35,6 +35,7 @@ struct DataOptions {
 struct ModelOptions {
   std::string model = "fmnist_cnn";
   std::string device = "auto";
+  std::string kernels = "library";  // CUDA: native (hand-written) or library (cuDNN/cuBLAS)
   int64_t batch = 64;
   std::string head;                 // graft a new head (layers/head.h)
   bool no_top = false;              // the backbone alone
@@ -65,8 +66,15 @@ std::unique_ptr<Model> make_model(const ModelOptions& m, Shape input, int classe
 // Freezes by glob and applies the BatchNorm policy (frozen BN layers default to frozen).
 std::vector<bool> freeze_and_policy(Model& model, const std::vector<std::string>& freeze, const ModelOptions& m);
 
-// Resolves --device; prints one line when auto falls back to the CPU.
+// Resolves --device; prints one line when auto falls back to the CPU. --device cuda without
+// a usable device (or without the CUDA backend) is an error that says why.
 Device resolve_device(const std::string& flag);
+// resolve_device(m.device), and --kernels becomes the default kernel choice.
+Device resolve_device(const ModelOptions& m);
+// The pool every buffer of a run comes from: the host's, or the device's.
+std::unique_ptr<MemoryPool> make_pool(Device device);
+// "cpu", or "cuda (library kernels: cuDNN/cuBLAS)" and the like, for graft info.
+std::string describe_backend(Device device);
 
 std::string human_bytes(size_t bytes);
 std::string join(const std::vector<std::string>& v);

@@ -1,0 +1,81 @@
+// CpuOps: Ops on host memory, forwarding to graft::cpu (kernels/cpu/*.h). `reference`
+// chooses the plain-loop oracle for convolution and dense layers (ExecutorOptions::
+// reference_kernels); every other op has one CPU implementation.
+#pragma once
+#include "kernels/ops.h"
+
+namespace graft::cpu {
+
+class CpuOps final : public Ops {
+ public:
+  explicit CpuOps(bool reference = false) : reference_(reference) {}
+  Device device() const override { return Device::CPU; }
+  const char* name() const override { return reference_ ? "cpu reference" : "cpu"; }
+  bool reference() const { return reference_; }
+
+  size_t conv2d_workspace_floats(const Conv2dGeometry& g) override;
+  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                      float* workspace) override;
+  void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                            float* workspace) override;
+  void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
+                              float* workspace) override;
+
+  void dense_forward(int n, int in, int out, const float* x, const float* w, const float* bias, float* y) override;
+  void dense_backward_data(int n, int in, int out, const float* dy, const float* w, float* dx) override;
+  void dense_backward_weights(int n, int in, int out, const float* x, const float* dy, float* dw,
+                              float* dbias) override;
+
+  void maxpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) override;
+  void maxpool2d_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) override;
+  void avgpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) override;
+  void avgpool2d_backward(const Pool2dGeometry& g, const float* dy, float* dx) override;
+  void global_avgpool_forward(int n, int h, int w, int c, const float* x, float* y) override;
+  void global_avgpool_backward(int n, int h, int w, int c, const float* dy, float* dx) override;
+  void adaptive_avgpool2d_forward(const AdaptivePoolGeometry& g, const float* x, float* y) override;
+  void adaptive_avgpool2d_backward(const AdaptivePoolGeometry& g, const float* dy, float* dx) override;
+
+  void relu_forward(int64_t count, const float* x, float* y) override;
+  void relu_backward(int64_t count, const float* y, const float* dy, float* dx) override;
+  void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) override;
+  void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) override;
+  void add(int64_t count, const float* a, const float* b, float* y) override;
+  void scale(int64_t count, float alpha, float* x) override;
+  void copy(int64_t count, const float* x, float* y) override;
+  void fill(int64_t count, float value, float* x) override;
+
+  void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x, const float* gamma,
+                               const float* beta, float* y, float* running_mean, float* running_var,
+                               float* num_batches_tracked, double* scratch) override;
+  void batchnorm_forward_running(int64_t rows, int c, float eps, const float* x, const float* gamma,
+                                 const float* beta, const float* running_mean, const float* running_var,
+                                 float* y, double* scratch) override;
+  void batchnorm_backward_batch(int64_t rows, int c, float eps, const float* x, const float* dy, const float* gamma,
+                                float* dx, float* dgamma, float* dbeta, double* scratch) override;
+  void batchnorm_backward_running(int64_t rows, int c, float eps, const float* x, const float* dy,
+                                  const float* gamma, const float* running_mean, const float* running_var, float* dx,
+                                  float* dgamma, float* dbeta, double* scratch) override;
+
+  void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels, float smoothing,
+                             float grad_scale, float* dlogits, double* loss_sum, double* correct) override;
+  void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,
+           double* loss_sum) override;
+  void one_hot(int n, int classes, const int32_t* labels, float* targets) override;
+  void add_doubles(int count, const double* src, double* dst) override;
+
+  void sgd_step(int64_t count, float* params, const float* grads, float* momentum_buf, const math::SgdHyper& h,
+                const math::StepScalars& s) override;
+  void adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                 const math::AdamHyper& h, const math::StepScalars& s) override;
+
+  void zero(void* p, size_t bytes) override;
+  void upload(void* dst, const void* host_src, size_t bytes) override;
+  void download(void* host_dst, const void* src, size_t bytes) override;
+  void synchronize() override {}
+  bool any_nonfinite(int64_t count, const float* x) override;
+
+ private:
+  bool reference_;
+};
+
+}  // namespace graft::cpu

@@ -1,0 +1,170 @@
+#include "kernels/cuda/ops_cuda.h"
+
+#include "kernels/cuda/batchnorm.h"
+#include "kernels/cuda/conv.h"
+#include "kernels/cuda/dense.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/loss.h"
+#include "kernels/cuda/misc.h"
+#include "kernels/cuda/optimizer.h"
+#include "kernels/cuda/pool.h"
+#include "runtime/cuda/cuda_check.h"
+
+namespace graft::cuda {
+
+cudaStream_t compute_stream() {
+  static cudaStream_t stream = [] {
+    cudaStream_t s = nullptr;
+    GRAFT_CUDA_CHECK(cudaStreamCreate(&s));
+    return s;
+  }();
+  return stream;
+}
+
+CudaOps::CudaOps(MemoryPool& pool)
+    : pool_(pool),
+      stream_(compute_stream()),
+      scalars_(pool, sizeof(math::StepScalars), "workspace"),
+      flag_(pool, sizeof(int), "workspace") {}
+
+size_t CudaOps::conv2d_workspace_floats(const Conv2dGeometry& g) {
+  return cuda::conv2d_backward_filter_workspace_floats(g);
+}
+void CudaOps::conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                             float*) {
+  cuda::conv2d_forward(g, x, w, bias, y, stream_);
+}
+void CudaOps::conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float*) {
+  cuda::conv2d_backward_data(g, dy, w, dx, stream_);
+}
+void CudaOps::conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, float* workspace) {
+  cuda::conv2d_backward_filter(g, x, dy, dw, dbias, workspace, stream_);
+}
+
+void CudaOps::dense_forward(int n, int in, int out, const float* x, const float* w, const float* bias, float* y) {
+  cuda::dense_forward(n, in, out, x, w, bias, y, stream_);
+}
+void CudaOps::dense_backward_data(int n, int in, int out, const float* dy, const float* w, float* dx) {
+  cuda::dense_backward_data(n, in, out, dy, w, dx, stream_);
+}
+void CudaOps::dense_backward_weights(int n, int in, int out, const float* x, const float* dy, float* dw,
+                                     float* dbias) {
+  cuda::dense_backward_weights(n, in, out, x, dy, dw, dbias, stream_);
+}
+
+void CudaOps::maxpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) {
+  cuda::maxpool2d_forward(g, x, y, stream_);
+}
+void CudaOps::maxpool2d_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
+  cuda::maxpool2d_backward(g, x, dy, dx, stream_);
+}
+void CudaOps::avgpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) {
+  cuda::avgpool2d_forward(g, x, y, stream_);
+}
+void CudaOps::avgpool2d_backward(const Pool2dGeometry& g, const float* dy, float* dx) {
+  cuda::avgpool2d_backward(g, dy, dx, stream_);
+}
+void CudaOps::global_avgpool_forward(int n, int h, int w, int c, const float* x, float* y) {
+  cuda::global_avgpool_forward(n, h, w, c, x, y, stream_);
+}
+void CudaOps::global_avgpool_backward(int n, int h, int w, int c, const float* dy, float* dx) {
+  cuda::global_avgpool_backward(n, h, w, c, dy, dx, stream_);
+}
+void CudaOps::adaptive_avgpool2d_forward(const AdaptivePoolGeometry& g, const float* x, float* y) {
+  cuda::adaptive_avgpool2d_forward(g, x, y, stream_);
+}
+void CudaOps::adaptive_avgpool2d_backward(const AdaptivePoolGeometry& g, const float* dy, float* dx) {
+  cuda::adaptive_avgpool2d_backward(g, dy, dx, stream_);
+}
+
+void CudaOps::relu_forward(int64_t count, const float* x, float* y) { cuda::relu_forward(count, x, y, stream_); }
+void CudaOps::relu_backward(int64_t count, const float* y, const float* dy, float* dx) {
+  cuda::relu_backward(count, y, dy, dx, stream_);
+}
+void CudaOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng, const float* x, float* y) {
+  cuda::dropout_forward(count, p, seed, rng, x, y, stream_);
+}
+void CudaOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng, const float* dy, float* dx) {
+  cuda::dropout_backward(count, p, seed, rng, dy, dx, stream_);
+}
+void CudaOps::add(int64_t count, const float* a, const float* b, float* y) { cuda::add(count, a, b, y, stream_); }
+void CudaOps::scale(int64_t count, float alpha, float* x) { cuda::scale(count, alpha, x, stream_); }
+void CudaOps::copy(int64_t count, const float* x, float* y) {
+  if (count > 0 && x != y)
+    GRAFT_CUDA_CHECK(cudaMemcpyAsync(y, x, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+void CudaOps::fill(int64_t count, float value, float* x) { cuda::fill(count, value, x, stream_); }
+
+void CudaOps::batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,
+                                      const float* gamma, const float* beta, float* y, float* running_mean,
+                                      float* running_var, float* num_batches_tracked, double* scratch) {
+  cuda::batchnorm_forward_batch(rows, c, eps, momentum, x, gamma, beta, y, running_mean, running_var,
+                                num_batches_tracked, scratch, stream_);
+}
+void CudaOps::batchnorm_forward_running(int64_t rows, int c, float eps, const float* x, const float* gamma,
+                                        const float* beta, const float* running_mean, const float* running_var,
+                                        float* y, double* scratch) {
+  cuda::batchnorm_forward_running(rows, c, eps, x, gamma, beta, running_mean, running_var, y, scratch, stream_);
+}
+void CudaOps::batchnorm_backward_batch(int64_t rows, int c, float eps, const float* x, const float* dy,
+                                       const float* gamma, float* dx, float* dgamma, float* dbeta, double* scratch) {
+  cuda::batchnorm_backward_batch(rows, c, eps, x, dy, gamma, dx, dgamma, dbeta, scratch, stream_);
+}
+void CudaOps::batchnorm_backward_running(int64_t rows, int c, float eps, const float* x, const float* dy,
+                                         const float* gamma, const float* running_mean, const float* running_var,
+                                         float* dx, float* dgamma, float* dbeta, double* scratch) {
+  cuda::batchnorm_backward_running(rows, c, eps, x, dy, gamma, running_mean, running_var, dx, dgamma, dbeta, scratch,
+                                   stream_);
+}
+
+void CudaOps::softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels,
+                                    float smoothing, float grad_scale, float* dlogits, double* loss_sum,
+                                    double* correct) {
+  cuda::softmax_cross_entropy(n, classes, logits, labels, smoothing, grad_scale, dlogits, loss_sum, correct, stream_);
+}
+void CudaOps::mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,
+                  double* loss_sum) {
+  cuda::mse(count, pred, target, grad_scale, dpred, loss_sum, stream_);
+}
+void CudaOps::one_hot(int n, int classes, const int32_t* labels, float* targets) {
+  cuda::one_hot(n, classes, labels, targets, stream_);
+}
+void CudaOps::add_doubles(int count, const double* src, double* dst) { cuda::add_doubles(count, src, dst, stream_); }
+
+// The scalars go through one device slot: the copy and the launch are in stream order, so
+// the next segment's copy never overtakes this segment's kernel.
+void CudaOps::sgd_step(int64_t count, float* params, const float* grads, float* momentum_buf,
+                       const math::SgdHyper& h, const math::StepScalars& s) {
+  auto* d = static_cast<math::StepScalars*>(scalars_.get());
+  GRAFT_CUDA_CHECK(cudaMemcpyAsync(d, &s, sizeof s, cudaMemcpyHostToDevice, stream_));
+  cuda::sgd_step(count, params, grads, momentum_buf, h, d, stream_);
+}
+void CudaOps::adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                        const math::AdamHyper& h, const math::StepScalars& s) {
+  auto* d = static_cast<math::StepScalars*>(scalars_.get());
+  GRAFT_CUDA_CHECK(cudaMemcpyAsync(d, &s, sizeof s, cudaMemcpyHostToDevice, stream_));
+  cuda::adam_step(count, params, grads, exp_avg, exp_avg_sq, h, d, stream_);
+}
+
+void CudaOps::zero(void* p, size_t bytes) {
+  if (bytes) GRAFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+}
+void CudaOps::upload(void* dst, const void* host_src, size_t bytes) {
+  if (bytes) GRAFT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+}
+void CudaOps::download(void* host_dst, const void* src, size_t bytes) {
+  if (bytes) GRAFT_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  GRAFT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+void CudaOps::synchronize() { GRAFT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+bool CudaOps::any_nonfinite(int64_t count, const float* x) {
+  int* d = static_cast<int*>(flag_.get());
+  zero(d, sizeof(int));
+  cuda::flag_nonfinite(count, x, d, stream_);
+  int h = 0;
+  download(&h, d, sizeof h);
+  return h != 0;
+}
+
+}  // namespace graft::cuda

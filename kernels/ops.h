@@ -1,0 +1,116 @@
+// Ops: the op-dispatch interface between the layers and the kernels. One implementation per
+// backend: CpuOps (kernels/cpu/ops_cpu.h: the fast CPU path, or the reference loops), and the
+// CUDA ones (kernels/cuda/ops_cuda.h: hand-written kernels; kernels/lib: cuDNN/cuBLAS, with
+// the hand-written kernels for ops the libraries lack). Layers call `ctx.kernels().op(...)`
+// and never name a backend.
+//
+// Pointers are in the Ops' memory space (host for CpuOps, device for the CUDA ones), except
+// where a parameter is called `host_*`. Work is issued in order on one stream; only the
+// calls marked "synchronizes" wait for it. Same semantics as graft::cpu's functions of the
+// same name (see kernels/cpu/*.h); backward calls overwrite their outputs, and a null output
+// means "not wanted".
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/common/optimizer_math.h"
+#include "kernels/cpu/adaptive_pool.h"
+#include "kernels/cpu/geometry.h"
+#include "runtime/tensor.h"
+
+namespace graft {
+
+using cpu::AdaptivePoolGeometry;
+
+// Which implementation the CUDA backend uses: hand-written kernels or cuDNN/cuBLAS.
+enum class KernelChoice { Native, Library };
+const char* kernel_choice_name(KernelChoice k);  // "native", "library"
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual Device device() const = 0;
+  virtual const char* name() const = 0;  // "cpu", "cpu reference", "cuda native", "cuda library"
+
+  // --- convolution (NHWC, OHWI weights) ---
+  // Floats of workspace the three conv calls need for this shape (the caller plans it).
+  virtual size_t conv2d_workspace_floats(const Conv2dGeometry& g) = 0;
+  virtual void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                              float* workspace) = 0;
+  virtual void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                    float* workspace) = 0;
+  virtual void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                      float* dbias, float* workspace) = 0;
+
+  // --- dense: x [n, in], w [out, in], y [n, out] ---
+  virtual void dense_forward(int n, int in, int out, const float* x, const float* w, const float* bias, float* y) = 0;
+  virtual void dense_backward_data(int n, int in, int out, const float* dy, const float* w, float* dx) = 0;
+  virtual void dense_backward_weights(int n, int in, int out, const float* x, const float* dy, float* dw,
+                                      float* dbias) = 0;
+
+  // --- pooling ---
+  virtual void maxpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) = 0;
+  virtual void maxpool2d_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) = 0;
+  virtual void avgpool2d_forward(const Pool2dGeometry& g, const float* x, float* y) = 0;
+  virtual void avgpool2d_backward(const Pool2dGeometry& g, const float* dy, float* dx) = 0;
+  virtual void global_avgpool_forward(int n, int h, int w, int c, const float* x, float* y) = 0;
+  virtual void global_avgpool_backward(int n, int h, int w, int c, const float* dy, float* dx) = 0;
+  virtual void adaptive_avgpool2d_forward(const AdaptivePoolGeometry& g, const float* x, float* y) = 0;
+  virtual void adaptive_avgpool2d_backward(const AdaptivePoolGeometry& g, const float* dy, float* dx) = 0;
+
+  // --- element-wise ---
+  virtual void relu_forward(int64_t count, const float* x, float* y) = 0;
+  virtual void relu_backward(int64_t count, const float* y, const float* dy, float* dx) = 0;
+  virtual void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) = 0;
+  virtual void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy,
+                                float* dx) = 0;
+  virtual void add(int64_t count, const float* a, const float* b, float* y) = 0;  // y may alias a
+  virtual void scale(int64_t count, float alpha, float* x) = 0;
+  virtual void copy(int64_t count, const float* x, float* y) = 0;
+  virtual void fill(int64_t count, float value, float* x) = 0;
+
+  // --- batch norm (channels last, `scratch` = 4 * c doubles; see kernels/cpu/batchnorm.h) ---
+  // num_batches_tracked (nullable): one float, incremented by 1.
+  virtual void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,
+                                       const float* gamma, const float* beta, float* y, float* running_mean,
+                                       float* running_var, float* num_batches_tracked, double* scratch) = 0;
+  virtual void batchnorm_forward_running(int64_t rows, int c, float eps, const float* x, const float* gamma,
+                                         const float* beta, const float* running_mean, const float* running_var,
+                                         float* y, double* scratch) = 0;
+  virtual void batchnorm_backward_batch(int64_t rows, int c, float eps, const float* x, const float* dy,
+                                        const float* gamma, float* dx, float* dgamma, float* dbeta,
+                                        double* scratch) = 0;
+  virtual void batchnorm_backward_running(int64_t rows, int c, float eps, const float* x, const float* dy,
+                                          const float* gamma, const float* running_mean, const float* running_var,
+                                          float* dx, float* dgamma, float* dbeta, double* scratch) = 0;
+
+  // --- losses: loss_sum and correct are accumulators in the Ops' memory ---
+  virtual void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels,
+                                     float smoothing, float grad_scale, float* dlogits, double* loss_sum,
+                                     double* correct) = 0;
+  virtual void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,
+                   double* loss_sum) = 0;
+  // targets[n, classes] = one-hot of labels.
+  virtual void one_hot(int n, int classes, const int32_t* labels, float* targets) = 0;
+  // dst[i] += src[i], i < count.
+  virtual void add_doubles(int count, const double* src, double* dst) = 0;
+
+  // --- optimizer steps over flat arrays; the scalars are the host's, copied in stream order ---
+  virtual void sgd_step(int64_t count, float* params, const float* grads, float* momentum_buf,
+                        const math::SgdHyper& h, const math::StepScalars& s) = 0;
+  virtual void adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                         const math::AdamHyper& h, const math::StepScalars& s) = 0;
+
+  // --- memory ---
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;    // in stream order
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;  // synchronizes
+  virtual void synchronize() = 0;
+  // True when any of x[0..count) is NaN or infinite (synchronizes).
+  virtual bool any_nonfinite(int64_t count, const float* x) = 0;
+};
+
+// The CPU implementations, shared: the fast path, or the reference loops.
+Ops& cpu_ops(bool reference = false);
+
+}  // namespace graft

@@ -1,0 +1,40 @@
+#include "runtime/backend_registry.h"
+
+#include "runtime/error.h"
+
+namespace graft {
+
+namespace {
+DeviceBackend g_cuda;
+bool g_cuda_set = false;
+KernelChoice g_kernels = KernelChoice::Library;
+}  // namespace
+
+void set_cuda_backend(const DeviceBackend& backend) {
+  g_cuda = backend;
+  g_cuda_set = true;
+}
+
+const DeviceBackend* cuda_backend() { return g_cuda_set ? &g_cuda : nullptr; }
+
+const DeviceBackend& require_cuda_backend() {
+  if (!g_cuda_set) fail("the CUDA backend is not available in this program (built without CUDA, or not registered)");
+  return g_cuda;
+}
+
+KernelChoice default_kernels() { return g_kernels; }
+void set_default_kernels(KernelChoice k) { g_kernels = k; }
+
+KernelChoice parse_kernel_choice(const std::string& text) {
+  if (text == "native") return KernelChoice::Native;
+  if (text == "library") return KernelChoice::Library;
+  fail("--kernels '", text, "' is not one of: native, library");
+}
+
+Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner) {
+  if (pool.device() == Device::CPU) return cpu_ops(reference);
+  owner = require_cuda_backend().make_ops(pool, kernels);
+  return *owner;
+}
+
+}  // namespace graft
