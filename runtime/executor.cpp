@@ -132,6 +132,13 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes();
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;
+  if (!options_.class_weights.empty()) {
+    if (on_device_) fail("--class-weights is not yet supported on the GPU; use --device cpu");
+    if (options_.loss != LossKind::CrossEntropy) fail("--class-weights applies to the ce loss, not mse");
+    if (static_cast<int64_t>(options_.class_weights.size()) != shapes_.back().numel() / options_.batch)
+      fail("--class-weights gives ", options_.class_weights.size(), " weights for ",
+           shapes_.back().numel() / options_.batch, " classes");
+  }
   ctx_.reference_kernels = options_.reference_kernels;
   ctx_.ops = ops_;
 }
@@ -243,6 +250,20 @@ void Executor::device_loss(int64_t n, bool with_gradient) {
   ops_->add_doubles(2, sums + 2, sums);
   metrics_.count += double(n);
 }
+// PyTorch's CrossEntropyLoss(weight=...): the batch loss is sum_i r_i / sum_i w[y_i]. The
+// metrics keep per-example sums, so the batch adds its weighted mean n times.
+void Executor::weighted_cross_entropy(int64_t n, float* dlogits) {
+  const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
+  double weight_sum = 0;
+  for (int64_t i = 0; i < n; ++i) weight_sum += options_.class_weights[size_t(labels()[i])];
+  if (!(weight_sum > 0)) weight_sum = 1;  // a batch of zero-weight classes contributes nothing
+  double loss = 0, seen = 0;
+  cpu::softmax_cross_entropy_weighted(int(n), classes, output(), labels(), options_.class_weights.data(),
+                                      options_.label_smoothing, float(1.0 / weight_sum), dlogits, &loss, &seen,
+                                      &metrics_.correct);
+  metrics_.loss_sum += loss / weight_sum * double(n);
+}
+
 const float* Executor::activation(int node) const { return at(act_.at(node)); }
 
 Shape Executor::output_shape(int64_t n) const { return with_batch(shapes_.back(), n); }
@@ -279,7 +300,9 @@ void Executor::accumulate_metrics(int64_t n) {
   if (on_device_) return device_loss(n, /*with_gradient=*/false);
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   const Metrics before = metrics_;
-  if (options_.loss == LossKind::CrossEntropy) {
+  if (!options_.class_weights.empty()) {
+    weighted_cross_entropy(n, nullptr);
+  } else if (options_.loss == LossKind::CrossEntropy) {
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 0.0f, nullptr,
                                &metrics_.loss_sum, &metrics_.correct);
   } else {
@@ -303,6 +326,8 @@ void Executor::backward(int64_t n) {
   const Metrics before = metrics_;
   if (on_device_) {
     device_loss(n, /*with_gradient=*/true);
+  } else if (!options_.class_weights.empty()) {
+    weighted_cross_entropy(n, at(grad_[N - 1]));
   } else if (options_.loss == LossKind::CrossEntropy) {
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 1.0f / float(n),
                                at(grad_[N - 1]), &metrics_.loss_sum, &metrics_.correct);

@@ -37,6 +37,7 @@ struct ExecutorOptions {
   bool reference_kernels = false;    // run the plain-loop oracle (tests)
   int optimizer_state_per_param = 0; // for the planned-peak report only
   bool check_finite = false;         // forward notes the first node whose output is not finite
+  std::vector<float> class_weights;  // cross-entropy weight per class (empty: unweighted); CPU only for now
   // Device models (parameters in a device pool): which CUDA kernels; empty: default_kernels().
   std::optional<KernelChoice> kernels;
 };
@@ -124,6 +125,7 @@ class Executor {
     int64_t offset = -1;  // bytes into the arena; -1: none
   };
   void plan_memory();
+  void weighted_cross_entropy(int64_t n, float* dlogits);
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
   void device_loss(int64_t n, bool with_gradient);

@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -101,6 +102,49 @@ double monitored(const std::string& m, const EpochReport& r) {
 
 }  // namespace
 
+std::vector<float> resolve_class_weights(const std::string& spec, const BatchSource& data) {
+  const auto& names = data.class_names();
+  std::vector<float> w(names.size(), 0.0f);
+  if (spec == "auto") {
+    std::vector<int64_t> count(names.size(), 0);
+    for (int32_t l : data.labels()) ++count[size_t(l)];
+    for (size_t c = 0; c < names.size(); ++c) {
+      if (!count[c]) fail("--class-weights auto: class '", names[c], "' has no examples in ", data.origin());
+      w[c] = float(double(data.size()) / (double(names.size()) * double(count[c])));
+    }
+    return w;
+  }
+  std::ifstream in(spec);
+  if (!in) fail("--class-weights ", spec, ": cannot read the file (give auto or a JSON file)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    fail("--class-weights ", spec, ": not valid JSON: ", e.what());
+  }
+  auto value = [&](const nlohmann::json& v, const std::string& cls) {
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+      fail("--class-weights ", spec, ": the weight of class '", cls, "' must be a non-negative number, got ", v.dump());
+    return v.get<float>();
+  };
+  if (j.is_array()) {
+    if (j.size() != names.size())
+      fail("--class-weights ", spec, ": ", j.size(), " weights for ", names.size(), " classes");
+    for (size_t c = 0; c < names.size(); ++c) w[c] = value(j[c], names[c]);
+  } else if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      const auto it = std::find(names.begin(), names.end(), k);
+      if (it == names.end()) fail("--class-weights ", spec, ": no class named '", k, "' in ", data.origin());
+      w[size_t(it - names.begin())] = value(v, k);
+    }
+    for (size_t c = 0; c < names.size(); ++c)
+      if (!j.contains(names[c])) fail("--class-weights ", spec, ": no weight for class '", names[c], "'");
+  } else {
+    fail("--class-weights ", spec, ": expected a list of weights or an object {\"class\": weight}");
+  }
+  return w;
+}
+
 std::pair<std::string, float> parse_lr_mult(const std::string& spec) {
   const auto eq = spec.rfind('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
@@ -167,6 +211,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   eo.reference_kernels = o.reference_kernels;
   eo.optimizer_state_per_param = state_per_param(o.optimizer);
   eo.check_finite = o.check_finite;
+  eo.class_weights = o.class_weights;
   Executor ex(model, eo);
   Optimizer optimizer(o.optimizer, ex.trainable_count(), model.pool());
 

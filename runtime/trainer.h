@@ -25,6 +25,7 @@ struct TrainOptions {
   LrScheduleConfig schedule;   // base_lr is taken from optimizer.lr
   LossKind loss = LossKind::CrossEntropy;
   float label_smoothing = 0.0f;
+  std::vector<float> class_weights;  // cross-entropy weight per class (empty: none)
   std::vector<bool> frozen;    // per node
   std::vector<std::pair<std::string, float>> lr_mult;  // node-name glob -> learning-rate factor
   int grad_accumulation = 1;   // micro-batches per optimizer step
@@ -63,6 +64,11 @@ std::vector<EpochReport> train(Model& model, BatchSource& train, BatchSource* va
 
 // Loss and accuracy over a whole source, in order, in batches of `batch`.
 Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels = false);
+
+// --class-weights: "auto" (n / (classes * count[c]), scikit-learn's "balanced") or a JSON
+// file, either a list in class order or an object {"class name": weight}. Errors name the
+// file, the class, the value.
+std::vector<float> resolve_class_weights(const std::string& spec, const BatchSource& data);
 
 // Parses "glob=factor" (e.g. 'features.2[4-9].*=0.1'); errors name the flag and the text.
 std::pair<std::string, float> parse_lr_mult(const std::string& spec);

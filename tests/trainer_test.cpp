@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <sstream>
 
 #include "layers/zoo.h"
@@ -244,6 +246,55 @@ TEST(Trainer, NonFiniteLossNamesTheLayerAndSkipsWhenAllowed) {
   size_t skips = 0;
   for (size_t at = 0; (at = log.str().find("skipping step", at)) != std::string::npos; ++at) ++skips;
   EXPECT_EQ(skips, 2u) << log.str();
+}
+
+TEST(Trainer, ClassWeightsAutoFileAndErrors) {
+  TempDir dir;
+  Dataset d = random_dataset(12, 3);
+  for (size_t i = 0; i < d.labels.size(); ++i) d.labels[i] = i < 6 ? 0 : i < 9 ? 1 : 2;  // 6, 3, 3
+  InMemorySource data(d);
+  const auto w = resolve_class_weights("auto", data);
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_FLOAT_EQ(w[0], 12.0f / (3 * 6));
+  EXPECT_FLOAT_EQ(w[1], 12.0f / (3 * 3));
+  std::ofstream(dir.file("list.json")) << "[1, 2.5, 0]";
+  EXPECT_EQ(resolve_class_weights(dir.file("list.json"), data), (std::vector<float>{1.0f, 2.5f, 0.0f}));
+  std::ofstream(dir.file("map.json")) << R"({"c2": 3, "c0": 1, "c1": 0.5})";
+  EXPECT_EQ(resolve_class_weights(dir.file("map.json"), data), (std::vector<float>{1.0f, 0.5f, 3.0f}));
+  std::ofstream(dir.file("bad.json")) << R"({"c0": 1, "cat": 2})";
+  try {
+    resolve_class_weights(dir.file("bad.json"), data);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no class named 'cat'"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir.file("short.json")) << "[1, 2]";
+  EXPECT_THROW(resolve_class_weights(dir.file("short.json"), data), Error);
+}
+
+// Uniform class weights are the unweighted loss; other weights change the gradient.
+TEST(Trainer, ClassWeightedLossThroughTheExecutor) {
+  HostPool pool;
+  auto m = model(pool, testing::test_seed());
+  auto gradients = [&](std::vector<float> weights) {
+    ExecutorOptions o;
+    o.batch = 5;
+    o.class_weights = std::move(weights);
+    o.label_smoothing = 0.1f;
+    Executor ex(*m, o);
+    std::mt19937 gen(7);
+    for (int i = 0; i < 5 * 64; ++i) ex.input()[i] = float(gen() % 1000) / 1000.0f;
+    for (int i = 0; i < 5; ++i) ex.labels()[i] = i % 3;
+    ex.forward(5, true, 0);
+    ex.backward(5);
+    return std::make_pair(std::vector<float>(ex.gradients(), ex.gradients() + ex.trainable_count()), ex.last_batch_loss());
+  };
+  const auto plain = gradients({});
+  const auto uniform = gradients({2.0f, 2.0f, 2.0f});
+  const auto skewed = gradients({0.2f, 1.0f, 5.0f});
+  EXPECT_LT(testing::relative_error(uniform.first, plain.first), 1e-5);
+  EXPECT_NEAR(uniform.second, plain.second, 1e-6 * std::abs(plain.second));
+  EXPECT_GT(testing::relative_error(skewed.first, plain.first), 1e-3);
 }
 
 }  // namespace

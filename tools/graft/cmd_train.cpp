@@ -43,6 +43,7 @@ struct TrainCliOptions {
   int skip_nonfinite = 0;
   std::vector<std::string> lr_mult;
   std::string config_file;
+  std::string class_weights;
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -97,6 +98,7 @@ void register_train(CLI::App& app) {
   sub->add_option("--grad-accumulation", opts.grad_accumulation, "Micro-batches per optimizer step")
       ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for layers matching a glob, GLOB=FACTOR (repeatable)");
+  sub->add_option("--class-weights", opts.class_weights, "Cross-entropy class weights: auto (balanced) or a JSON file");
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -162,6 +164,13 @@ int run_train(CLI::App& app) {
   t.check_finite = opts.check_finite;
   t.skip_nonfinite = opts.skip_nonfinite;
   for (const auto& spec : opts.lr_mult) t.lr_mult.push_back(parse_lr_mult(spec));
+  if (!opts.class_weights.empty()) {
+    t.class_weights = resolve_class_weights(opts.class_weights, data);
+    std::string shown;
+    for (size_t c = 0; c < t.class_weights.size(); ++c)
+      shown += (c ? ", " : "") + data.class_names()[c] + " " + std::to_string(t.class_weights[c]).substr(0, 6);
+    std::printf("class weights: %s\n", shown.c_str());
+  }
 
   std::vector<std::string> frozen_names, trainable_names;
   int64_t frozen_count = 0, trainable_count = 0;
