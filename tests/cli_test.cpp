@@ -15,6 +15,7 @@
 
 #include "runtime/dataset.h"
 #include "runtime/safetensors.h"
+#include "tests/graft_program.h"
 #include "tests/testing.h"
 
 namespace graft {
@@ -22,28 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int raw = ::pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using Result = testing::ProgramResult;
+using testing::slurp;
+Result run(const std::string& args) { return testing::run_graft(args); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -21,6 +21,7 @@
 #pragma GCC diagnostic pop
 
 #include "runtime/safetensors.h"
+#include "tests/graft_program.h"
 #include "tests/testing.h"
 
 namespace graft {
@@ -28,27 +29,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  Result r;
-  FILE* p = ::popen((std::string(GRAFT_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int raw = ::pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using Result = testing::ProgramResult;
+using testing::slurp;
+Result run(const std::string& args) { return testing::run_graft(args); }
 
 class Recipe : public ::testing::Test {
  protected:

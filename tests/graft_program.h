@@ -1,0 +1,36 @@
+// Running the graft program from a test: its exit status and everything it printed, and
+// reading a file back whole. Shared by the end-to-end suites (cli_test, recipe_test).
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace graft::testing {
+
+struct ProgramResult {
+  int status = -1;     // exit status; -1 when it did not exit normally
+  std::string output;  // stdout and stderr
+};
+
+inline ProgramResult run_graft(const std::string& args) {
+  ProgramResult r;
+  FILE* p = ::popen((std::string(GRAFT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
+  const int raw = ::pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace graft::testing
