@@ -7,7 +7,7 @@ namespace graft {
 namespace {
 DeviceBackend g_cuda;
 bool g_cuda_set = false;
-KernelChoice g_kernels = KernelChoice::Library;
+KernelSettings g_settings;
 }  // namespace
 
 void set_cuda_backend(const DeviceBackend& backend) {
@@ -22,8 +22,10 @@ const DeviceBackend& require_cuda_backend() {
   return g_cuda;
 }
 
-KernelChoice default_kernels() { return g_kernels; }
-void set_default_kernels(KernelChoice k) { g_kernels = k; }
+const KernelSettings& kernel_settings() { return g_settings; }
+void set_kernel_settings(const KernelSettings& s) { g_settings = s; }
+KernelChoice default_kernels() { return g_settings.kernels; }
+void set_default_kernels(KernelChoice k) { g_settings.kernels = k; }
 
 KernelChoice parse_kernel_choice(const std::string& text) {
   if (text == "native") return KernelChoice::Native;

@@ -34,8 +34,16 @@ const DeviceBackend* cuda_backend();
 // The CUDA backend, or graft::Error saying it is missing.
 const DeviceBackend& require_cuda_backend();
 
-// The kernel choice of executors that do not name one (the CLI's --kernels).
-KernelChoice default_kernels();
+// How device kernels run, for every Ops made after it is set (the CLI's --kernels,
+// --deterministic, and graft bench's --precision tf32).
+struct KernelSettings {
+  KernelChoice kernels = KernelChoice::Library;  // executors that do not name one
+  bool deterministic = false;  // library kernels: deterministic algorithms only
+  bool allow_tf32 = false;     // library kernels: TF32 tensor cores (not exact fp32)
+};
+const KernelSettings& kernel_settings();
+void set_kernel_settings(const KernelSettings& s);
+KernelChoice default_kernels();  // kernel_settings().kernels
 void set_default_kernels(KernelChoice k);
 KernelChoice parse_kernel_choice(const std::string& text);  // "native", "library"
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The one script a GPU session runs: build the CUDA backend for Hopper, run every GPU suite
 # (ctest label `gpu`: native and library kernels against the CPU reference), record the
-# device, run a short compute-sanitizer memcheck, and print a summary last.
+# device, run short compute-sanitizer memcheck and racecheck passes, and print a summary last.
 #
 #   OUT=/tmp/graft-device-check bash tools/device-check.sh
 #
-# Logs under $OUT: build.log, gpu-tests.log, device.txt, memcheck.log, summary.txt.
+# Logs under $OUT: build.log, gpu-tests.log, device.txt, memcheck.log, racecheck.log, summary.txt.
 # Without a GPU (no nvidia-smi, or no device) it still builds, reports that the GPU tests
 # were skipped, and exits 0 unless the build or a test really failed. With a GPU, GPU tests
 # that skip count as a failure (the device was there but the tests could not use it).
 # Environment: OUT, BUILD_DIR (build-device), JOBS (nproc with a GPU, 2 without),
-# ARCHS (90), MEMCHECK=0 to skip the sanitizer.
+# ARCHS (90), MEMCHECK=0 to skip the sanitizers.
 set -euo pipefail
 
 OUT=${OUT:-/tmp/graft-device-check}
@@ -88,6 +88,18 @@ elif [ "$have_gpu" = 1 ]; then
   memcheck="skipped (MEMCHECK=$MEMCHECK, compute-sanitizer $(command -v compute-sanitizer >/dev/null && echo found || echo missing))"
 fi
 
+# --- racecheck (shared-memory hazards) over the kernels that use shared memory ---
+racecheck="not run"
+if [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  filter='ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*'
+  if timeout 240 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 99 \
+    "$BUILD_DIR/tests/graft_gpu_tests" --gtest_filter="$filter" >"$OUT/racecheck.log" 2>&1; then
+    racecheck="clean ($(grep -m1 -Eo 'RACECHECK SUMMARY: [0-9]+ hazards?[^)]*' "$OUT/racecheck.log" || echo 'no summary'))"
+  else
+    racecheck="FAILED (rc $?; see $OUT/racecheck.log)"
+  fi
+fi
+
 # --- end to end on the device: the demo's first stage (Fashion-MNIST classes 0-4), one epoch ---
 train_gpu="not run"
 if [ "$have_gpu" = 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
@@ -115,6 +127,7 @@ fi
 say "gpu tests: $total total, $passed passed, $failed failed, $skipped skipped (ctest rc $tests_rc)"
 [ -n "$skip_reason" ] && say "           skipped because: $skip_reason"
 say "memcheck:  $memcheck"
+say "racecheck: $racecheck"
 say "train gpu: $train_gpu"
 say "logs:      $OUT"
 
@@ -134,6 +147,9 @@ elif [[ "$train_gpu" == FAILED* ]]; then
   status=1
 elif [[ "$memcheck" == FAILED* ]]; then
   say "RESULT: FAIL (memcheck)"
+  status=1
+elif [[ "$racecheck" == FAILED* ]]; then
+  say "RESULT: FAIL (racecheck)"
   status=1
 elif [ "$have_gpu" = 0 ]; then
   say "RESULT: OK (built; no GPU here, so the GPU tests were skipped, not passed)"

@@ -27,6 +27,9 @@ struct LibraryOptions {
   // false (the default): exact fp32: FMA-only math in cuDNN and cuBLAS (no TF32), and no
   // FFT or Winograd convolution algorithms. true: TF32 tensor cores allowed (tolerance 1e-3).
   bool allow_tf32 = false;
+  // true (--deterministic): only algorithms cuDNN marks CUDNN_DETERMINISTIC, and no split-K
+  // reduction in cuBLASLt, so a rerun gives the same bits (what an exact GPU resume needs).
+  bool deterministic = false;
   // Most workspace one convolution algorithm may ask for.
   size_t max_conv_workspace_bytes = size_t{1} << 30;
   // cuBLAS/cuBLASLt workspace (NVIDIA recommends 32 MiB on Hopper).

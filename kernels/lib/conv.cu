@@ -28,6 +28,7 @@ bool exact_bwd_filter(cudnnConvolutionBwdFilterAlgo_t a) {
 template <class Perf, class Exact>
 bool acceptable(const Perf& p, const LibraryOptions& o, Exact exact) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.memory > o.max_conv_workspace_bytes) return false;
+  if (o.deterministic && p.determinism != CUDNN_DETERMINISTIC) return false;
   if (o.allow_tf32) return true;
   // The descriptor's FMA math type governs execution; reject only tensor-op entries.
   return exact(p.algo) && p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
@@ -74,6 +75,7 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_fwd)) pick = i;
+    // The fallbacks are exact and deterministic.
     p.fwd_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
   }

@@ -47,6 +47,11 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
       if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+    if (st == CUBLAS_STATUS_SUCCESS && ctx.options().deterministic) {
+      const uint32_t no_split_k = CUBLASLT_REDUCTION_SCHEME_NONE;  // no split-K partial sums
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &no_split_k,
+                                                sizeof(no_split_k));
+    }
     if (st == CUBLAS_STATUS_SUCCESS)
       st = cublasLtMatmulAlgoGetHeuristic(ctx.cublas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &returned);
   }

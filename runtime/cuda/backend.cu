@@ -18,7 +18,10 @@ std::unique_ptr<MemoryPool> make_pool() { return std::make_unique<cuda::DevicePo
 std::unique_ptr<Ops> make_ops(MemoryPool& pool, KernelChoice kernels) {
   if (pool.device() != Device::CUDA) fail("CUDA kernels need memory from a device pool");
   if (kernels == KernelChoice::Native) return std::make_unique<cuda::CudaOps>(pool);
-  return std::make_unique<lib::LibOps>(pool);
+  lib::LibraryOptions options;
+  options.deterministic = kernel_settings().deterministic;
+  options.allow_tf32 = kernel_settings().allow_tf32;
+  return std::make_unique<lib::LibOps>(pool, options);
 }
 
 void* alloc_pinned(size_t bytes) {

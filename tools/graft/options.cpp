@@ -49,6 +49,9 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--kernels", o.kernels, "CUDA kernels: library (cuDNN/cuBLAS) or native (hand-written)")
       ->capture_default_str()->check(CLI::IsMember({"native", "library"}));
+  app.add_flag("--deterministic", o.deterministic,
+               "CUDA: the same bits on every run (library kernels use deterministic cuDNN/cuBLASLt algorithms only; "
+               "native kernels always are; the CPU always is)");
   app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
   app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
@@ -186,7 +189,10 @@ Device resolve_device(const std::string& flag) {
 }
 
 Device resolve_device(const ModelOptions& m) {
-  set_default_kernels(parse_kernel_choice(m.kernels));
+  KernelSettings s = kernel_settings();
+  s.kernels = parse_kernel_choice(m.kernels);
+  s.deterministic = m.deterministic;
+  set_kernel_settings(s);
   return resolve_device(m.device);
 }
 
@@ -200,7 +206,8 @@ std::string describe_backend(Device device) {
   return std::string("cuda, ") + kernel_choice_name(default_kernels()) +
          (default_kernels() == KernelChoice::Library
               ? " kernels (cuDNN convolution and pooling, cuBLAS dense; hand-written for the rest)"
-              : " kernels (hand-written CUDA)");
+              : " kernels (hand-written CUDA)") +
+         (kernel_settings().deterministic ? ", deterministic" : "");
 }
 
 std::string human_bytes(size_t bytes) {

@@ -36,6 +36,7 @@ struct ModelOptions {
   std::string model = "fmnist_cnn";
   std::string device = "auto";
   std::string kernels = "library";  // CUDA: native (hand-written) or library (cuDNN/cuBLAS)
+  bool deterministic = false;       // CUDA: deterministic algorithms only (bitwise-reproducible runs)
   int64_t batch = 64;
   std::string head;                 // graft a new head (layers/head.h)
   bool no_top = false;              // the backbone alone
