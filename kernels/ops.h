@@ -10,8 +10,10 @@
 // same name (see kernels/cpu/*.h); backward calls overwrite their outputs, and a null output
 // means "not wanted".
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/common/optimizer_math.h"
 #include "kernels/cpu/adaptive_pool.h"
@@ -108,6 +110,17 @@ class Ops {
   virtual void synchronize() = 0;
   // True when any of x[0..count) is NaN or infinite (synchronizes).
   virtual bool any_nonfinite(int64_t count, const float* x) = 0;
+
+  // --- timing (graft bench) ---
+  // mark() records a point in the work's order and returns its id; elapsed_ms(a, b) waits
+  // for b and gives the time between the two (CUDA events on a device; here, the host clock
+  // after synchronize()). clear_marks() forgets every mark; ids start again at 0.
+  virtual int mark();
+  virtual double elapsed_ms(int a, int b);
+  virtual void clear_marks();
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> host_marks_;
 };
 
 // The CPU implementations, shared: the fast path, or the reference loops.

@@ -82,8 +82,14 @@ std::vector<HeadLayerSpec> parse_head(const std::string& spec) {
 }
 
 int graft_head(Model& model, const std::vector<HeadLayerSpec>& head, int num_classes, const std::string& prefix) {
-  GRAFT_ASSERT(!head.empty() && model.num_nodes() > 0, "a head on a backbone");
-  auto current = [&] { return model.infer_shapes(1).back(); };
+  GRAFT_ASSERT(!head.empty(), "an empty head");
+  // On an empty model the head reads the model's input (a head alone, on cached features).
+  auto current = [&] {
+    if (model.num_nodes() > 0) return model.infer_shapes(1).back();
+    std::vector<int64_t> dims{1};
+    for (int64_t d : model.sample_shape().dims) dims.push_back(d);
+    return Shape(dims);
+  };
   auto error = [&](const HeadLayerSpec& l, const std::string& why) {
     fail("--head token ", l.position, " '", l.token, "' ", why);
   };

@@ -36,7 +36,8 @@ struct HeadLayerSpec {
 // Throws graft::Error naming the spec, the token and its position on any syntax error.
 std::vector<HeadLayerSpec> parse_head(const std::string& spec);
 
-// Appends the head after the model's current last node (before Model::finalize) and
+// Appends the head after the model's current last node, or on the model's input when it has
+// none (a head alone, for cached features), before Model::finalize, and
 // returns the index of its last node. Throws naming the token when a layer does not fit
 // what precedes it (a dense after a 4-D activation without flatten/gap, a head that does
 // not end with [N, K]).

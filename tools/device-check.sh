@@ -5,12 +5,14 @@
 #
 #   OUT=/tmp/graft-device-check bash tools/device-check.sh
 #
-# Logs under $OUT: build.log, gpu-tests.log, device.txt, memcheck.log, racecheck.log, summary.txt.
+# Logs under $OUT: build.log, gpu-tests.log, device.txt, memcheck.log, racecheck.log,
+# bench-*.json, compare/ and compare.log, summary.txt.
 # Without a GPU (no nvidia-smi, or no device) it still builds, reports that the GPU tests
 # were skipped, and exits 0 unless the build or a test really failed. With a GPU, GPU tests
 # that skip count as a failure (the device was there but the tests could not use it).
 # Environment: OUT, BUILD_DIR (build-device), JOBS (nproc with a GPU, 2 without),
-# ARCHS (90), MEMCHECK=0 to skip the sanitizers.
+# ARCHS (90), MEMCHECK=0 to skip the sanitizers, BENCH=0 to skip the quick benchmarks
+# (graft bench --kernels native|library on vgg16 frozen, then bench/compare.sh for vgg16 fp32).
 set -euo pipefail
 
 OUT=${OUT:-/tmp/graft-device-check}
@@ -113,6 +115,20 @@ elif [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ]; then
   fi
 fi
 
+# --- quick benchmarks: graft bench (native and library) beside PyTorch eager, vgg16 fp32 ---
+# The full comparison (bf16, resnet50, torch.compile) is bench/compare.sh's own device call.
+bench="not run"
+if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; then
+  for k in native library; do
+    timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels "$k" --model vgg16 --input 224 --batch 64 \
+      --mode frozen --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-$k.json" 2>"$OUT/bench-$k.err" || true
+  done
+  GRAFT="$BUILD_DIR/graft" OUT="$OUT/compare" BENCH_MODELS=vgg16 BENCH_MODES="frozen full" BENCH_PRECISIONS=fp32 \
+    BENCH_IMPLS=eager BENCH_GEMM_DTYPES="fp32 tf32 bf16" BENCH_STEPS=20 BENCH_WARMUP=5 BENCH_DEADLINE=200 \
+    timeout 240 bash bench/compare.sh >"$OUT/compare.log" 2>&1 || true
+  bench="see $OUT/compare.log: $(grep -E '^vgg16 +frozen' "$OUT/compare.log" | tr -s ' ' | cut -c1-100 || echo 'no table row')"
+fi
+
 # --- summary (last) ---
 say "=== graft device check ==="
 say "device:    $(head -1 "$OUT/device.txt" 2>/dev/null | cut -c1-120)"
@@ -129,6 +145,7 @@ say "gpu tests: $total total, $passed passed, $failed failed, $skipped skipped (
 say "memcheck:  $memcheck"
 say "racecheck: $racecheck"
 say "train gpu: $train_gpu"
+say "bench:     $bench"
 say "logs:      $OUT"
 
 status=0

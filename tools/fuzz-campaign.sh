@@ -4,7 +4,8 @@
 # target for docs/reliability.md.
 #   tools/fuzz-campaign.sh [SECONDS [RUNS [LANES]]]     defaults: 1800 10000000 2
 # Environment: TARGETS (a space-separated subset, in order), NICE (niceness of the fuzzers,
-# default 10, so that a build beside them keeps its cores). Logs: build-fuzz/campaign/.
+# default 0: libFuzzer's per-input timeout is wall time, and a niced fuzzer beside a build
+# reports slow inputs as hangs), FUZZ_TIMEOUT (tools/fuzz.sh). Logs: build-fuzz/campaign/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ done
 run_one() {
   local t=$1 start end rc=0
   start=$(date +%s)
-  FUZZ_ARGS="-runs=$runs ${FUZZ_ARGS:-}" nice -n "${NICE:-10}" \
+  FUZZ_ARGS="-runs=$runs ${FUZZ_ARGS:-}" nice -n "${NICE:-0}" \
     tools/fuzz.sh "$t" "$seconds" >"$dir/$t.log" 2>&1 || rc=$?
   end=$(date +%s)
   echo "$t $((end - start)) $rc" >"$dir/$t.done"

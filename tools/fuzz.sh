@@ -10,7 +10,8 @@
 # build-fuzz/artifacts/TARGET/. Minimise one with:
 #   build-fuzz/TARGET -minimize_crash=1 -runs=20000 -exact_artifact_path=min.bin CRASHFILE
 # then commit it to tests/fuzz/regressions/TARGET/ (tests/fuzz_regression_test.cpp replays it).
-# Environment: CXX (default clang++), FUZZ_ARGS (extra libFuzzer flags, e.g. -max_len=4096;
+# Environment: CXX (default clang++), FUZZ_TIMEOUT (seconds per input, default 10; it is wall
+# time, so a loaded or niced run needs more), FUZZ_ARGS (extra libFuzzer flags, e.g. -max_len=4096;
 # '-fork=1 -ignore_crashes=1' goes on after a crash, collecting every crashing input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,7 +101,7 @@ artifacts=$out/artifacts/$target
 mkdir -p "$artifacts"
 dict=()
 [[ -f tests/fuzz/$target.dict ]] && dict=(-dict="tests/fuzz/$target.dict")
-common=(-rss_limit_mb=2048 -timeout=10 -artifact_prefix="$artifacts/" "${dict[@]}")
+common=(-rss_limit_mb=2048 -timeout="${FUZZ_TIMEOUT:-10}" -artifact_prefix="$artifacts/" "${dict[@]}")
 
 if [[ ! $1 =~ ^[0-9]+$ ]]; then  # reproduce: run each file once
   exec "$bin" "${common[@]}" "$@"

@@ -13,10 +13,25 @@
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/pool.h"
+#include "runtime/error.h"
 
 namespace graft {
 
 const char* kernel_choice_name(KernelChoice k) { return k == KernelChoice::Native ? "native" : "library"; }
+
+int Ops::mark() {
+  synchronize();
+  host_marks_.push_back(std::chrono::steady_clock::now());
+  return static_cast<int>(host_marks_.size()) - 1;
+}
+
+double Ops::elapsed_ms(int a, int b) {
+  const auto count = static_cast<int>(host_marks_.size());
+  if (a < 0 || b < 0 || a >= count || b >= count) fail("Ops::elapsed_ms: no mark ", a, " or ", b);
+  return std::chrono::duration<double, std::milli>(host_marks_[size_t(b)] - host_marks_[size_t(a)]).count();
+}
+
+void Ops::clear_marks() { host_marks_.clear(); }
 
 Ops& cpu_ops(bool reference) {
   static cpu::CpuOps fast(false), oracle(true);

@@ -27,6 +27,28 @@ CudaOps::CudaOps(MemoryPool& pool)
       scalars_(pool, sizeof(math::StepScalars), "workspace"),
       flag_(pool, sizeof(int), "workspace") {}
 
+CudaOps::~CudaOps() {
+  for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
+}
+
+int CudaOps::mark() {
+  if (marks_used_ == static_cast<int>(events_.size())) {
+    cudaEvent_t e = nullptr;
+    GRAFT_CUDA_CHECK(cudaEventCreate(&e));
+    events_.push_back(e);
+  }
+  GRAFT_CUDA_CHECK(cudaEventRecord(events_[size_t(marks_used_)], stream_));
+  return marks_used_++;
+}
+
+double CudaOps::elapsed_ms(int a, int b) {
+  if (a < 0 || b < 0 || a >= marks_used_ || b >= marks_used_) fail("CudaOps::elapsed_ms: no mark ", a, " or ", b);
+  GRAFT_CUDA_CHECK(cudaEventSynchronize(events_[size_t(b)]));
+  float ms = 0;
+  GRAFT_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[size_t(a)], events_[size_t(b)]));
+  return ms;
+}
+
 size_t CudaOps::conv2d_workspace_floats(const Conv2dGeometry& g) {
   return cuda::conv2d_backward_filter_workspace_floats(g);
 }

@@ -90,6 +90,16 @@ class CudaOps : public Ops {
  private:
   PoolBuffer scalars_;  // one math::StepScalars
   PoolBuffer flag_;     // one int
+  std::vector<cudaEvent_t> events_;  // timing marks, kept for reuse after clear_marks()
+  int marks_used_ = 0;
+
+ public:
+  ~CudaOps() override;
+  CudaOps(const CudaOps&) = delete;
+  CudaOps& operator=(const CudaOps&) = delete;
+  int mark() override;
+  double elapsed_ms(int a, int b) override;
+  void clear_marks() override { marks_used_ = 0; }
 };
 
 }  // namespace graft::cuda

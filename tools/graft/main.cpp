@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   graft::cli::register_train(app);
   graft::cli::register_eval(app);
   graft::cli::register_predict(app);
+  graft::cli::register_bench(app);
   try {
     // `graft train --config FILE`: the file's flags join the command line's (which win).
     std::vector<std::string> args(argv + 1, argv + argc);
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
       if (sub->get_name() == "train") return graft::cli::run_train(*sub);
       if (sub->get_name() == "eval") return graft::cli::run_eval(*sub);
       if (sub->get_name() == "predict") return graft::cli::run_predict(*sub);
+      if (sub->get_name() == "bench") return graft::cli::run_bench(*sub);
     }
   } catch (const graft::Interrupted& i) {
     return i.exit_code();

@@ -86,10 +86,12 @@ int run_info(CLI::App& app);
 int run_train(CLI::App& app);
 int run_eval(CLI::App& app);
 int run_predict(CLI::App& app);
+int run_bench(CLI::App& app);
 
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_predict(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace graft::cli

@@ -1,0 +1,329 @@
+// graft bench: the training step of a transfer-learning configuration, timed the way
+// bench/pytorch_baseline.py times PyTorch's (the same JSON keys), so bench/compare.sh can
+// put the two side by side. Synthetic data stays in the executor's input unless --data.
+//   frozen  the reference recipe: the backbone frozen, a grafted head trained
+//           (VGG: flatten,dense:1024,relu,dense:N; ResNet: gap,dense:N)
+//   full    the same network, everything trainable
+//   cached  head-only steps on features of the frozen backbone's output shape (what
+//           `graft train --cache-features` runs after its first epoch)
+// Steps are timed with the Ops' marks: CUDA events on the device, the host clock on the CPU.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/head.h"
+#include "layers/zoo.h"
+#include "runtime/backend_registry.h"
+#include "runtime/error.h"
+#include "runtime/executor.h"
+#include "runtime/image_folder.h"
+#include "runtime/optimizer.h"
+#include "tools/graft/options.h"
+
+namespace graft::cli {
+
+namespace {
+
+struct BenchOptions {
+  ModelOptions model;
+  int input = 224;
+  int classes = 10;
+  std::string mode = "frozen";
+  std::string precision = "fp32";
+  int steps = 50;
+  int warmup = 10;
+  bool json = false;
+  std::string data;  // an image folder: real decoding and augmentation in the step
+  int workers = -1;
+  uint64_t seed = 0;
+} opts;
+
+std::string command_line_text = "graft bench";
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q / 100.0 * double(v.size() - 1);
+  const size_t lo = size_t(std::floor(pos)), hi = std::min(v.size() - 1, lo + 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+double median(std::vector<double> v) { return percentile(std::move(v), 50); }
+
+// Multiply-accumulates per example of node n: convolutions (weights x output positions)
+// and dense layers (weights). The same count as pytorch_baseline.py's hooks.
+int64_t node_macs(const Model& m, int n, const std::vector<Shape>& shapes) {
+  const Layer& layer = *m.nodes()[size_t(n)].layer;
+  const auto specs = layer.param_specs();
+  if (specs.empty()) return 0;
+  const int64_t weights = specs[0].shape.numel();
+  if (layer.kind() == "conv2d") {
+    const Shape& out = shapes[size_t(n)];  // [N, H, W, C]
+    return weights * out[1] * out[2];
+  }
+  if (layer.kind() == "dense") return weights;
+  return 0;
+}
+
+std::string default_head(const std::string& model) {
+  return model.rfind("vgg", 0) == 0 ? "flatten,dense:1024,relu,dense:N" : "gap,dense:N";
+}
+
+// The backbone alone (no top), for the shape of the features the head reads.
+Shape feature_shape(const BenchOptions& o, MemoryPool& pool) {
+  ModelSpec s;
+  s.architecture = o.model.model;
+  s.sample_shape = Shape{o.input, o.input, 3};
+  s.num_classes = o.classes;
+  s.width_divisor = o.model.width_divisor;
+  s.include_top = false;
+  auto backbone = build_model(s, pool);
+  const auto shapes = backbone->infer_shapes(1);
+  const Shape& last = shapes.back();
+  return Shape(std::vector<int64_t>(last.dims.begin() + 1, last.dims.end()));
+}
+
+struct BenchModel {
+  std::unique_ptr<Model> model;
+  std::vector<bool> frozen;
+  int64_t flops_per_image = 0;
+  std::string head;
+};
+
+BenchModel build(const BenchOptions& o, MemoryPool& pool) {
+  BenchModel b;
+  b.head = o.model.head.empty() ? default_head(o.model.model) : o.model.head;
+  if (o.mode == "cached") {
+    // The head alone, on the backbone's feature shape; nothing frozen.
+    const Shape features = feature_shape(o, pool);
+    b.model = std::make_unique<Model>(o.model.model + "-head", features, pool);
+    graft_head(*b.model, parse_head(b.head), o.classes);
+    b.model->finalize(o.seed);
+    b.frozen.assign(size_t(b.model->num_nodes()), false);
+  } else {
+    ModelSpec s;
+    s.architecture = o.model.model;
+    s.sample_shape = Shape{o.input, o.input, 3};
+    s.num_classes = o.classes;
+    s.seed = o.seed;
+    s.width_divisor = o.model.width_divisor;
+    s.head = b.head;
+    b.model = build_model(s, pool);
+    b.frozen.assign(size_t(b.model->num_nodes()), false);
+    if (o.mode == "frozen")
+      for (int n = 0; n < b.model->num_nodes(); ++n)
+        b.frozen[size_t(n)] = b.model->nodes()[size_t(n)].layer->name().rfind("head.", 0) != 0;
+  }
+  // FLOPs: forward = 2 per MAC; a trained layer costs 3x its forward (pytorch_baseline.py).
+  const auto shapes = b.model->infer_shapes(1);
+  for (int n = 0; n < b.model->num_nodes(); ++n) {
+    const int64_t macs = node_macs(*b.model, n, shapes);
+    b.flops_per_image += (b.frozen[size_t(n)] ? 2 : 6) * macs;
+  }
+  return b;
+}
+
+void check_options(const BenchOptions& o, Device device) {
+  if (o.precision == "bf16")
+    fail("--precision bf16: graft's bf16 mixed precision is not written yet (issue 5); "
+         "use --precision fp32 or tf32");
+  if (o.precision == "tf32" && device == Device::CPU)
+    fail("--precision tf32 is a CUDA tensor-core mode; on the CPU use --precision fp32");
+  if (o.precision == "tf32" && kernel_settings().kernels == KernelChoice::Native)
+    fail("--precision tf32 needs --kernels library (the hand-written kernels are exact fp32)");
+  if (o.mode == "cached" && !o.data.empty())
+    fail("--mode cached runs on features, not images: drop --data (or use --mode frozen to time the input pipeline)");
+}
+
+std::string device_text(Device device) {
+  if (device == Device::CPU) return "cpu";
+  return require_cuda_backend().summary();
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand("bench", "Time training steps of a transfer configuration (images/s, ms/step, memory, TFLOP/s)");
+  opts.model.model = "vgg16";
+  add_model_options(*sub, opts.model);
+  sub->add_option("--input", opts.input, "Square input size in pixels")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--classes", opts.classes, "Outputs of the head")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--mode", opts.mode, "frozen (frozen backbone, trained head), full (all trainable), cached (head on cached features)")
+      ->capture_default_str()->check(CLI::IsMember({"frozen", "full", "cached"}));
+  sub->add_option("--precision", opts.precision, "fp32 (exact), tf32 (CUDA library kernels), bf16 (not written yet)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  sub->add_option("--steps", opts.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--warmup", opts.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--data", opts.data, "An image folder: decode (and the step) inside the timing, to see whether input or compute limits");
+  sub->add_option("--workers", opts.workers, "Decode threads with --data (-1: min(4, cores))")->capture_default_str();
+  sub->add_option("--seed", opts.seed, "Parameters and synthetic data")->capture_default_str();
+  sub->add_flag("--json", opts.json, "Print one JSON object (pytorch_baseline.py's keys) instead of the summary");
+}
+
+int run_bench(CLI::App& app) {
+  std::ostringstream cmd;
+  cmd << "graft bench";
+  for (const auto& o : app.get_options())
+    if (o->count() > 0 && o->get_name() != "--help") {
+      cmd << ' ' << o->get_name();
+      if (o->get_expected_max() > 0)  // a flag's "true" is not written
+        for (const auto& r : o->results()) cmd << ' ' << r;
+    }
+  command_line_text = cmd.str();
+
+  const Device device = resolve_device(opts.model);
+  KernelSettings ks = kernel_settings();
+  ks.allow_tf32 = opts.precision == "tf32";
+  set_kernel_settings(ks);
+  check_options(opts, device);
+  const auto pool_owner = make_pool(device);
+  MemoryPool& pool = *pool_owner;
+
+  BenchModel b = build(opts, pool);
+  Model& model = *b.model;
+  ExecutorOptions eo;
+  eo.batch = opts.model.batch;
+  eo.frozen = b.frozen;
+  eo.seed = opts.seed;
+  eo.optimizer_state_per_param = 2;
+  Executor ex(model, eo);
+  OptimizerConfig oc;
+  oc.kind = "adam";
+  oc.lr = 1e-3f;
+  Optimizer opt(oc, ex.trainable_count(), pool);
+
+  // Input: synthetic (two batches alternated, never zeros, like the baseline) or a folder.
+  const int64_t batch = opts.model.batch;
+  const int64_t sample = model.sample_shape().numel();
+  std::unique_ptr<ImageFolderSource> folder;
+  std::vector<std::vector<float>> synthetic;
+  std::vector<std::vector<int32_t>> labels;
+  if (!opts.data.empty()) {
+    ImageFolderOptions f;
+    f.height = f.width = opts.input;
+    f.augment.normalize = Normalization::preset("imagenet");
+    f.bad_images = BadImagePolicy::Skip;
+    f.threads = opts.workers;
+    folder = std::make_unique<ImageFolderSource>(opts.data, f);
+    if (folder->num_classes() > opts.classes)
+      fail("--data ", opts.data, " has ", folder->num_classes(), " classes; give --classes ", folder->num_classes());
+  } else {
+    std::mt19937_64 g(opts.seed + 17);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int k = 0; k < 2; ++k) {
+      synthetic.emplace_back(size_t(batch * sample));
+      for (float& v : synthetic.back()) v = normal(g);
+      labels.emplace_back(size_t(batch));
+      for (int32_t& l : labels.back()) l = int32_t(g() % uint64_t(opts.classes));
+    }
+  }
+  int64_t epoch = 0;
+  auto fill = [&](int64_t step) -> int64_t {
+    if (!folder) {
+      std::copy(synthetic[size_t(step % 2)].begin(), synthetic[size_t(step % 2)].end(), ex.input());
+      std::copy(labels[size_t(step % 2)].begin(), labels[size_t(step % 2)].end(), ex.labels());
+      return batch;
+    }
+    int64_t n = folder->next_batch(batch, ex.input(), ex.labels());
+    if (n < batch) {  // a new epoch (a partial last batch is dropped: every step is full)
+      folder->start_epoch(opts.seed, ++epoch, /*shuffle=*/true, /*augment=*/false);
+      n = folder->next_batch(batch, ex.input(), ex.labels());
+      if (n < batch) fail("--data ", opts.data, ": fewer readable images than one batch of ", batch);
+    }
+    return n;
+  };
+  if (folder) folder->start_epoch(opts.seed, epoch, true, false);
+
+  Ops& ops = ex.ops();
+  auto step = [&](int64_t i) {
+    const int64_t n = fill(i);
+    ex.forward(n, /*training=*/true, i);
+    ex.backward(n);
+    opt.step(ex.trainable_segments(), oc.lr);
+  };
+  for (int i = 0; i < opts.warmup; ++i) step(i);
+  ops.synchronize();
+  pool.reset_peak();
+
+  std::vector<double> ms, input_ms;
+  ops.clear_marks();
+  for (int i = 0; i < opts.steps; ++i) {
+    const int start = ops.mark();
+    const auto host_start = std::chrono::steady_clock::now();
+    const int64_t n = fill(opts.warmup + i);
+    input_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
+    ex.forward(n, true, opts.warmup + i);
+    ex.backward(n);
+    opt.step(ex.trainable_segments(), oc.lr);
+    const int end = ops.mark();
+    ms.push_back(ops.elapsed_ms(start, end));
+    ops.clear_marks();
+  }
+  const double final_loss = ex.last_batch_loss();
+  int64_t trainable = 0;  // parameters (ex.trainable_count() counts the padded gradient slots)
+  for (int n = 0; n < model.num_nodes(); ++n)
+    if (!b.frozen[size_t(n)]) trainable += model.node_param_count(n);
+  const size_t peak = pool.stats().peak_bytes_in_use;
+
+  std::vector<double> ips;
+  for (double m : ms)
+    if (m > 0) ips.push_back(double(batch) * 1e3 / m);
+  const double images_per_second = ips.empty() ? 0 : median(ips);
+  const double tflops = double(b.flops_per_image) * images_per_second / 1e12;
+
+  nlohmann::json j;
+  j["tool"] = "graft";
+  j["model"] = opts.model.model;
+  j["input"] = opts.input;
+  j["batch"] = batch;
+  j["classes"] = opts.classes;
+  j["mode"] = opts.mode;
+  j["precision"] = opts.precision;
+  j["impl"] = device == Device::CPU ? "cpu" : kernel_choice_name(kernel_settings().kernels);
+  j["head"] = b.head;
+  j["width_divisor"] = opts.model.width_divisor;
+  j["steps"] = opts.steps;
+  j["warmup"] = opts.warmup;
+  j["data"] = opts.data.empty() ? "synthetic" : opts.data;
+  j["images_per_second"] = images_per_second;
+  j["ms_per_step"] = {{"p10", percentile(ms, 10)}, {"p50", percentile(ms, 50)}, {"p90", percentile(ms, 90)}};
+  j["input_ms_per_step"] = {{"p50", percentile(input_ms, 50)}};
+  j["peak_bytes"] = peak;
+  j["planned_peak_bytes"] = ex.plan().peak_bytes();
+  j["flops_per_image"] = b.flops_per_image;
+  j["tflops"] = tflops;
+  j["trainable_parameters"] = trainable;
+  j["final_loss"] = final_loss;
+  j["deterministic"] = kernel_settings().deterministic;
+  j["device"] = device_text(device);
+  j["command"] = command_line_text;
+  if (!std::isfinite(final_loss)) std::fprintf(stderr, "bench: the loss is not finite (%g): not a sane run\n", final_loss);
+
+  if (opts.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s %s, input %d, batch %lld, %s, %s on %s\n", opts.model.model.c_str(), opts.mode.c_str(), opts.input,
+              static_cast<long long>(batch), opts.precision.c_str(), describe_backend(device).c_str(),
+              device_text(device).c_str());
+  std::printf("  images/s    %.1f (median of %d steps after %d warm-up)\n", images_per_second, opts.steps, opts.warmup);
+  std::printf("  ms/step     p10 %.3f  p50 %.3f  p90 %.3f\n", percentile(ms, 10), percentile(ms, 50), percentile(ms, 90));
+  if (folder)
+    std::printf("  input       %.3f ms/step (p50) of it waiting for decoded images: %s\n", percentile(input_ms, 50),
+                percentile(input_ms, 50) > 0.5 * percentile(ms, 50) ? "input-bound" : "compute-bound");
+  std::printf("  memory      peak %s in the pool (planned %s)\n", human_bytes(peak).c_str(),
+              human_bytes(ex.plan().peak_bytes()).c_str());
+  std::printf("  work        %.2f GFLOP/image, %.3f TFLOP/s achieved\n", double(b.flops_per_image) / 1e9, tflops);
+  std::printf("  trainable   %lld parameters; final loss %.4f\n", static_cast<long long>(trainable), final_loss);
+  return 0;
+}
+
+}  // namespace graft::cli
