@@ -126,6 +126,12 @@ std::string truncation_reason(const uint8_t* data, size_t size) {
 
 }  // namespace
 
+bool declared_image_size(const uint8_t* data, size_t size, int* width, int* height) {
+  int comp = 0;
+  if (!data || size == 0 || size > size_t(INT_MAX)) return false;
+  return stbi_info_from_memory(data, static_cast<int>(size), width, height, &comp) != 0;
+}
+
 RgbImage decode_image_memory(const uint8_t* data, size_t size, const std::string& origin) {
   if (size == 0 || data == nullptr) fail("image ", origin, ": the file is empty (0 bytes)");
   if (size > size_t(INT_MAX))

@@ -34,6 +34,10 @@ RgbImage decode_image_file(const std::string& path);
 // Decodes an encoded image held in memory; `origin` names it in errors (a path, "fuzz input").
 RgbImage decode_image_memory(const uint8_t* data, size_t size, const std::string& origin);
 
+// The width and height an encoded image's header declares, without decoding it; false when
+// the bytes are not an image stb_image can read.
+bool declared_image_size(const uint8_t* data, size_t size, int* width, int* height);
+
 // Resizes the (x0, y0, w, h) region of `src` to out_w x out_h with stb_image_resize
 // (linear light values, Mitchell filter down, Catmull-Rom up, edges clamped), writing
 // out_h * out_w * 3 bytes to `out`. The region must lie inside the image.

@@ -70,7 +70,8 @@ compile() {
   fi
   ((stale)) || return 0
   echo "fuzz.sh: compiling $src"
-  "$cxx" "${flags[@]}" "$san" -MMD -MF "$dep" -c "$src" -o "$obj"
+  # shellcheck disable=SC2086  # $san is a list of flags
+  "$cxx" "${flags[@]}" $san -MMD -MF "$dep" -c "$src" -o "$obj"
 }
 
 objs=()
@@ -83,7 +84,7 @@ for src in ${sources[$target]}; do
   compile "$src" "$obj" -fsanitize=fuzzer-no-link,address,undefined
   objs+=("$obj")
 done
-compile "tests/fuzz/$target.cpp" "$out/obj/$target.o" -fsanitize=fuzzer,address,undefined
+compile "tests/fuzz/$target.cpp" "$out/obj/$target.o" "-fsanitize=fuzzer,address,undefined -DGRAFT_FUZZING"
 relink=0
 [[ -x $bin ]] || relink=1
 for o in "${objs[@]}" "$out/obj/$target.o"; do [[ $o -nt $bin ]] && relink=1; done
