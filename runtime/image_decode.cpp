@@ -129,6 +129,8 @@ std::string truncation_reason(const uint8_t* data, size_t size) {
 bool declared_image_size(const uint8_t* data, size_t size, int* width, int* height) {
   int comp = 0;
   if (!data || size == 0 || size > size_t(INT_MAX)) return false;
+  // stb_image's header parser builds JPEG Huffman tables too: the same guard as decoding.
+  if (starts_with(data, size, {0xFF, 0xD8}) && !jpeg_huffman_problem(data, size).empty()) return false;
   return stbi_info_from_memory(data, static_cast<int>(size), width, height, &comp) != 0;
 }
 
