@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <map>
 
+#include <unistd.h>
+
 #include "kernels/common/elementwise.h"
 #include "runtime/error.h"
 
@@ -173,6 +175,7 @@ ImageFolderSource::ImageFolderSource(ImageFolderListing listing, ImageFolderOpti
     fail("image folder ", origin_, ": input size ", options_.height, "x", options_.width, " is out of range");
   if (options_.prefetch_batches < 1) fail("image folder ", origin_, ": prefetch_batches must be >= 1");
   options_.augment.validate();
+  open_cache();
   if (options_.threads < 0) {
     const unsigned hw = std::thread::hardware_concurrency();
     threads_ = int(std::clamp(hw, 1u, 4u));
@@ -183,6 +186,44 @@ ImageFolderSource::ImageFolderSource(ImageFolderListing listing, ImageFolderOpti
 
 ImageFolderSource::~ImageFolderSource() { stop_workers(); }
 
+void ImageFolderSource::open_cache() {
+  const std::string& mode = options_.decoded_cache;
+  const int w = options_.width, h = options_.height;
+  if (mode.empty() || mode == "off") {
+    cache_note_ = "off";
+    return;
+  }
+  if (options_.augment.random_resized_crop.enabled) {
+    if (mode == "auto") {
+      cache_note_ = "off (random-resized-crop crops each original image, so decoded images cannot be reused)";
+      return;
+    }
+    fail("--decoded-cache ", mode, ": not with --random-resized-crop, which crops each original image before "
+         "resizing; use --decoded-cache off");
+  }
+  const size_t bytes = DecodedImageCache::total_bytes(size(), w, h);
+  const std::string what = detail::concat(size(), " images at ", w, "x", h, ", ", bytes >> 20, " MiB");
+  if (mode == "auto") {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    const size_t budget = pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 4 : 0;
+    if (bytes > budget) {
+      cache_note_ = detail::concat("off (", what, " is more than a quarter of the memory; --decoded-cache FILE keeps it on disk)");
+      return;
+    }
+  }
+  if (mode == "auto" || mode == "memory") {
+    try {
+      cache_ = std::make_unique<DecodedImageCache>(size(), w, h);
+    } catch (const std::bad_alloc&) {
+      fail("--decoded-cache memory: ", what, " do not fit in memory; use --decoded-cache FILE or off");
+    }
+    cache_note_ = "memory (" + what + ")";
+    return;
+  }
+  cache_ = std::make_unique<DecodedImageCache>(mode, decoded_cache_key(listing_, w, h), size(), w, h);
+  cache_note_ = detail::concat("file ", mode, " (", what, "; ", cache_->reused_records(), " already there)");
+}
+
 ImageFolderSource::Split ImageFolderSource::split(const std::string& dir, double val_fraction, uint64_t seed,
                                                   const ImageFolderOptions& options) {
   ListingSplit s = split_listing(list_image_folder(dir, options.class_names), val_fraction, seed);
@@ -191,9 +232,16 @@ ImageFolderSource::Split ImageFolderSource::split(const std::string& dir, double
          " leaves no validation images (every class has fewer than 2 images)");
   Split out;
   out.train = std::make_unique<ImageFolderSource>(std::move(s.train), options, dir + " (training split)");
-  out.val = std::make_unique<ImageFolderSource>(std::move(s.val), options,
+  out.val = std::make_unique<ImageFolderSource>(std::move(s.val), validation_options(options),
                                                 detail::concat(dir, " (validation split ", val_fraction, ")"));
   return out;
+}
+
+ImageFolderOptions validation_options(const ImageFolderOptions& train) {
+  ImageFolderOptions v = train;
+  const std::string& m = train.decoded_cache;
+  if (!m.empty() && m != "off" && m != "memory" && m != "auto") v.decoded_cache = m + ".val";
+  return v;
 }
 
 std::vector<int32_t> ImageFolderSource::labels() const {
@@ -268,7 +316,14 @@ void ImageFolderSource::decode_into(int64_t position, Slot& slot) const {
   slot.error.clear();
   slot.fatal = nullptr;
   try {
-    const RgbImage img = decode_image_file(file.path);
+    RgbImage img;
+    if (!cache_ || !cache_->load(example, img)) {
+      img = decode_image_file(file.path);
+      if (cache_) {  // the whole image at the input size: what augment_image resizes to first
+        img = resize_image(img, options_.width, options_.height);
+        cache_->store(example, img);
+      }
+    }
     slot.pixels.resize(size_t(options_.height) * size_t(options_.width) * 3);
     augment_image(img, options_.augment, augment_, seed_, epoch_, example, options_.width, options_.height,
                   slot.pixels.data());

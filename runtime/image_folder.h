@@ -31,6 +31,7 @@
 
 #include "runtime/augment.h"
 #include "runtime/batch_source.h"
+#include "runtime/decoded_cache.h"
 
 namespace graft {
 
@@ -70,7 +71,15 @@ struct ImageFolderOptions {
   int prefetch_batches = 3;  // how many batches the workers may decode ahead
   // Force the class list (--val against training's classes); empty = the folder's own.
   std::vector<std::string> class_names;
+  // Decoded-image cache (runtime/decoded_cache.h): "off"; "memory"; a file path (reused by
+  // later runs over the same files); "auto": memory when it takes at most a quarter of the
+  // physical memory and the augmentation allows it. Refused with random-resized-crop.
+  std::string decoded_cache = "off";
 };
+
+// The options of a validation source beside a training one: a file cache gets its own file
+// (PATH.val); the rest is the same.
+ImageFolderOptions validation_options(const ImageFolderOptions& train);
 
 class ImageFolderSource final : public BatchSource {
  public:
@@ -100,6 +109,9 @@ class ImageFolderSource final : public BatchSource {
 
   const ImageFolderListing& listing() const { return listing_; }
   int threads() const { return threads_; }
+  // The decoded-image cache, or null when off; and one line saying what was decided.
+  const DecodedImageCache* decoded_cache() const { return cache_.get(); }
+  const std::string& decoded_cache_note() const { return cache_note_; }
 
  private:
   struct Slot;
@@ -111,11 +123,14 @@ class ImageFolderSource final : public BatchSource {
   // Waits for the slot of consume_ (or decodes it inline), returns it.
   Slot& wait_for(int64_t position);
   void release(int64_t position);
+  void open_cache();
 
   ImageFolderListing listing_;
   ImageFolderOptions options_;
   std::string origin_;
   int threads_ = 1;
+  std::unique_ptr<DecodedImageCache> cache_;
+  std::string cache_note_;
 
   // The epoch.
   bool started_ = false;

@@ -43,6 +43,7 @@ struct BenchOptions {
   bool json = false;
   std::string data;  // an image folder: real decoding and augmentation in the step
   int workers = -1;
+  std::string decoded_cache = "auto";
   uint64_t seed = 0;
 } opts;
 
@@ -164,6 +165,8 @@ void register_bench(CLI::App& app) {
   sub->add_option("--warmup", opts.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--data", opts.data, "An image folder: decode (and the step) inside the timing, to see whether input or compute limits");
   sub->add_option("--workers", opts.workers, "Decode threads with --data (-1: min(4, cores))")->capture_default_str();
+  sub->add_option("--decoded-cache", opts.decoded_cache, "With --data: auto, memory, off or a FILE (as graft train)")
+      ->capture_default_str();
   sub->add_option("--seed", opts.seed, "Parameters and synthetic data")->capture_default_str();
   sub->add_flag("--json", opts.json, "Print one JSON object (pytorch_baseline.py's keys) instead of the summary");
 }
@@ -212,7 +215,9 @@ int run_bench(CLI::App& app) {
     f.augment.normalize = Normalization::preset("imagenet");
     f.bad_images = BadImagePolicy::Skip;
     f.threads = opts.workers;
+    f.decoded_cache = opts.decoded_cache;
     folder = std::make_unique<ImageFolderSource>(opts.data, f);
+    if (!opts.json) std::fprintf(stderr, "decoded-image cache: %s\n", folder->decoded_cache_note().c_str());
     if (folder->num_classes() > opts.classes)
       fail("--data ", opts.data, " has ", folder->num_classes(), " classes; give --classes ", folder->num_classes());
   } else {
@@ -293,6 +298,7 @@ int run_bench(CLI::App& app) {
   j["steps"] = opts.steps;
   j["warmup"] = opts.warmup;
   j["data"] = opts.data.empty() ? "synthetic" : opts.data;
+  if (folder) j["decoded_cache"] = folder->decoded_cache_note();
   j["images_per_second"] = images_per_second;
   j["ms_per_step"] = {{"p10", percentile(ms, 10)}, {"p50", percentile(ms, 50)}, {"p90", percentile(ms, 90)}};
   j["input_ms_per_step"] = {{"p50", percentile(input_ms, 50)}};

@@ -29,6 +29,11 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training) {
   if (!training) return;
   app.add_option("--per-class", o.per_class, "fashion-mnist: K training examples per class, drawn with --seed (default: all)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--decoded-cache", o.decoded_cache,
+                 "Image folders: keep each image decoded at the input size after its first read: auto (in memory "
+                 "when it fits a quarter of RAM and there is no --random-resized-crop), memory, off, or a FILE "
+                 "that later runs reuse")
+      ->capture_default_str();
   app.add_option("--val", o.val, "Validate after each epoch on: none, test (fashion-mnist's test split), or a folder")
       ->capture_default_str();
   app.add_option("--val-split", o.val_split, "Image folders: hold out this fraction of --data for validation, per class")
@@ -93,6 +98,13 @@ ImageFolderOptions folder_options(const DataOptions& o) {
   return f;
 }
 
+void report_decoded_cache(const Sources& sources) {
+  for (const BatchSource* b : {sources.train.get(), sources.val.get()})
+    if (const auto* folder = dynamic_cast<const ImageFolderSource*>(b))
+      std::fprintf(stderr, "decoded-image cache (%s): %s\n", folder->origin().c_str(),
+                   folder->decoded_cache_note().c_str());
+}
+
 Dataset fashion_mnist(const DataOptions& o, bool train_split) {
   Dataset d = load_fashion_mnist(o.data_dir, train_split);
   if (!o.classes.empty()) d = select_classes(d, parse_class_list(o.classes, d.num_classes(), "--classes"));
@@ -110,21 +122,24 @@ Sources open_training_data(const DataOptions& o) {
     if (o.val == "test") s.val = std::make_unique<InMemorySource>(fashion_mnist(o, false));
     return s;
   }
-  const ImageFolderOptions f = folder_options(o);
+  ImageFolderOptions f = folder_options(o);
+  f.decoded_cache = o.decoded_cache;
   if (o.val_split > 0) {
     if (o.val != "none") fail("give --val or --val-split, not both");
     auto split = ImageFolderSource::split(o.data, o.val_split, o.seed, f);
     s.train = std::move(split.train);
     s.val = std::move(split.val);
+    report_decoded_cache(s);
     return s;
   }
   auto train = std::make_unique<ImageFolderSource>(o.data, f);
   if (o.val != "none") {
-    ImageFolderOptions v = f;
+    ImageFolderOptions v = validation_options(f);
     v.class_names = train->class_names();
     s.val = std::make_unique<ImageFolderSource>(o.val, v);
   }
   s.train = std::move(train);
+  report_decoded_cache(s);
   return s;
 }
 

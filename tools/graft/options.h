@@ -29,6 +29,7 @@ struct DataOptions {
   float shear = 0, zoom = 0, rotation = 0, shift = 0;
   bool hflip = false, vflip = false, random_resized_crop = false;
   std::string bad_images = "skip";
+  std::string decoded_cache = "auto";  // training: auto | memory | off | FILE
   int workers = -1;
 };
 
