@@ -66,10 +66,25 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   on_device_ = model_.pool().device() != Device::CPU;
   ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_);
 
+  GRAFT_ASSERT(options_.start_after >= -1 && options_.start_after < N - 1, "start_after ", options_.start_after,
+               " in a model of ", N, " nodes");
+  GRAFT_ASSERT(options_.stop_after >= -1 && options_.stop_after < N, "stop_after ", options_.stop_after);
+  GRAFT_ASSERT(options_.stop_after < 0 || !options_.training, "stop_after is for inference plans");
+  first_ = options_.start_after + 1;
+  last_ = options_.stop_after >= 0 ? options_.stop_after : N - 1;
+  GRAFT_ASSERT(first_ <= last_, "start_after ", options_.start_after, " is not before stop_after ", last_);
+  input_floats_ = first_ == 0 ? model_.sample_shape().numel() : shapes_[first_ - 1].numel() / options_.batch;
+
+  // Only nodes that run consume; the start_after node's output is the input.
   consumers_.assign(N, {});
-  for (int n = 0; n < N; ++n)
-    for (int i : model_.nodes()[n].inputs)
-      if (i != kModelInput) consumers_[i].push_back(n);
+  for (int n = first_; n <= last_; ++n)
+    for (int i : model_.nodes()[n].inputs) {
+      if (i == first_ - 1) continue;
+      if (i < first_)
+        fail("node ", model_.nodes()[n].name, " reads ", i == kModelInput ? "the model input" : model_.nodes()[i].name,
+             ", which is before the executor's input (", model_.nodes()[first_ - 1].name, ")");
+      consumers_[i].push_back(n);
+    }
 
   // needs_grad, in topological (insertion) order.
   decisions_.assign(N, {});
@@ -77,10 +92,14 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
     auto& d = decisions_[n];
     const auto& node = model_.nodes()[n];
     d.frozen = options_.frozen[n];
+    d.runs = n >= first_ && n <= last_;
     d.weight_grad = options_.training && !d.frozen && model_.node_param_count(n) > 0;
+    if (!d.runs && d.weight_grad)
+      fail("node ", node.name, " has trainable parameters, so it cannot be left out of a training plan (start_after ",
+           options_.start_after, ")");
     d.needs_grad = d.weight_grad;
     for (int i : node.inputs) {
-      const bool in_needs = i != kModelInput && decisions_[i].needs_grad;
+      const bool in_needs = d.runs && i >= first_ && decisions_[i].needs_grad;
       d.input_grad.push_back(in_needs);
       d.needs_grad = d.needs_grad || in_needs;
     }
@@ -106,14 +125,13 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_memory();
 
   size_t workspace = 0;
-  for (int n = 0; n < N; ++n)
+  for (int n = first_; n <= last_; ++n)
     workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(
                                         model_.node_input_shapes(n, shapes_, options_.batch), *ops_));
   if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
 
-  const int64_t sample = model_.sample_shape().numel();
   const int classes = static_cast<int>(shapes_[N - 1].numel() / options_.batch);
-  input_ = PoolBuffer(model_.pool(), size_t(options_.batch * sample) * sizeof(float), "input");
+  input_ = PoolBuffer(model_.pool(), size_t(options_.batch * input_floats_) * sizeof(float), "input");
   labels_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(int32_t), "input");
   if (options_.loss == LossKind::MSE)
     targets_ = PoolBuffer(model_.pool(), size_t(options_.batch * classes) * sizeof(float), "input");
@@ -152,7 +170,7 @@ void Executor::plan_memory() {
   grad_.assign(N, {});
   scratch_.assign(N, {});
   std::vector<Interval> tensors;
-  for (int n = 0; n < N; ++n) {
+  for (int n = first_; n <= last_; ++n) {
     const size_t bytes = aligned(size_t(shapes_[n].numel()) * sizeof(float));
     const auto& d = decisions_[n];
     int end = n;
@@ -161,12 +179,12 @@ void Executor::plan_memory() {
       if (decisions_[c].needs_grad && model_.nodes()[c].layer->backward_reads_inputs()) end = std::max(end, bwd_time(c));
     }
     if (d.needs_grad && model_.nodes()[n].layer->backward_reads_output()) end = std::max(end, bwd_time(n));
-    if (n == N - 1) end = std::max(end, loss_time);
+    if (n == last_) end = std::max(end, loss_time);  // the output, read after forward
     tensors.push_back(Interval{bytes, n, end, &act_[n].offset});
     plan_.unplanned_bytes += bytes;
     if (!d.needs_grad) continue;
     // The output gradient: written by the loss or the consumers' backward, read by our own.
-    int begin = n == N - 1 ? loss_time : bwd_time(n);
+    int begin = n == last_ ? loss_time : bwd_time(n);
     for (int c : consumers_[n]) begin = std::min(begin, bwd_time(c));
     tensors.push_back(Interval{bytes, begin, bwd_time(n), &grad_[n].offset});
     plan_.unplanned_bytes += bytes;
@@ -182,15 +200,15 @@ float* Executor::at(const Slot& s) const {
 
 std::vector<const float*> Executor::input_ptrs(int n) const {
   std::vector<const float*> in;
-  for (int i : model_.nodes()[n].inputs) in.push_back(i == kModelInput ? input_.floats() : at(act_[i]));
+  for (int i : model_.nodes()[n].inputs) in.push_back(i == first_ - 1 ? input_.floats() : at(act_[i]));
   return in;
 }
 
 const float* Executor::output() const {
-  if (!on_device_) return at(act_.back());
+  if (!on_device_) return at(act_[last_]);
   const size_t count = size_t(output_shape(last_n_ ? last_n_ : options_.batch).numel());
   output_host_.resize(count);
-  ops_->download(output_host_.data(), at(act_.back()), count * sizeof(float));
+  ops_->download(output_host_.data(), at(act_[last_]), count * sizeof(float));
   return output_host_.data();
 }
 
@@ -264,9 +282,18 @@ void Executor::weighted_cross_entropy(int64_t n, float* dlogits) {
   metrics_.loss_sum += loss / weight_sum * double(n);
 }
 
-const float* Executor::activation(int node) const { return at(act_.at(node)); }
+const float* Executor::activation(int node) const {
+  return node == first_ - 1 ? input_.floats() : at(act_.at(size_t(node)));
+}
 
-Shape Executor::output_shape(int64_t n) const { return with_batch(shapes_.back(), n); }
+Shape Executor::output_shape(int64_t n) const { return with_batch(shapes_[size_t(last_)], n); }
+
+Shape Executor::input_shape(int64_t n) const {
+  if (first_ > 0) return with_batch(shapes_[size_t(first_ - 1)], n);
+  std::vector<int64_t> dims{n};
+  for (int64_t d : model_.sample_shape().dims) dims.push_back(d);
+  return Shape(dims);
+}
 
 void Executor::forward(int64_t n, bool training, int64_t step) {
   GRAFT_ASSERT(n >= 1 && n <= options_.batch, "batch of ", n, " in a plan for ", options_.batch);
@@ -275,10 +302,10 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   ctx_.step = step;
   first_nonfinite_node_ = -1;
   if (on_device_) {  // the batch the caller staged
-    ops_->upload(input_.get(), input(), size_t(n * model_.sample_shape().numel()) * sizeof(float));
+    ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
     ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
   }
-  for (int k = 0; k < model_.num_nodes(); ++k) {
+  for (int k = first_; k <= last_; ++k) {
     const auto& node = model_.nodes()[k];
     ctx_.node_index = k;
     ForwardArgs a;
@@ -297,6 +324,7 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
 
 void Executor::accumulate_metrics(int64_t n) {
   GRAFT_ASSERT(n == last_n_, "metrics of a batch that was not forwarded");
+  GRAFT_ASSERT(last_ == model_.num_nodes() - 1, "metrics of a plan that stops at ", model_.nodes()[last_].name);
   if (on_device_) return device_loss(n, /*with_gradient=*/false);
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   const Metrics before = metrics_;
@@ -348,7 +376,7 @@ void Executor::backward(int64_t n) {
   // Gradients of nodes with several consumers arrive more than once: the first writes,
   // later ones go to scratch and are added.
   std::vector<int> arrived(N, 0);
-  for (int k = N - 1; k >= 0; --k) {
+  for (int k = N - 1; k >= first_; --k) {
     const auto& d = decisions_[k];
     if (!d.needs_grad) continue;
     const auto& node = model_.nodes()[k];
@@ -394,7 +422,9 @@ std::vector<std::string> Executor::describe() const {
   for (int k = 0; k < model_.num_nodes(); ++k) {
     const auto& d = decisions_[k];
     std::string what;
-    if (!d.needs_grad) {
+    if (!d.runs) {
+      what = k < first_ ? "not run (its output is the input: cached features)" : "not run";
+    } else if (!d.needs_grad) {
       what = options_.training ? "no backward (nothing below needs a gradient)" : "inference";
     } else {
       what = "backward:";

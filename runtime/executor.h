@@ -11,6 +11,9 @@
 //     backward reads (a frozen prefix) are released as soon as the next layer consumed
 //     them, and a step allocates nothing;
 //   - one flat gradient buffer for the trainable parameters only (frozen ones have no slot).
+// It may run part of the graph: with start_after its input is a node's output (cached
+// features of a frozen prefix) and the nodes up to that one are neither run nor planned;
+// with stop_after (inference) it runs the nodes up to that one and output() is its output.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -40,9 +43,17 @@ struct ExecutorOptions {
   std::vector<float> class_weights;  // cross-entropy weight per class (empty: unweighted); CPU only for now
   // Device models (parameters in a device pool): which CUDA kernels; empty: default_kernels().
   std::optional<KernelChoice> kernels;
+  // >= 0: input() holds node start_after's outputs (shape: that node's); nodes up to and
+  // including it are not run, get no activation and no gradient, and must need none (a
+  // frozen prefix). Parameters stay in the model: segments and checkpoints are unchanged.
+  int start_after = -1;
+  // >= 0, inference only: run the nodes up to and including stop_after; output() is its
+  // output. Nodes after it are neither run nor planned.
+  int stop_after = -1;
 };
 
 struct NodeDecision {
+  bool runs = true;                // false: outside start_after/stop_after
   bool frozen = false;
   bool needs_grad = false;         // == runs backward
   bool weight_grad = false;        // computes its parameters' gradients
@@ -77,6 +88,9 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   int64_t batch() const { return options_.batch; }
+  // Floats of one example in input(): the model's sample, or the start_after node's output.
+  int64_t input_floats() const { return input_floats_; }
+  Shape input_shape(int64_t n) const;  // [n, ...] of input()
   // Where the caller writes the next batch (host memory on every device).
   float* input() { return on_device_ ? static_cast<float*>(staging_.get()) : input_.floats(); }
   int32_t* labels() {
@@ -94,10 +108,13 @@ class Executor {
   // Mean loss of the batch of the last backward() or accumulate_metrics().
   double last_batch_loss() const;
 
-  // The last forward's output, readable on the host (on a device: copied, synchronizing).
+  // The last forward's output (the stop_after node's, when set), readable on the host (on a
+  // device: copied, synchronizing).
   const float* output() const;
   Shape output_shape(int64_t n) const;
-  const float* activation(int node) const;  // in the device's memory; valid until the plan reuses it
+  // In the device's memory; valid until the plan reuses it. The start_after node's is the
+  // input; nodes that do not run have none (null).
+  const float* activation(int node) const;
   // With check_finite: the first node (forward order) of the last forward whose output held
   // a NaN or an infinity, or -1.
   int first_nonfinite_node() const { return first_nonfinite_node_; }
@@ -154,6 +171,8 @@ class Executor {
   Metrics metrics_;
   double last_batch_loss_ = 0;
   std::vector<int64_t> backward_calls_;
+  int first_ = 0, last_ = 0;  // the nodes that run: first_ .. last_
+  int64_t input_floats_ = 0;
 };
 
 }  // namespace graft

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
+#include <memory>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -162,13 +164,15 @@ std::pair<std::string, float> parse_lr_mult(const std::string& spec) {
   return {spec.substr(0, eq), f};
 }
 
-Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels) {
+Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels,
+                 int start_after) {
   if (data.size() == 0) fail("nothing to evaluate: ", data.origin(), " has no examples");
   ExecutorOptions eo;
   eo.batch = std::min<int64_t>(batch, data.size());
   eo.training = false;
   eo.loss = loss;
   eo.reference_kernels = reference_kernels;
+  eo.start_after = start_after;
   Executor ex(model, eo);
   data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
   while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
@@ -202,9 +206,15 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   if (schedule.kind == "cosine" && schedule.total_steps == 0) schedule.total_steps = steps_per_epoch * o.epochs;
   schedule.validate();
 
+  const FeatureCacheDecision cache =
+      decide_feature_cache(o.cache_features, model, o.frozen, o.augment, data, validation,
+                           o.cache_budget_bytes ? o.cache_budget_bytes : default_feature_cache_budget());
+  if (!cache.line.empty()) std::cerr << cache.line << std::endl;
+
   ExecutorOptions eo;
   eo.batch = batch;
   eo.frozen = o.frozen;
+  eo.start_after = cache.cut;  // with the cache: the layers after the cut only
   eo.loss = o.loss;
   eo.label_smoothing = o.label_smoothing;
   eo.seed = o.seed;
@@ -270,10 +280,30 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   std::vector<float> best_params;
   std::vector<EpochReport> reports;
   const auto run_start = Clock::now();
+
+  // Built after --resume loaded the parameters the frozen prefix computes with. The training
+  // cache's time counts in this run's first epoch, so that epoch against a cached one is a
+  // fair ratio (validation time is never in an epoch's time).
+  std::unique_ptr<FeatureCache> train_cache, val_cache;
+  double cache_seconds = 0;
+  if (cache.on) {
+    train_cache = std::make_unique<FeatureCache>(model, cache.cut, data, batch, o.reference_kernels);
+    cache_seconds = train_cache->build_seconds();
+    std::cerr << "feature cache: built in " << std::fixed << std::setprecision(2) << cache_seconds
+              << " s (counted in the time of epoch " << at.epochs_done + 1 << ")";
+    if (validation && validation->size() > 0) {
+      val_cache = std::make_unique<FeatureCache>(model, cache.cut, *validation, batch, o.reference_kernels);
+      std::cerr << ", validation's in " << val_cache->build_seconds() << " s";
+    }
+    std::cerr << std::defaultfloat << std::endl;
+  }
+  BatchSource& source = train_cache ? *train_cache : data;
+  BatchSource* val_source = val_cache ? val_cache.get() : validation;
+
   for (int epoch = at.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     const auto start = Clock::now();
     ex.set_metrics(at.partial);
-    data.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.position_in_epoch);
+    source.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.position_in_epoch);
     double lr = learning_rate_at(schedule, at.step);
     int pending = 0;  // micro-batches accumulated since the last optimizer step
     auto optimizer_step = [&] {
@@ -286,7 +316,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       ++at.step;
       pending = 0;
     };
-    while (const int64_t n = data.next_batch(batch, ex.input(), ex.labels())) {
+    while (const int64_t n = source.next_batch(batch, ex.input(), ex.labels())) {
       ex.forward(n, /*training=*/true, at.micro_step);
       ex.backward(n);
       ++at.micro_step;
@@ -331,7 +361,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
         if (o.progress) std::fprintf(stderr, "\n");
         at.partial = ex.read_metrics();
         at.epochs_done = epoch - 1;
-        at.position_in_epoch = data.position();
+        at.position_in_epoch = source.position();
         const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
         save(path, epoch - 1);
         log << "interrupted at epoch " << epoch << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
@@ -346,11 +376,13 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     EpochReport r;
     r.epoch = epoch;
     r.train = ex.read_metrics();
-    r.seconds = seconds_since(start);
+    r.cache_seconds = std::exchange(cache_seconds, 0.0);
+    r.seconds = seconds_since(start) + r.cache_seconds;
     r.images_per_second = r.train.count / std::max(r.seconds, 1e-9);
     r.lr = lr;
-    r.skipped_examples = data.skipped();
-    if (validation) r.validation = evaluate(model, *validation, batch, o.loss, o.reference_kernels);
+    r.skipped_examples = source.skipped();
+    if (val_source)
+      r.validation = evaluate(model, *val_source, batch, o.loss, o.reference_kernels, val_cache ? cache.cut : -1);
     at.epochs_done = epoch;
     at.batches_in_epoch = 0;
     at.position_in_epoch = 0;
@@ -379,6 +411,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       nlohmann::json j{{"epoch", epoch},       {"loss", r.train.loss()}, {"accuracy", r.train.accuracy()},
                        {"seconds", r.seconds}, {"images_per_second", r.images_per_second},
                        {"lr", r.lr},           {"step", at.step},        {"skipped_examples", r.skipped_examples}};
+      if (r.cache_seconds > 0) j["cache_seconds"] = r.cache_seconds;
       if (r.validation) {
         j["val_loss"] = r.validation->loss();
         j["val_accuracy"] = r.validation->accuracy();

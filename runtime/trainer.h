@@ -11,6 +11,7 @@
 
 #include "runtime/batch_source.h"
 #include "runtime/executor.h"
+#include "runtime/feature_cache.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/model.h"
 #include "runtime/optimizer.h"
@@ -30,6 +31,10 @@ struct TrainOptions {
   std::vector<std::pair<std::string, float>> lr_mult;  // node-name glob -> learning-rate factor
   int grad_accumulation = 1;   // micro-batches per optimizer step
   bool augment = false;        // ask the source to augment training batches
+  // Cache the frozen prefix's outputs once, then train only the layers after it
+  // (runtime/feature_cache.h). The cache is rebuilt on --resume, never saved.
+  FeatureCacheMode cache_features = FeatureCacheMode::Auto;
+  size_t cache_budget_bytes = 0;  // what auto may use; 0: a quarter of physical memory
 
   std::string save_path;       // checkpoint after every epoch (atomic), and on an interrupt
   std::string save_best_path;  // checkpoint whenever `monitor` improves
@@ -50,7 +55,8 @@ struct EpochReport {
   int epoch = 0;  // 1-based
   Metrics train;
   std::optional<Metrics> validation;
-  double seconds = 0;
+  double seconds = 0;           // building the feature cache included (the run's first epoch)
+  double cache_seconds = 0;     // of which building the feature cache
   double images_per_second = 0;
   double lr = 0;
   int64_t skipped_examples = 0;
@@ -62,8 +68,10 @@ struct EpochReport {
 std::vector<EpochReport> train(Model& model, BatchSource& train, BatchSource* validation,
                                const TrainOptions& options, std::ostream& log);
 
-// Loss and accuracy over a whole source, in order, in batches of `batch`.
-Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels = false);
+// Loss and accuracy over a whole source, in order, in batches of `batch`. With start_after
+// >= 0 the source holds that node's outputs (a FeatureCache) and only later nodes run.
+Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels = false,
+                 int start_after = -1);
 
 // --class-weights: "auto" (n / (classes * count[c]), scikit-learn's "balanced") or a JSON
 // file, either a list in class order or an object {"class name": weight}. Errors name the

@@ -11,6 +11,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/class_map.h"
 #include "runtime/error.h"
+#include "runtime/feature_cache.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
 #include "tools/graft/config_file.h"
@@ -44,6 +45,7 @@ struct TrainCliOptions {
   std::vector<std::string> lr_mult;
   std::string config_file;
   std::string class_weights;
+  std::string cache_features = "auto";
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -99,6 +101,10 @@ void register_train(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for layers matching a glob, GLOB=FACTOR (repeatable)");
   sub->add_option("--class-weights", opts.class_weights, "Cross-entropy class weights: auto (balanced) or a JSON file");
+  sub->add_option("--cache-features", opts.cache_features,
+                  "Compute the frozen layers' outputs once and train only the layers after them: auto (when "
+                  "valid and it fits a quarter of RAM), on, off")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -150,8 +156,11 @@ int run_train(CLI::App& app) {
   t.loss = opts.loss == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
   t.label_smoothing = opts.label_smoothing;
   t.frozen = freeze_and_policy(*model, opts.freeze, opts.model);
-  t.augment = opts.data.shear > 0 || opts.data.zoom > 0 || opts.data.rotation > 0 || opts.data.shift > 0 ||
-              opts.data.hflip || opts.data.vflip || opts.data.random_resized_crop;
+  // Only image folders augment (Fashion-MNIST is in memory and ignores these flags).
+  t.augment = is_image_folder(opts.data) &&
+              (opts.data.shear > 0 || opts.data.zoom > 0 || opts.data.rotation > 0 || opts.data.shift > 0 ||
+               opts.data.hflip || opts.data.vflip || opts.data.random_resized_crop);
+  t.cache_features = parse_feature_cache_mode(opts.cache_features);
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
