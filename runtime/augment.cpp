@@ -184,59 +184,43 @@ Mat3 keras_matrix(const AugmentParams& p, int h, int w) {
 void apply_augment(const RgbImage& src, const AugmentParams& p, const Normalization& norm, int out_w, int out_h,
                    float* out) {
   GRAFT_ASSERT(out_w >= 1 && out_h >= 1);
-  const size_t W = size_t(out_w), H = size_t(out_h);
-  std::vector<uint8_t> resized(W * H * 3);
+  const size_t W = size_t(out_w);
+  std::vector<uint8_t> resized(W * size_t(out_h) * 3);
   resize_region(src, p.crop_x, p.crop_y, p.crop_w, p.crop_h, out_w, out_h, resized.data());
 
-  // Normalization of an 8-bit value, per output channel: the same formula as norm.apply.
-  float lut[3][256];
-  for (int oc = 0; oc < 3; ++oc)
-    for (int x = 0; x < 256; ++x)
-      lut[oc][x] = (float(x) * norm.scale - norm.mean[size_t(oc)]) / norm.std[size_t(oc)];
-  int src_channel[3];
-  for (int oc = 0; oc < 3; ++oc) src_channel[oc] = norm.bgr ? 2 - oc : oc;
+  // The warp, flips and normalization per pixel: kernels/common/warp_math.h, shared with the
+  // CUDA kernel that augments on the device.
+  const math::WarpExample e = warp_example(p, out_h, out_w);
+  const math::WarpNorm n = warp_norm(norm);
+  for (int r = 0; r < out_h; ++r)
+    for (int c = 0; c < out_w; ++c)
+      math::warp_pixel(resized.data(), out_h, out_w, e, n, r, c, out + (size_t(r) * W + size_t(c)) * 3);
+}
 
-  if (!p.has_affine()) {
-    for (size_t r = 0; r < H; ++r) {
-      const size_t sr = p.flip_v ? H - 1 - r : r;
-      for (size_t c = 0; c < W; ++c) {
-        const size_t sc = p.flip_h ? W - 1 - c : c;
-        const uint8_t* px = resized.data() + (sr * W + sc) * 3;
-        float* o = out + (r * W + c) * 3;
-        for (int oc = 0; oc < 3; ++oc) o[oc] = lut[oc][px[src_channel[oc]]];
-      }
-    }
-    return;
-  }
-
-  // Keras warps the resized image and flips the result: output (r, c) reads the warp at the
-  // flipped position, which samples the resized image bilinearly at M (row, col), with
-  // coordinates clamped to the edge ('nearest' fill).
-  const Mat3 m = keras_matrix(p, out_h, out_w);
-  const double max_r = double(H - 1), max_c = double(W - 1);
-  for (size_t r = 0; r < H; ++r) {
-    const double rr = double(p.flip_v ? H - 1 - r : r);
-    for (size_t c = 0; c < W; ++c) {
-      const double cc = double(p.flip_h ? W - 1 - c : c);
-      const double y = std::clamp(m[0][0] * rr + m[0][1] * cc + m[0][2], 0.0, max_r);
-      const double x = std::clamp(m[1][0] * rr + m[1][1] * cc + m[1][2], 0.0, max_c);
-      const size_t y0 = size_t(y), x0 = size_t(x);
-      const size_t y1 = std::min(y0 + 1, H - 1), x1 = std::min(x0 + 1, W - 1);
-      const float fy = float(y - double(y0)), fx = float(x - double(x0));
-      const uint8_t* p00 = resized.data() + (y0 * W + x0) * 3;
-      const uint8_t* p01 = resized.data() + (y0 * W + x1) * 3;
-      const uint8_t* p10 = resized.data() + (y1 * W + x0) * 3;
-      const uint8_t* p11 = resized.data() + (y1 * W + x1) * 3;
-      float rgb[3];
-      for (int ch = 0; ch < 3; ++ch) {
-        const float top = float(p00[ch]) + fx * (float(p01[ch]) - float(p00[ch]));
-        const float bottom = float(p10[ch]) + fx * (float(p11[ch]) - float(p10[ch]));
-        rgb[ch] = top + fy * (bottom - top);
-      }
-      float* o = out + (r * W + c) * 3;
-      for (int oc = 0; oc < 3; ++oc) o[oc] = norm.apply(oc, rgb);
+math::WarpExample warp_example(const AugmentParams& p, int out_h, int out_w) {
+  math::WarpExample e;
+  e.flip_h = p.flip_h;
+  e.flip_v = p.flip_v;
+  e.affine = p.has_affine();
+  if (e.affine) {
+    const Mat3 m = keras_matrix(p, out_h, out_w);
+    for (int i = 0; i < 3; ++i) {
+      e.m[i] = m[0][size_t(i)];
+      e.m[3 + i] = m[1][size_t(i)];
     }
   }
+  return e;
+}
+
+math::WarpNorm warp_norm(const Normalization& norm) {
+  math::WarpNorm n;
+  n.scale = norm.scale;
+  for (int c = 0; c < 3; ++c) {
+    n.mean[c] = norm.mean[size_t(c)];
+    n.std[c] = norm.std[size_t(c)];
+  }
+  n.bgr = norm.bgr;
+  return n;
 }
 
 void augment_image(const RgbImage& src, const AugmentConfig& cfg, bool augment, uint64_t seed, int64_t epoch,

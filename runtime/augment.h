@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/common/warp_math.h"
 #include "runtime/image_decode.h"
 
 namespace graft {
@@ -96,6 +97,11 @@ AugmentParams draw_augment_params(const AugmentConfig& cfg, bool augment, int sr
 // Applies `p` and the normalization, writing out_h * out_w * 3 floats (HWC) to `out`.
 void apply_augment(const RgbImage& src, const AugmentParams& p, const Normalization& norm, int out_w, int out_h,
                    float* out);
+
+// The transform and normalization of `p` for the per-pixel warp (kernels/common/warp_math.h),
+// as the CPU applies them and as the CUDA kernel (kernels/cuda/augment.h) takes them.
+math::WarpExample warp_example(const AugmentParams& p, int out_h, int out_w);
+math::WarpNorm warp_norm(const Normalization& norm);
 
 // draw_augment_params + apply_augment.
 void augment_image(const RgbImage& src, const AugmentConfig& cfg, bool augment, uint64_t seed, int64_t epoch,
