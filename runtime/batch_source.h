@@ -34,6 +34,9 @@ class BatchSource {
   // Positions of this epoch's order consumed so far, unreadable ones included: what a
   // resumed run passes to start_epoch as `skip`.
   virtual int64_t position() const = 0;
+  // The caller will read one more epoch at most (a feature-cache build): a source may drop
+  // what only later epochs would use (an in-memory decoded-image cache).
+  virtual void expect_single_pass() {}
 
   int num_classes() const { return static_cast<int>(class_names().size()); }
 };

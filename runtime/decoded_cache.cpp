@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <new>
 #include <cstring>
 #include <filesystem>
 
@@ -66,8 +67,9 @@ DecodedImageCache::DecodedImageCache(int64_t count, int width, int height)
     : count_(count), width_(width), height_(height), record_bytes_(record_size(width, height)) {
   GRAFT_ASSERT(count >= 0 && width > 0 && height > 0, "bad decoded-image cache size");
   bytes_ = total_bytes(count, width, height);
-  memory_.assign(bytes_, 0);  // zero marks: nothing stored
-  base_ = memory_.data();
+  memory_.reset(static_cast<uint8_t*>(std::calloc(bytes_ ? bytes_ : 1, 1)));  // zero marks: nothing stored
+  if (!memory_) throw std::bad_alloc();
+  base_ = memory_.get();
 }
 
 DecodedImageCache::DecodedImageCache(const std::string& path, uint64_t key, int64_t count, int width, int height)

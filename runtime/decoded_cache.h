@@ -13,6 +13,8 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,7 +65,8 @@ class DecodedImageCache {
   uint8_t* base_ = nullptr;          // the records (after the header, in a file)
   void* map_ = nullptr;              // the whole mapping (file mode)
   size_t map_bytes_ = 0;
-  std::vector<uint8_t> memory_;      // memory mode
+  std::unique_ptr<uint8_t, void (*)(void*)> memory_{nullptr, std::free};  // memory mode (calloc:
+                                                                          // pages commit when stored)
   int64_t reused_ = 0;
   mutable std::atomic<int64_t> hits_{0}, misses_{0};
 };

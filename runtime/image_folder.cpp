@@ -186,6 +186,14 @@ ImageFolderSource::ImageFolderSource(ImageFolderListing listing, ImageFolderOpti
 
 ImageFolderSource::~ImageFolderSource() { stop_workers(); }
 
+void ImageFolderSource::expect_single_pass() {
+  if (!cache_ || cache_->in_file()) return;  // a file serves later runs: keep filling it
+  stop_workers();  // no worker holds the cache after this
+  cache_.reset();
+  cache_note_ = "dropped (read once, for the feature cache)";
+  std::fprintf(stderr, "decoded-image cache (%s): %s\n", origin_.c_str(), cache_note_.c_str());
+}
+
 void ImageFolderSource::open_cache() {
   const std::string& mode = options_.decoded_cache;
   const int w = options_.width, h = options_.height;

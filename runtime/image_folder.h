@@ -106,6 +106,7 @@ class ImageFolderSource final : public BatchSource {
   int64_t next_batch(int64_t max, float* images, int32_t* labels) override;
   int64_t skipped() const override { return skipped_; }
   int64_t position() const override { return consume_; }
+  void expect_single_pass() override;
 
   const ImageFolderListing& listing() const { return listing_; }
   int threads() const { return threads_; }

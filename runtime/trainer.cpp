@@ -287,6 +287,9 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   std::unique_ptr<FeatureCache> train_cache, val_cache;
   double cache_seconds = 0;
   if (cache.on) {
+    // The build reads each source once; what a source keeps for later epochs is wasted.
+    data.expect_single_pass();
+    if (validation) validation->expect_single_pass();
     train_cache = std::make_unique<FeatureCache>(model, cache.cut, data, batch, o.reference_kernels);
     cache_seconds = train_cache->build_seconds();
     std::cerr << "feature cache: built in " << std::fixed << std::setprecision(2) << cache_seconds

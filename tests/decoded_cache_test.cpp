@@ -227,3 +227,33 @@ TEST(DecodedCache, AFileCacheServesTheNextRunAndRandomResizedCropIsRefused) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST(DecodedCache, ASinglePassDropsTheMemoryCacheAndKeepsAFile) {
+  TempDir dir;
+  const std::string root = write_folder(dir, 2, 3);
+  ImageFolderOptions o;
+  o.height = o.width = 12;
+  o.threads = random_int(0, 2);
+  ImageFolderSource plain(root, o);
+  const auto want = epochs_of(plain, 2, true, 9);
+
+  ImageFolderOptions m = o;
+  m.decoded_cache = "memory";
+  ImageFolderSource memory(root, m);
+  memory.expect_single_pass();  // what the trainer says before a feature-cache build
+  EXPECT_EQ(memory.decoded_cache(), nullptr);
+  EXPECT_NE(memory.decoded_cache_note().find("dropped"), std::string::npos);
+  EXPECT_TRUE(epochs_of(memory, 2, true, 9) == want);
+
+  m.decoded_cache = dir.file("kept.bin");
+  ImageFolderSource file(root, m);
+  file.expect_single_pass();
+  ASSERT_NE(file.decoded_cache(), nullptr);  // a file serves the next run
+  EXPECT_TRUE(epochs_of(file, 2, true, 9) == want);
+}
+
+}  // namespace
+}  // namespace graft
