@@ -301,10 +301,8 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   ctx_.training = training;
   ctx_.step = step;
   first_nonfinite_node_ = -1;
-  if (on_device_) {  // the batch the caller staged
-    ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
-    ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
-  }
+  if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
+  if (profiling_) marks_.assign(1, {-1, ops_->mark()});
   for (int k = first_; k <= last_; ++k) {
     const auto& node = model_.nodes()[k];
     ctx_.node_index = k;
@@ -317,9 +315,29 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
     for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
     a.workspace = workspace_.floats();
     node.layer->forward(a);
+    if (profiling_) marks_.emplace_back(k, ops_->mark());
     if (options_.check_finite && first_nonfinite_node_ < 0 && ops_->any_nonfinite(a.output_shape.numel(), a.output))
       first_nonfinite_node_ = k;
   }
+  if (profiling_) add_layer_times(/*backward=*/false);
+}
+
+void Executor::upload_input(int64_t n) {
+  if (!on_device_) return;
+  ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
+  ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
+}
+
+// Each mark closes the node it names; the time since the previous mark is that node's.
+void Executor::add_layer_times(bool backward) {
+  layer_times_.resize(size_t(model_.num_nodes()));
+  for (size_t i = 1; i < marks_.size(); ++i) {
+    LayerTime& t = layer_times_[size_t(marks_[i].first)];
+    const double ms = ops_->elapsed_ms(marks_[i - 1].second, marks_[i].second);
+    (backward ? t.backward_ms : t.forward_ms) += ms;
+    ++(backward ? t.backward_calls : t.forward_calls);
+  }
+  marks_.clear();
 }
 
 void Executor::accumulate_metrics(int64_t n) {
@@ -376,6 +394,7 @@ void Executor::backward(int64_t n) {
   // Gradients of nodes with several consumers arrive more than once: the first writes,
   // later ones go to scratch and are added.
   std::vector<int> arrived(N, 0);
+  if (profiling_) marks_.assign(1, {-1, ops_->mark()});
   for (int k = N - 1; k >= first_; --k) {
     const auto& d = decisions_[k];
     if (!d.needs_grad) continue;
@@ -414,7 +433,9 @@ void Executor::backward(int64_t n) {
       const int64_t count = with_batch(shapes_[i], n).numel();
       ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
     }
+    if (profiling_) marks_.emplace_back(k, ops_->mark());
   }
+  if (profiling_) add_layer_times(/*backward=*/true);
 }
 
 std::vector<std::string> Executor::describe() const {

@@ -119,6 +119,22 @@ class Executor {
   // a NaN or an infinity, or -1.
   int first_nonfinite_node() const { return first_nonfinite_node_; }
 
+  // graft bench: keep the batch in the device's input buffer. After upload_input(n), forward()
+  // no longer copies input() and labels() in (on the CPU input() is that buffer already).
+  void upload_input(int64_t n);
+  void keep_input(bool keep) { keep_input_ = keep; }
+
+  // Per-layer timing (graft bench --layers): while on, forward() and backward() put the
+  // backend's timing marks around every node and add the times up per node (this waits for
+  // the device at the end of each call).
+  struct LayerTime {
+    double forward_ms = 0, backward_ms = 0;
+    int64_t forward_calls = 0, backward_calls = 0;
+  };
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<LayerTime>& layer_times() const { return layer_times_; }
+  void reset_layer_times() { layer_times_.assign(layer_times_.size(), LayerTime{}); }
+
   Metrics read_metrics() const;
   void reset_metrics() { set_metrics({}); }
   void set_metrics(const Metrics& m);  // a resumed epoch's partial sums
@@ -146,6 +162,7 @@ class Executor {
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
   void device_loss(int64_t n, bool with_gradient);
+  void add_layer_times(bool backward);
 
   Model& model_;
   ExecutorOptions options_;
@@ -173,6 +190,10 @@ class Executor {
   std::vector<int64_t> backward_calls_;
   int first_ = 0, last_ = 0;  // the nodes that run: first_ .. last_
   int64_t input_floats_ = 0;
+  bool keep_input_ = false;
+  bool profiling_ = false;
+  std::vector<LayerTime> layer_times_;
+  std::vector<std::pair<int, int>> marks_;  // (node, mark) of the call being profiled
 };
 
 }  // namespace graft

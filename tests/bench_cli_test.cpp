@@ -95,6 +95,36 @@ TEST(BenchCli, JsonKeysAndFlopsAgreeWithTheModelInEveryMode) {
   EXPECT_LT(cached["peak_bytes"].get<int64_t>(), frozen["peak_bytes"].get<int64_t>());
 }
 
+TEST(BenchCli, LayersTimesEveryNodeAndFrozenOnesHaveNoBackward) {
+  const Tiny t;
+  const ProgramResult r = run_graft(t.args("frozen") + " --layers");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json j = json::parse(r.output);
+  ASSERT_TRUE(j.contains("layers")) << r.output;
+  HostPool pool;
+  ModelSpec s;
+  s.architecture = t.model;
+  s.sample_shape = Shape{t.input, t.input, 3};
+  s.num_classes = t.classes;
+  s.width_divisor = 8;
+  s.head = "flatten,dense:1024,relu,dense:N";
+  const auto model = build_model(s, pool);
+  ASSERT_EQ(j["layers"].size(), size_t(model->num_nodes()));
+  int dense_with_backward = 0;
+  for (int n = 0; n < model->num_nodes(); ++n) {
+    const json& row = j["layers"][size_t(n)];
+    EXPECT_EQ(row["name"], model->nodes()[size_t(n)].name);
+    const double fwd = row["cpu"]["forward_ms"], bwd = row["cpu"]["backward_ms"];
+    EXPECT_GE(fwd, 0.0);
+    const bool head = model->nodes()[size_t(n)].name.rfind("head.", 0) == 0;
+    if (!head) {
+      EXPECT_EQ(bwd, 0.0) << row.dump() << ": a frozen layer ran backward";
+    }
+    if (head && row["kind"] == "dense" && bwd > 0) ++dense_with_backward;
+  }
+  EXPECT_EQ(dense_with_backward, 2);
+}
+
 TEST(BenchCli, SettingsItCannotHonourAreNamedErrors) {
   const Tiny t;
   ProgramResult r = run_graft(t.args("frozen") + " --precision bf16");

@@ -123,6 +123,9 @@ if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; th
     timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels "$k" --model vgg16 --input 224 --batch 64 \
       --mode frozen --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-$k.json" 2>"$OUT/bench-$k.err" || true
   done
+  # Every vgg16 layer, forward and backward, native beside library (the conv-vs-cuDNN target).
+  timeout 150 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+    --mode full --steps 5 --warmup 2 --layers --json >"$OUT/bench-vgg16-full-layers.json" 2>"$OUT/bench-layers.err" || true
   GRAFT="$BUILD_DIR/graft" OUT="$OUT/compare" BENCH_MODELS=vgg16 BENCH_MODES="frozen full" BENCH_PRECISIONS=fp32 \
     BENCH_IMPLS=eager BENCH_GEMM_DTYPES="fp32 tf32 bf16" BENCH_STEPS=20 BENCH_WARMUP=5 BENCH_DEADLINE=200 \
     timeout 240 bash bench/compare.sh >"$OUT/compare.log" 2>&1 || true

@@ -30,6 +30,8 @@
 
 namespace graft::cli {
 
+using json = nlohmann::json;
+
 namespace {
 
 struct BenchOptions {
@@ -41,6 +43,7 @@ struct BenchOptions {
   int steps = 50;
   int warmup = 10;
   bool json = false;
+  bool layers = false;
   std::string data;  // an image folder: real decoding and augmentation in the step
   int workers = -1;
   std::string decoded_cache = "auto";
@@ -168,6 +171,8 @@ void register_bench(CLI::App& app) {
   sub->add_option("--decoded-cache", opts.decoded_cache, "With --data: auto, memory, off or a FILE (as graft train)")
       ->capture_default_str();
   sub->add_option("--seed", opts.seed, "Parameters and synthetic data")->capture_default_str();
+  sub->add_flag("--layers", opts.layers,
+                "Then time every layer's forward and backward (10 more steps); on CUDA both native and library kernels");
   sub->add_flag("--json", opts.json, "Print one JSON object (pytorch_baseline.py's keys) instead of the summary");
 }
 
@@ -203,12 +208,10 @@ int run_bench(CLI::App& app) {
   oc.lr = 1e-3f;
   Optimizer opt(oc, ex.trainable_count(), pool);
 
-  // Input: synthetic (two batches alternated, never zeros, like the baseline) or a folder.
+  // Input: synthetic (normal noise, never zeros, like the baseline) or a folder.
   const int64_t batch = opts.model.batch;
   const int64_t sample = model.sample_shape().numel();
   std::unique_ptr<ImageFolderSource> folder;
-  std::vector<std::vector<float>> synthetic;
-  std::vector<std::vector<int32_t>> labels;
   if (!opts.data.empty()) {
     ImageFolderOptions f;
     f.height = f.width = opts.input;
@@ -221,22 +224,18 @@ int run_bench(CLI::App& app) {
     if (folder->num_classes() > opts.classes)
       fail("--data ", opts.data, " has ", folder->num_classes(), " classes; give --classes ", folder->num_classes());
   } else {
+    // One batch, put in the executor's (device) input once, like the baseline's batch that
+    // lives on the GPU: no host-to-device copy inside the timed step.
     std::mt19937_64 g(opts.seed + 17);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (int k = 0; k < 2; ++k) {
-      synthetic.emplace_back(size_t(batch * sample));
-      for (float& v : synthetic.back()) v = normal(g);
-      labels.emplace_back(size_t(batch));
-      for (int32_t& l : labels.back()) l = int32_t(g() % uint64_t(opts.classes));
-    }
+    for (int64_t i = 0; i < batch * sample; ++i) ex.input()[i] = normal(g);
+    for (int64_t i = 0; i < batch; ++i) ex.labels()[i] = int32_t(g() % uint64_t(opts.classes));
+    ex.upload_input(batch);
+    ex.keep_input(true);
   }
   int64_t epoch = 0;
   auto fill = [&](int64_t step) -> int64_t {
-    if (!folder) {
-      std::copy(synthetic[size_t(step % 2)].begin(), synthetic[size_t(step % 2)].end(), ex.input());
-      std::copy(labels[size_t(step % 2)].begin(), labels[size_t(step % 2)].end(), ex.labels());
-      return batch;
-    }
+    if (!folder) return batch;
     int64_t n = folder->next_batch(batch, ex.input(), ex.labels());
     if (n < batch) {  // a new epoch (a partial last batch is dropped: every step is full)
       folder->start_epoch(opts.seed, ++epoch, /*shuffle=*/true, /*augment=*/false);
@@ -278,13 +277,47 @@ int run_bench(CLI::App& app) {
     if (!b.frozen[size_t(n)]) trainable += model.node_param_count(n);
   const size_t peak = pool.stats().peak_bytes_in_use;
 
+  // Per-layer times: more steps with the backend's marks around every node, for the run's
+  // kernels and, on CUDA, the other implementation on the same batch.
+  struct LayerColumn {
+    std::string impl;
+    std::vector<Executor::LayerTime> times;
+  };
+  std::vector<LayerColumn> layer_columns;
+  if (opts.layers) {
+    const int profile_steps = 10;
+    auto profile = [&](Executor& e, const std::string& impl) {
+      e.reset_layer_times();
+      e.set_profiling(true);
+      for (int i = 0; i < profile_steps; ++i) {
+        const int64_t n = &e == &ex ? fill(opts.warmup + opts.steps + i) : batch;
+        e.forward(n, true, i);
+        e.backward(n);
+        e.ops().clear_marks();
+      }
+      e.set_profiling(false);
+      layer_columns.push_back({impl, e.layer_times()});
+    };
+    profile(ex, device == Device::CPU ? "cpu" : kernel_choice_name(kernel_settings().kernels));
+    if (device != Device::CPU) {
+      ExecutorOptions other = eo;
+      other.kernels = kernel_settings().kernels == KernelChoice::Native ? KernelChoice::Library : KernelChoice::Native;
+      Executor ex2(model, other);
+      std::copy(ex.input(), ex.input() + batch * sample, ex2.input());
+      std::copy(ex.labels(), ex.labels() + batch, ex2.labels());
+      ex2.upload_input(batch);
+      ex2.keep_input(true);
+      profile(ex2, kernel_choice_name(*other.kernels));
+    }
+  }
+
   std::vector<double> ips;
   for (double m : ms)
     if (m > 0) ips.push_back(double(batch) * 1e3 / m);
   const double images_per_second = ips.empty() ? 0 : median(ips);
   const double tflops = double(b.flops_per_image) * images_per_second / 1e12;
 
-  nlohmann::json j;
+  json j;
   j["tool"] = "graft";
   j["model"] = opts.model.model;
   j["input"] = opts.input;
@@ -311,6 +344,23 @@ int run_bench(CLI::App& app) {
   j["deterministic"] = kernel_settings().deterministic;
   j["device"] = device_text(device);
   j["command"] = command_line_text;
+  if (!layer_columns.empty()) {
+    const auto shapes = model.infer_shapes(batch);
+    json layers = json::array();
+    for (int n = 0; n < model.num_nodes(); ++n) {
+      json row;
+      row["name"] = model.nodes()[size_t(n)].name;
+      row["kind"] = model.nodes()[size_t(n)].layer->kind();
+      row["output"] = shapes[size_t(n)].str();
+      for (const auto& col : layer_columns) {
+        const auto& t = col.times.size() > size_t(n) ? col.times[size_t(n)] : Executor::LayerTime{};
+        row[col.impl] = {{"forward_ms", t.forward_calls ? t.forward_ms / double(t.forward_calls) : 0.0},
+                         {"backward_ms", t.backward_calls ? t.backward_ms / double(t.backward_calls) : 0.0}};
+      }
+      layers.push_back(row);
+    }
+    j["layers"] = layers;
+  }
   if (!std::isfinite(final_loss)) std::fprintf(stderr, "bench: the loss is not finite (%g): not a sane run\n", final_loss);
 
   if (opts.json) {
@@ -329,6 +379,26 @@ int run_bench(CLI::App& app) {
               human_bytes(ex.plan().peak_bytes()).c_str());
   std::printf("  work        %.2f GFLOP/image, %.3f TFLOP/s achieved\n", double(b.flops_per_image) / 1e9, tflops);
   std::printf("  trainable   %lld parameters; final loss %.4f\n", static_cast<long long>(trainable), final_loss);
+  if (!layer_columns.empty()) {
+    std::printf("\n%-20s %-10s %-22s", "layer", "kind", "output");
+    for (const auto& col : layer_columns) std::printf(" %10s %10s", (col.impl + " fwd").c_str(), (col.impl + " bwd").c_str());
+    std::printf("   (ms per step, mean of 10)\n");
+    std::vector<double> total(layer_columns.size() * 2, 0.0);
+    for (const auto& row : j["layers"]) {
+      std::printf("%-20s %-10s %-22s", row["name"].get<std::string>().c_str(), row["kind"].get<std::string>().c_str(),
+                  row["output"].get<std::string>().c_str());
+      for (size_t c = 0; c < layer_columns.size(); ++c) {
+        const double fwd = row[layer_columns[c].impl]["forward_ms"], bwd = row[layer_columns[c].impl]["backward_ms"];
+        total[2 * c] += fwd;
+        total[2 * c + 1] += bwd;
+        std::printf(" %10.3f %10.3f", fwd, bwd);
+      }
+      std::printf("\n");
+    }
+    std::printf("%-20s %-10s %-22s", "total", "", "");
+    for (double t : total) std::printf(" %10.3f", t);
+    std::printf("\n");
+  }
   return 0;
 }
 
