@@ -1,7 +1,6 @@
 // Atomic writes: content lands whole, replaces the old file, and a failure at any point
 // leaves the old file as it was and no temporary file behind.
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -14,27 +13,10 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using graft::testing::slurp;
+using graft::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("graft_atomic_" + std::to_string(::getpid()) + "_" + std::to_string(graft::testing::rng()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 std::string random_bytes(size_t n) {
   std::string s(n, '\0');

@@ -11,22 +11,15 @@
 #include "runtime/augment.h"
 #include "runtime/error.h"
 #include "runtime/image_decode.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
 
 namespace graft {
 namespace {
 
+using graft::testing::random_image;
 using graft::testing::random_int;
 using graft::testing::rng;
-
-RgbImage random_image(int w, int h) {
-  RgbImage img;
-  img.width = w;
-  img.height = h;
-  img.pixels.resize(size_t(w) * size_t(h) * 3);
-  for (auto& p : img.pixels) p = uint8_t(random_int(0, 255));
-  return img;
-}
 
 std::vector<float> run(const RgbImage& src, const AugmentConfig& cfg, bool augment, uint64_t seed, int64_t epoch,
                        int64_t example, int w, int h) {

@@ -25,6 +25,15 @@ struct Tiny {
            " --width-divisor 8 --steps 3 --warmup 1 --json --seed " + std::to_string(test_seed() % 1000) +
            " --mode " + mode;
   }
+  // The zoo model bench builds, less its top (the caller sets include_top or head).
+  ModelSpec spec() const {
+    ModelSpec s;
+    s.architecture = model;
+    s.sample_shape = Shape{input, input, 3};
+    s.num_classes = classes;
+    s.width_divisor = 8;
+    return s;
+  }
 };
 
 json bench(const Tiny& t, const std::string& mode) {
@@ -71,11 +80,7 @@ TEST(BenchCli, JsonKeysAndFlopsAgreeWithTheModelInEveryMode) {
   // The backbone's convolutions, counted here from the zoo model; the head is
   // flatten (features F) -> dense 1024 -> relu -> dense K.
   HostPool pool;
-  ModelSpec s;
-  s.architecture = t.model;
-  s.sample_shape = Shape{t.input, t.input, 3};
-  s.num_classes = t.classes;
-  s.width_divisor = 8;
+  ModelSpec s = t.spec();
   s.include_top = false;
   auto backbone = build_model(s, pool);
   const int64_t base = conv_macs(*backbone);
@@ -102,11 +107,7 @@ TEST(BenchCli, LayersTimesEveryNodeAndFrozenOnesHaveNoBackward) {
   const json j = json::parse(r.output);
   ASSERT_TRUE(j.contains("layers")) << r.output;
   HostPool pool;
-  ModelSpec s;
-  s.architecture = t.model;
-  s.sample_shape = Shape{t.input, t.input, 3};
-  s.num_classes = t.classes;
-  s.width_divisor = 8;
+  ModelSpec s = t.spec();
   s.head = "flatten,dense:1024,relu,dense:N";
   const auto model = build_model(s, pool);
   ASSERT_EQ(j["layers"].size(), size_t(model->num_nodes()));

@@ -15,17 +15,7 @@ namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("graft-ckpt-" + std::to_string(testing::test_seed()) + "-" +
-                                        std::to_string(testing::random_int(0, 1 << 30)));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 std::unique_ptr<Model> make(MemoryPool& pool, int classes, uint64_t seed, int side = 8) {
   return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{side, side, 1}, .num_classes = classes, .seed = seed}, pool);

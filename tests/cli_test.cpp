@@ -32,20 +32,14 @@ class Cli : public ::testing::Test {
   void SetUp() override {
     if (!fs::exists(fs::path(kFashionMnistDir) / "t10k-labels-idx1-ubyte.gz"))
       GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
-    dir_ = fs::temp_directory_path() / ("graft-cli-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(testing::random_int(0, 1 << 30)));
-    fs::create_directories(dir_);
   }
-  void TearDown() override {
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  std::string file(const std::string& name) const { return dir_.file(name); }
   // A small, fast, seeded training run.
   Result small_train(const std::string& extra) {
     return run("train --device cpu --progress off --classes 0-2 --per-class 8 --epochs 1 --batch 8 --seed " +
                std::to_string(testing::random_int(0, 1000)) + " " + extra);
   }
-  fs::path dir_;
+  testing::TempDir dir_;
 };
 
 void expect_error(const Result& r, const std::string& needle) {

@@ -36,25 +36,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("graft-crash-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(testing::random_int(0, 1 << 30)));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::slurp;
+using testing::TempDir;
 
 // After a kill: removes and counts the temporary files the killed writer left; returns the
 // names of any other file besides `target`, its sidecar files ("<target>.config.json",
@@ -110,7 +93,7 @@ CheckpointInfo info_for(size_t version) {
 }
 
 TEST(CrashSafety, CheckpointSurvivesSigkillDuringSave) {
-  TempDir dir("lib");
+  TempDir dir("graft-crash-lib");
   const std::string name = "model.safetensors";
   const std::string target = dir.file(name);
   HostPool pool;
@@ -187,7 +170,7 @@ TEST(CrashSafety, CheckpointSurvivesSigkillDuringSave) {
 TEST(CrashSafety, GraftTrainSaveSurvivesSigkill) {
   if (!fs::exists(fs::path(kFashionMnistDir) / "t10k-labels-idx1-ubyte.gz"))
     GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
-  TempDir dir("cli");
+  TempDir dir("graft-crash-cli");
   const std::string name = "run.safetensors";
   const std::string target = dir.file(name);
   const std::string log = dir.file("train.log");

@@ -1,6 +1,5 @@
 // Datasets: Fashion-MNIST loading (the installed data set when present, generated files
 // always), class lists, class and few-shot selection, seeded epoch order, batch gathering.
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -14,22 +13,9 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using graft::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("graft_ds_" + std::to_string(::getpid()) + "_" + std::to_string(graft::testing::rng()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
   std::vector<uint8_t> out = {0, 0, 8, static_cast<uint8_t>(dims.size())};

@@ -13,61 +13,25 @@
 #include "runtime/decoded_cache.h"
 #include "runtime/error.h"
 #include "runtime/image_folder.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::random_image;
 using testing::random_int;
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() /
-                  ("graft-decoded-cache-" + std::to_string(::getpid()) + "-" + std::to_string(random_int(0, 1 << 30)));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
-
-RgbImage random_image(int w, int h) {
-  RgbImage img;
-  img.width = w;
-  img.height = h;
-  img.pixels.resize(size_t(w) * size_t(h) * 3);
-  for (auto& p : img.pixels) p = uint8_t(random_int(0, 255));
-  return img;
-}
+using testing::TempDir;
+using testing::write_image;
 
 // A folder of `per_class` PNG and JPEG images per class, of random sizes around the input.
 std::string write_folder(const TempDir& dir, int classes, int per_class) {
   const fs::path root = dir.path / "data";
-  for (int c = 0; c < classes; ++c) {
-    fs::create_directories(root / ("class" + std::to_string(c)));
-    for (int i = 0; i < per_class; ++i) {
-      const RgbImage img = random_image(random_int(9, 40), random_int(9, 40));
-      const std::string base = (root / ("class" + std::to_string(c)) / ("img" + std::to_string(i))).string();
-      const int ok = i % 2 ? stbi_write_jpg((base + ".jpg").c_str(), img.width, img.height, 3, img.pixels.data(), 90)
-                           : stbi_write_png((base + ".png").c_str(), img.width, img.height, 3, img.pixels.data(),
-                                            img.width * 3);
-      EXPECT_TRUE(ok);
-    }
-  }
+  for (int c = 0; c < classes; ++c)
+    for (int i = 0; i < per_class; ++i)
+      write_image(root / ("class" + std::to_string(c)) / ("img" + std::to_string(i) + (i % 2 ? ".jpg" : ".png")),
+                  random_image(random_int(9, 40), random_int(9, 40)), /*jpeg_quality=*/90);
   return root.string();
 }
 

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
-#include <unistd.h>
 
 #include "layers/add.h"
 #include "layers/batchnorm.h"
@@ -25,47 +24,17 @@
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
 #include "tests/graft_program.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
+#include "tests/training.h"
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("graft-fcache-" + std::to_string(::getpid()) + "-" +
-                                               std::to_string(testing::random_int(0, 1 << 30)));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
-
-Dataset random_dataset(int64_t n, int classes, Shape sample = Shape{8, 8, 1}) {
-  Dataset d;
-  const int64_t per = sample.numel();
-  std::vector<int64_t> dims{n};
-  dims.insert(dims.end(), sample.dims.begin(), sample.dims.end());
-  d.images = HostTensor(Shape(dims), testing::random_floats(size_t(n * per), 0.0f, 1.0f));
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(testing::random_int(0, classes - 1));
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.origin = "random";
-  return d;
-}
-
-std::vector<float> params(const Model& m) { return {m.param_data(0), m.param_data(0) + m.total_param_count()}; }
+using testing::params;
+using testing::random_dataset;
+using testing::TempDir;
 
 // fmnist_cnn on 8x8 inputs with a head that has dropout (its masks must match cached or not).
 std::unique_ptr<Model> cnn(MemoryPool& pool, uint64_t seed, int classes = 3, Shape sample = Shape{8, 8, 1}) {
@@ -601,17 +570,11 @@ TEST(FeatureCache, CheckFiniteNamesTheHeadLayer) {
 
 // --- image folders: unreadable files ---
 
-void write_png(const fs::path& p, int w, int h) {
-  fs::create_directories(p.parent_path());
-  std::vector<uint8_t> px(size_t(w * h * 3));
-  for (auto& v : px) v = uint8_t(testing::random_int(0, 255));
-  ASSERT_TRUE(stbi_write_png(p.string().c_str(), w, h, 3, px.data(), w * 3));
-}
-
 void write_folder(const fs::path& root, int per_class, bool bad) {
   for (const char* cls : {"ant", "bee", "cat"})
     for (int i = 0; i < per_class; ++i)
-      write_png(root / cls / ("i" + std::to_string(i) + ".png"), testing::random_int(6, 12), testing::random_int(6, 12));
+      testing::write_image(root / cls / ("i" + std::to_string(i) + ".png"),
+                           testing::random_image(testing::random_int(6, 12), testing::random_int(6, 12)));
   if (!bad) return;
   std::ofstream(root / "ant" / "i1x_empty.png").flush();
   std::ofstream(root / "cat" / "i2x_junk.png") << "not a png at all";

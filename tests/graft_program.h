@@ -1,13 +1,13 @@
-// Running the graft program from a test: its exit status and everything it printed, and
-// reading a file back whole. Shared by the end-to-end suites (cli_test, recipe_test).
+// Running the graft program from a test: its exit status and everything it printed.
+// Shared by the end-to-end suites (cli_test, recipe_test, ...); testing::slurp reads a file
+// back whole.
 #pragma once
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
+
+#include "tests/testing.h"
 
 namespace graft::testing {
 
@@ -26,11 +26,6 @@ inline ProgramResult run_graft(const std::string& args) {
   const int raw = ::pclose(p);
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
-}
-
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace graft::testing

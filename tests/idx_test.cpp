@@ -1,6 +1,5 @@
 // IDX files: generated plain and gzip files read back exactly; truncated, mislabelled and
 // oversized files refused with a message naming the file and the problem.
-#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -12,22 +11,10 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using graft::testing::read_bytes;
+using graft::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("graft_idx_" + std::to_string(::getpid()) + "_" + std::to_string(graft::testing::rng()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data,
                                uint8_t type = 0x08) {
@@ -51,11 +38,6 @@ void write_gzip(const std::string& path, const std::vector<uint8_t>& bytes) {
       ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), int(bytes.size()));
     }
   ASSERT_EQ(gzclose(f), Z_OK);
-}
-
-std::vector<uint8_t> slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 std::vector<uint8_t> random_bytes(size_t n) {
@@ -138,7 +120,7 @@ TEST(Idx, TruncatedFilesReportExpectedAndActualSize) {
   // A gzip stream cut in the middle of the compressed data.
   const auto big = idx_bytes({50, 28, 28}, random_bytes(50 * 28 * 28));
   write_gzip(dir.file("cut.gz"), big);
-  auto gz = slurp(dir.file("cut.gz"));
+  auto gz = read_bytes(dir.file("cut.gz"));
   gz.resize(gz.size() / 2);
   write_plain(dir.file("cut.gz"), gz);
   expect_error([&] { graft::read_idx(dir.file("cut.gz")); }, {dir.file("cut.gz")});

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <unistd.h>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,47 +16,19 @@
 #include "runtime/error.h"
 #include "runtime/image_decode.h"
 #include "runtime/image_folder.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
-using graft::testing::random_int;
-using graft::testing::rng;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("graft_img_test_" + std::to_string(::getpid()) + "_" + std::to_string(rng()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str() const { return path.string(); }
-};
-
-std::vector<uint8_t> random_pixels(int w, int h, int comp) {
-  std::vector<uint8_t> v(size_t(w) * size_t(h) * size_t(comp));
-  for (auto& x : v) x = uint8_t(random_int(0, 255));
-  return v;
-}
+using testing::random_int;
+using testing::random_pixels;
+using testing::read_bytes;
+using testing::rng;
+using testing::TempDir;
+using testing::write_image;
 
 // A smooth image (JPEG-friendly): a gradient plus a random offset per channel.
 std::vector<uint8_t> smooth_pixels(int w, int h) {
@@ -74,25 +45,6 @@ void write_bytes(const fs::path& p, const std::vector<uint8_t>& bytes) {
   fs::create_directories(p.parent_path());
   std::ofstream out(p, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
-
-std::vector<uint8_t> read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// Writes `pixels` (comp channels) in the format of p's extension.
-void write_image(const fs::path& p, int w, int h, int comp, const std::vector<uint8_t>& pixels) {
-  fs::create_directories(p.parent_path());
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  int ok = 0;
-  const std::string s = p.string();
-  if (ext == ".png") ok = stbi_write_png(s.c_str(), w, h, comp, pixels.data(), w * comp);
-  else if (ext == ".bmp") ok = stbi_write_bmp(s.c_str(), w, h, comp, pixels.data());
-  else if (ext == ".tga") ok = stbi_write_tga(s.c_str(), w, h, comp, pixels.data());
-  else if (ext == ".jpg" || ext == ".jpeg") ok = stbi_write_jpg(s.c_str(), w, h, comp, pixels.data(), 95);
-  ASSERT_TRUE(ok) << "writing " << s;
 }
 
 template <typename F>

@@ -10,18 +10,9 @@
 #include <random>
 
 #include <nlohmann/json.hpp>
-// A private copy of stb_image_write for this test (static: no clash with other tests').
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
-
 #include "runtime/safetensors.h"
 #include "tests/graft_program.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
 
 namespace graft {
@@ -36,8 +27,6 @@ Result run(const std::string& args) { return testing::run_graft(args); }
 class Recipe : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("graft-recipe-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(testing::random_int(0, 1 << 30)));
     // Three classes told apart by colour, with noise; PNG, JPEG and BMP files.
     const std::vector<std::pair<std::string, std::array<int, 3>>> classes{
         {"apple", {200, 40, 40}}, {"leaf", {40, 190, 60}}, {"sky", {50, 80, 210}}};
@@ -45,7 +34,7 @@ class Recipe : public ::testing::Test {
     std::normal_distribution<float> noise(0.0f, 35.0f);
     for (const auto& split : {std::pair<std::string, int>{"train", 14}, {"test", 5}}) {
       for (const auto& [name, colour] : classes) {
-        const fs::path folder = dir_ / split.first / name;
+        const fs::path folder = dir_.path / split.first / name;
         fs::create_directories(folder);
         for (int i = 0; i < split.second; ++i) {
           const int w = 36 + i % 5, h = 40 - i % 3;
@@ -59,11 +48,10 @@ class Recipe : public ::testing::Test {
         }
       }
     }
-    std::ofstream(dir_ / "train" / "apple" / "corrupt.jpg") << "definitely not a jpeg";
+    std::ofstream(dir_.path / "train" / "apple" / "corrupt.jpg") << "definitely not a jpeg";
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& p) const { return (dir_ / p).string(); }
-  fs::path dir_;
+  std::string path(const std::string& p) const { return dir_.file(p); }
+  testing::TempDir dir_;
 };
 
 std::vector<nlohmann::json> read_jsonl(const std::string& file) {
@@ -134,12 +122,12 @@ TEST_F(Recipe, TwoStagesEvalPredictAndExactResume) {
 }
 
 TEST_F(Recipe, BadFoldersAndForeignCheckpointsAreNamed) {
-  fs::create_directories(dir_ / "empty_root");
+  fs::create_directories(dir_.path / "empty_root");
   r_expect(run(std::string("train ") + kModel + "--data " + path("empty_root")), "empty_root");
-  fs::create_directories(dir_ / "val_extra" / "apple");
-  fs::create_directories(dir_ / "val_extra" / "banana");
-  fs::copy_file(dir_ / "test" / "apple" / "0.png", dir_ / "val_extra" / "apple" / "0.png");
-  fs::copy_file(dir_ / "test" / "apple" / "0.png", dir_ / "val_extra" / "banana" / "0.png");
+  fs::create_directories(dir_.path / "val_extra" / "apple");
+  fs::create_directories(dir_.path / "val_extra" / "banana");
+  fs::copy_file(dir_.path / "test" / "apple" / "0.png", dir_.path / "val_extra" / "apple" / "0.png");
+  fs::copy_file(dir_.path / "test" / "apple" / "0.png", dir_.path / "val_extra" / "banana" / "0.png");
   r_expect(run(std::string("train ") + kModel + "--data " + path("train") + " --val " + path("val_extra") +
                " --head gap,dense:N"),
            "banana");

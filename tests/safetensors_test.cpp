@@ -1,6 +1,5 @@
 // safetensors: round trips, a file written by Python's safetensors library, dtype
 // conversion, and corrupt files each rejected with a message that names the problem.
-#include <unistd.h>
 
 #include <bit>
 #include <cmath>
@@ -17,27 +16,10 @@
 namespace fs = std::filesystem;
 using graft::SafetensorsFile;
 using graft::SafetensorsTensor;
+using graft::testing::read_bytes;
+using graft::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("graft_st_" + std::to_string(::getpid()) + "_" + std::to_string(graft::testing::rng()()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<uint8_t> slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // A file from a header text and a data section, with the 8-byte length in front.
 std::vector<uint8_t> make_file(const std::string& header, const std::vector<uint8_t>& data, int64_t len = -1) {
@@ -94,7 +76,7 @@ TEST(Safetensors, RoundTripRandomTensorsAndMetadata) {
   graft::write_safetensors(path, tensors, metadata);
 
   // Layout: data 8-byte aligned, names sorted, data in name order.
-  const auto bytes = slurp(path);
+  const auto bytes = read_bytes(path);
   ASSERT_GE(bytes.size(), 8u);
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | bytes[static_cast<size_t>(i)];
@@ -336,7 +318,7 @@ TEST(Safetensors, RandomByteDamageIsRejectedCleanlyOrParses) {
   const std::string path = dir.file("m.safetensors");
   graft::write_safetensors(path, {{"a", random_tensor()}, {"b.weight", random_tensor()}, {"c", random_tensor()}},
                            {{"k", "v"}});
-  const auto good = slurp(path);
+  const auto good = read_bytes(path);
   int rejected = 0;
   for (int trial = 0; trial < 400; ++trial) {
     auto bytes = good;
@@ -377,7 +359,7 @@ TEST(Safetensors, WriteRejectsInconsistentTensorAndKeepsOldFile) {
   TempDir dir;
   const std::string path = dir.file("m.safetensors");
   graft::write_safetensors(path, {{"a", graft::HostTensor(graft::Shape{2}, {1.0f, 2.0f})}}, {});
-  const auto before = slurp(path);
+  const auto before = read_bytes(path);
   graft::HostTensor bad(graft::Shape{3, 3});
   bad.values.resize(5);
   try {
@@ -386,6 +368,6 @@ TEST(Safetensors, WriteRejectsInconsistentTensorAndKeepsOldFile) {
   } catch (const graft::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'bad'"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(slurp(path), before);
+  EXPECT_EQ(read_bytes(path), before);
   EXPECT_THROW(graft::write_safetensors(dir.file("gone/m.safetensors"), {{"a", random_tensor()}}, {}), graft::Error);
 }

@@ -1,16 +1,22 @@
-// Shared test helpers: fresh random tensors, the tolerance rule, poison, and the numerical
-// gradient checker every op's backward test goes through.
+// Shared test helpers: fresh random tensors, the tolerance rule, poison, the numerical
+// gradient checker every op's backward test goes through, and a temporary directory.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace graft::testing {
@@ -105,5 +111,47 @@ inline double dot(const std::vector<float>& y, const std::vector<float>& r) {
   for (size_t i = 0; i < y.size(); ++i) s += double(y[i]) * double(r[i]);
   return s;
 }
+
+// "graft-Suite.Test" for the running test (characters other than letters, digits, '_', '.'
+// and '-' become '_'), or "graft-test" outside one: a readable start for a file name.
+inline std::string current_test_name() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (!info) return "graft-test";
+  std::string name = std::string("graft-") + info->test_suite_name() + "." + info->name();
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '_';
+  return name;
+}
+
+// A file's contents, whole: as text, and as bytes.
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+inline std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+// A fresh directory under the system's temporary one, named `prefix`-pid-random (unique per
+// process and per call), removed with everything in it when it goes out of scope. Removal
+// ignores errors: a cleanup that fails never throws from a destructor.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = current_test_name())
+      : path(std::filesystem::temp_directory_path() /
+             (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(rng()()))) {
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // The path of `name` inside the directory.
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  std::string str() const { return path.string(); }
+};
 
 }  // namespace graft::testing

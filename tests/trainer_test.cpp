@@ -13,34 +13,19 @@
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
 #include "tests/testing.h"
+#include "tests/training.h"
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
-
-Dataset random_dataset(int64_t n, int classes) {
-  Dataset d;
-  d.images = HostTensor(Shape{n, 8, 8, 1}, testing::random_floats(size_t(n * 64), 0.0f, 1.0f));
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(testing::random_int(0, classes - 1));
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.origin = "random";
-  return d;
-}
+using testing::params;
+using testing::random_dataset;
+using testing::TempDir;
 
 std::unique_ptr<Model> model(MemoryPool& pool, uint64_t seed, int classes = 3) {
   return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = classes, .seed = seed}, pool);
 }
-
-std::vector<float> params(const Model& m) { return {m.param_data(0), m.param_data(0) + m.total_param_count()}; }
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("graft-trainer-" + std::to_string(::getpid()) + "-" +
-                                               std::to_string(testing::random_int(0, 1 << 30)));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
 
 TrainOptions base_options(int epochs) {
   TrainOptions o;

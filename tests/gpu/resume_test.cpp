@@ -4,7 +4,6 @@
 // restricted to deterministic algorithms. The model is a small VGG with dropout in the head
 // (the counter-based dropout must replay too) on random data, shuffled every epoch.
 #include <cstring>
-#include <filesystem>
 #include <sstream>
 
 #include "gpu_testing.h"
@@ -12,20 +11,10 @@
 #include "runtime/backend_registry.h"
 #include "runtime/cuda/backend.h"
 #include "runtime/trainer.h"
+#include "training.h"
 
 namespace graft::testing {
 namespace {
-
-namespace fs = std::filesystem;
-
-Dataset random_images(int64_t n, int classes) {
-  Dataset d;
-  d.images = HostTensor(Shape{n, 32, 32, 3}, random_floats(size_t(n * 32 * 32 * 3), 0.0f, 1.0f));
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(random_int(0, classes - 1));
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.origin = "random";
-  return d;
-}
 
 std::unique_ptr<Model> small_vgg(MemoryPool& pool, uint64_t seed) {
   ModelSpec s;
@@ -50,11 +39,6 @@ TrainOptions options(int epochs, uint64_t seed) {
   o.schedule.step_size = 5;
   o.schedule.gamma = 0.5f;
   return o;
-}
-
-std::vector<float> params(const Model& m) {
-  const float* p = m.host_params();
-  return {p, p + m.total_param_count()};
 }
 
 size_t differing(const std::vector<float>& a, const std::vector<float>& b) {
@@ -82,10 +66,9 @@ class ResumeGpu : public GpuTest {
     set_kernel_settings(s);
     SCOPED_TRACE(kernel_choice_name(kernels));
 
-    const fs::path dir = fs::temp_directory_path() / ("graft-gpu-resume-" + std::to_string(test_seed()));
-    fs::create_directories(dir);
+    const TempDir dir;
     const uint64_t init = test_seed() % 100000, seed = init + 1;
-    InMemorySource data(random_images(52, 4));  // 6.5 batches: a partial last batch
+    InMemorySource data(random_dataset(52, 4, Shape{32, 32, 3}));  // 6.5 batches: a partial last batch
     std::ostringstream log;
     cuda::DevicePool pool;
 
@@ -96,14 +79,12 @@ class ResumeGpu : public GpuTest {
 
     auto first = small_vgg(pool, init);
     TrainOptions half = options(2, seed);
-    half.save_path = (dir / "half.safetensors").string();
+    half.save_path = dir.file("half.safetensors");
     train(*first, data, nullptr, half, log);
     auto resumed = small_vgg(pool, init + 99);  // replaced by the checkpoint's parameters
     TrainOptions rest = options(4, seed);
     rest.resume_path = half.save_path;
     train(*resumed, data, nullptr, rest, log);
-    fs::remove_all(dir);
-
     const auto a = params(*straight), b = params(*again), c = params(*resumed);
     EXPECT_EQ(differing(a, b), 0u) << "two identical runs differ (not deterministic)";
     EXPECT_EQ(differing(a, c), 0u) << "a resumed run differs from an uninterrupted one";
