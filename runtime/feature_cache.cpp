@@ -13,23 +13,11 @@
 #include "layers/simple_layers.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
+#include "runtime/human_bytes.h"
 
 namespace graft {
 
 namespace {
-
-std::string bytes_text(size_t bytes) {
-  char buf[64];
-  if (bytes >= (size_t{1} << 30))
-    std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(size_t{1} << 30));
-  else if (bytes >= (size_t{1} << 20))
-    std::snprintf(buf, sizeof buf, "%.2f MiB", double(bytes) / double(size_t{1} << 20));
-  else if (bytes >= 1024)
-    std::snprintf(buf, sizeof buf, "%.1f KiB", double(bytes) / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%zu B", bytes);
-  return buf;
-}
 
 // Why node n gives different outputs for the same input in training, or "".
 std::string randomness(const Model& model, int n) {
@@ -148,9 +136,9 @@ FeatureCacheDecision decide_feature_cache(FeatureCacheMode mode, const Model& mo
     shape = example_shape(model, cut.node);
     d.bytes = size_t(examples) * size_t(shape.numel()) * sizeof(float);
     if (d.bytes > budget_bytes)
-      why = "the cache would take " + bytes_text(d.bytes) + " of host memory (" + std::to_string(examples) +
+      why = "the cache would take " + human_bytes(d.bytes) + " of host memory (" + std::to_string(examples) +
             " examples of " + shape.str() + " floats after '" + model.nodes()[size_t(cut.node)].name +
-            "'), over its budget of " + bytes_text(budget_bytes) + " (a quarter of physical memory)";
+            "'), over its budget of " + human_bytes(budget_bytes) + " (a quarter of physical memory)";
   }
   if (!why.empty()) {
     if (mode == FeatureCacheMode::On)
@@ -163,7 +151,7 @@ FeatureCacheDecision decide_feature_cache(FeatureCacheMode mode, const Model& mo
   d.on = true;
   d.cut = cut.node;
   d.line = "feature cache: on, after '" + model.nodes()[size_t(cut.node)].name + "' (" + shape.str() +
-           " per example): " + bytes_text(d.bytes) + " of host memory for " + std::to_string(train.size()) +
+           " per example): " + human_bytes(d.bytes) + " of host memory for " + std::to_string(train.size()) +
            " training" + (validation ? " and " + std::to_string(validation->size()) + " validation" : std::string()) +
            " examples; later epochs run only the layers after it" + (cut.note.empty() ? "" : " (" + cut.note + ")") +
            ". --cache-features off turns it off";
@@ -182,7 +170,7 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
   try {
     features_.resize(size_t(n_examples) * size_t(floats_));
   } catch (const std::bad_alloc&) {
-    fail("feature cache of ", origin_, ": cannot allocate ", bytes_text(size_t(n_examples) * size_t(floats_) * sizeof(float)),
+    fail("feature cache of ", origin_, ": cannot allocate ", human_bytes(size_t(n_examples) * size_t(floats_) * sizeof(float)),
          " of host memory; use --cache-features off");
   }
   if (n_examples == 0) return;

@@ -225,19 +225,6 @@ std::string describe_backend(Device device) {
          (kernel_settings().deterministic ? ", deterministic" : "");
 }
 
-std::string human_bytes(size_t bytes) {
-  char buf[64];
-  if (bytes >= (size_t{1} << 30))
-    std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(size_t{1} << 30));
-  else if (bytes >= (size_t{1} << 20))
-    std::snprintf(buf, sizeof buf, "%.2f MiB", double(bytes) / double(size_t{1} << 20));
-  else if (bytes >= 1024)
-    std::snprintf(buf, sizeof buf, "%.1f KiB", double(bytes) / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%zu B", bytes);
-  return buf;
-}
-
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;

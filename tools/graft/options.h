@@ -10,6 +10,7 @@
 
 #include "runtime/batch_source.h"
 #include "runtime/dataset.h"
+#include "runtime/human_bytes.h"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
 
@@ -78,7 +79,7 @@ std::unique_ptr<MemoryPool> make_pool(Device device);
 // "cpu", or "cuda (library kernels: cuDNN/cuBLAS)" and the like, for graft info.
 std::string describe_backend(Device device);
 
-std::string human_bytes(size_t bytes);
+using graft::human_bytes;  // runtime/human_bytes.h
 std::string join(const std::vector<std::string>& v);
 // At most `limit` names: the first and the last few, with the count.
 std::string summarize(const std::vector<std::string>& v, size_t limit);
