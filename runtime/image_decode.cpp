@@ -88,6 +88,25 @@ std::string jpeg_huffman_problem(const uint8_t* data, size_t size) {
   return {};
 }
 
+// stb_image 2.27 copies a PNG's image data chunk by chunk into a buffer it allocates at the
+// first non-empty IDAT; an empty IDAT before that makes it memcpy 0 bytes to a null pointer
+// (undefined behaviour, found by fuzz_image). Such files are refused before decoding.
+std::string png_problem(const uint8_t* data, size_t size) {
+  size_t at = 8;  // after the signature: chunks of length (4, big-endian), type (4), data, CRC (4)
+  while (at + 8 <= size) {
+    const uint32_t length = uint32_t(data[at]) << 24 | uint32_t(data[at + 1]) << 16 | uint32_t(data[at + 2]) << 8 |
+                            uint32_t(data[at + 3]);
+    const uint8_t* type = data + at + 4;
+    if (std::equal(type, type + 4, "IDAT"))
+      return length == 0 ? "PNG whose first image-data (IDAT) chunk is empty, which stb_image cannot read safely; "
+                           "re-save the image"
+                         : std::string();
+    if (std::equal(type, type + 4, "IEND")) return {};
+    at += size_t(length) + 12;
+  }
+  return {};
+}
+
 // stb_image decodes some truncated files without complaint, filling the missing part with
 // gray or black. These checks catch the common cases from the container structure.
 // Returns the reason, or an empty string when the file looks complete.
@@ -142,6 +161,10 @@ RgbImage decode_image_memory(const uint8_t* data, size_t size, const std::string
 
   if (starts_with(data, size, {0xFF, 0xD8})) {
     const std::string why = jpeg_huffman_problem(data, size);
+    if (!why.empty()) fail("image ", origin, ": ", why);
+  }
+  if (starts_with(data, size, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) {
+    const std::string why = png_problem(data, size);
     if (!why.empty()) fail("image ", origin, ": ", why);
   }
 

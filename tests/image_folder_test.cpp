@@ -187,6 +187,36 @@ TEST(ImageDecode, OversizedJpegHuffmanTableRejected) {
   EXPECT_NE(e.find("dht.jpg: corrupt JPEG (a Huffman table declares"), std::string::npos) << e;
 }
 
+TEST(ImageDecode, PngWithAnEmptyFirstIdatRejectedAndALaterOneAccepted) {
+  // stb_image 2.27 memcpys 0 bytes to a null buffer on an empty first IDAT chunk (UB).
+  TempDir dir;
+  const int w = random_int(2, 20), h = random_int(2, 20);
+  const auto pixels = random_pixels(w, h, 3);
+  write_image(dir.path / "p.png", w, h, 3, pixels);
+  const auto bytes = read_bytes(dir.path / "p.png");
+  size_t idat = 0;  // the first IDAT chunk's length field
+  for (size_t i = 8; i + 8 <= bytes.size(); i += 12 + (size_t(bytes[i]) << 24 | size_t(bytes[i + 1]) << 16 |
+                                                           size_t(bytes[i + 2]) << 8 | size_t(bytes[i + 3])))
+    if (std::equal(bytes.begin() + std::ptrdiff_t(i + 4), bytes.begin() + std::ptrdiff_t(i + 8), "IDAT")) {
+      idat = i;
+      break;
+    }
+  ASSERT_GT(idat, 0u);
+  const std::vector<uint8_t> empty_idat{0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};  // with its CRC
+  auto before = bytes;
+  before.insert(before.begin() + std::ptrdiff_t(idat), empty_idat.begin(), empty_idat.end());
+  const std::string e = error_of([&] { decode_image_memory(before.data(), before.size(), "empty.png"); });
+  EXPECT_NE(e.find("empty.png: PNG whose first image-data (IDAT) chunk is empty"), std::string::npos) << e;
+
+  // After a non-empty IDAT an empty one is harmless and the image decodes exactly.
+  const size_t first_len = size_t(bytes[idat]) << 24 | size_t(bytes[idat + 1]) << 16 | size_t(bytes[idat + 2]) << 8 |
+                           size_t(bytes[idat + 3]);
+  auto after = bytes;
+  after.insert(after.begin() + std::ptrdiff_t(idat + 12 + first_len), empty_idat.begin(), empty_idat.end());
+  const RgbImage img = decode_image_memory(after.data(), after.size(), "later.png");
+  EXPECT_EQ(img.pixels, pixels);
+}
+
 TEST(ImageDecode, ResizeKeepsConstantImagesConstant) {
   for (int trial = 0; trial < 5; ++trial) {
     RgbImage img;
