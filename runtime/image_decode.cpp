@@ -52,12 +52,22 @@ bool starts_with(const uint8_t* data, size_t size, std::initializer_list<uint8_t
   return std::equal(magic.begin(), magic.end(), data);
 }
 
+// Where a JPEG's segments start (just after its SOI marker), or 0 when the bytes are not a
+// JPEG as stb_image sees one: it skips any number of 0xFF fill bytes before the SOI code.
+size_t jpeg_start(const uint8_t* data, size_t size) {
+  if (size < 2 || data[0] != 0xFF) return 0;
+  size_t i = 0;
+  while (i < size && data[i] == 0xFF) ++i;
+  return i < size && data[i] == 0xD8 ? i + 1 : 0;
+}
+
 // stb_image 2.27 trusts a JPEG Huffman table's code counts: more than 256 codes overflow
 // its tables (fixed in 2.28). Walks the marker segments as stb does, entropy-coded data
 // included, and rejects such tables before stb sees them. Returns the reason or "".
 std::string jpeg_huffman_problem(const uint8_t* data, size_t size) {
   auto byte = [&](size_t i) -> unsigned { return i < size ? data[i] : 0u; };  // stb reads 0 past the end
-  size_t i = 2;
+  size_t i = jpeg_start(data, size);
+  if (i == 0) return {};
   while (i < size) {
     if (data[i] != 0xFF) {  // stb skips junk between segments looking for the next marker
       ++i;
@@ -111,7 +121,7 @@ std::string png_problem(const uint8_t* data, size_t size) {
 // gray or black. These checks catch the common cases from the container structure.
 // Returns the reason, or an empty string when the file looks complete.
 std::string truncation_reason(const uint8_t* data, size_t size) {
-  if (starts_with(data, size, {0xFF, 0xD8, 0xFF})) {
+  if (jpeg_start(data, size) != 0) {
     // JPEG: entropy-coded data stuffs every 0xFF byte (FF 00), so FF DA (start of scan) and
     // FF D9 (end of image) occur only as markers. The image is complete when an end marker
     // follows the last start of scan; trailing bytes after it are allowed.
@@ -149,7 +159,7 @@ bool declared_image_size(const uint8_t* data, size_t size, int* width, int* heig
   int comp = 0;
   if (!data || size == 0 || size > size_t(INT_MAX)) return false;
   // stb_image's header parser builds JPEG Huffman tables too: the same guard as decoding.
-  if (starts_with(data, size, {0xFF, 0xD8}) && !jpeg_huffman_problem(data, size).empty()) return false;
+  if (!jpeg_huffman_problem(data, size).empty()) return false;
   return stbi_info_from_memory(data, static_cast<int>(size), width, height, &comp) != 0;
 }
 
@@ -159,10 +169,7 @@ RgbImage decode_image_memory(const uint8_t* data, size_t size, const std::string
     fail("image ", origin, ": ", size, " bytes is larger than the 2 GiB an encoded image may have");
   const int len = static_cast<int>(size);
 
-  if (starts_with(data, size, {0xFF, 0xD8})) {
-    const std::string why = jpeg_huffman_problem(data, size);
-    if (!why.empty()) fail("image ", origin, ": ", why);
-  }
+  if (const std::string why = jpeg_huffman_problem(data, size); !why.empty()) fail("image ", origin, ": ", why);
   if (starts_with(data, size, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) {
     const std::string why = png_problem(data, size);
     if (!why.empty()) fail("image ", origin, ": ", why);

@@ -185,6 +185,10 @@ TEST(ImageDecode, OversizedJpegHuffmanTableRejected) {
   for (size_t k = 0; k < 16; ++k) bytes[dht + 5 + k] = uint8_t(random_int(17, 255));  // counts of table 1
   const std::string e = error_of([&] { decode_image_memory(bytes.data(), bytes.size(), "dht.jpg"); });
   EXPECT_NE(e.find("dht.jpg: corrupt JPEG (a Huffman table declares"), std::string::npos) << e;
+  // stb_image also reads a JPEG behind 0xFF fill bytes before its SOI marker (found by fuzz_image).
+  bytes.insert(bytes.begin(), size_t(random_int(1, 9)), uint8_t(0xFF));
+  const std::string filled = error_of([&] { decode_image_memory(bytes.data(), bytes.size(), "fill.jpg"); });
+  EXPECT_NE(filled.find("fill.jpg: corrupt JPEG (a Huffman table declares"), std::string::npos) << filled;
 }
 
 TEST(ImageDecode, PngWithAnEmptyFirstIdatRejectedAndALaterOneAccepted) {
