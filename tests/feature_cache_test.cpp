@@ -34,6 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::params;
 using testing::random_dataset;
+using testing::error_of;
 using testing::TempDir;
 
 // fmnist_cnn on 8x8 inputs with a head that has dropout (its masks must match cached or not).
@@ -101,16 +102,6 @@ TrainOptions options(int epochs, FeatureCacheMode cache) {
   o.schedule.gamma = 0.5f;
   o.cache_features = cache;
   return o;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }

@@ -15,14 +15,7 @@
 namespace graft {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Head, ParsesTheReferenceHead) {
   const auto h = parse_head("flatten, dense:1024,relu,dropout:0.5,dense:N");

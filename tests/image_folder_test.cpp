@@ -23,6 +23,7 @@ namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 using testing::random_int;
 using testing::random_pixels;
 using testing::read_bytes;
@@ -45,16 +46,6 @@ void write_bytes(const fs::path& p, const std::vector<uint8_t>& bytes) {
   fs::create_directories(p.parent_path());
   std::ofstream out(p, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // --- decoding ---

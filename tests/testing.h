@@ -19,6 +19,8 @@
 #include <system_error>
 #include <vector>
 
+#include "runtime/error.h"
+
 namespace graft::testing {
 
 // A seed that differs per run (fresh inputs) but is printed, so a failure can be replayed
@@ -124,6 +126,17 @@ inline std::string current_test_name() {
 }
 
 // A file's contents, whole: as text, and as bytes.
+// The message of the graft::Error that f() throws, or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

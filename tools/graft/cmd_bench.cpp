@@ -81,8 +81,10 @@ std::string default_head(const std::string& model) {
   return model.rfind("vgg", 0) == 0 ? "flatten,dense:1024,relu,dense:N" : "gap,dense:N";
 }
 
-// The backbone alone (no top), for the shape of the features the head reads.
-Shape feature_shape(const BenchOptions& o, MemoryPool& pool) {
+// The backbone alone (no top), for the shape of the features the head reads; built in host
+// memory, so it never counts in the device pool.
+Shape feature_shape(const BenchOptions& o) {
+  HostPool pool;
   ModelSpec s;
   s.architecture = o.model.model;
   s.sample_shape = Shape{o.input, o.input, 3};
@@ -107,7 +109,7 @@ BenchModel build(const BenchOptions& o, MemoryPool& pool) {
   b.head = o.model.head.empty() ? default_head(o.model.model) : o.model.head;
   if (o.mode == "cached") {
     // The head alone, on the backbone's feature shape; nothing frozen.
-    const Shape features = feature_shape(o, pool);
+    const Shape features = feature_shape(o);
     b.model = std::make_unique<Model>(o.model.model + "-head", features, pool);
     graft_head(*b.model, parse_head(b.head), o.classes);
     b.model->finalize(o.seed);
