@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/ops.h"
 #include "runtime/backend_registry.h"
 #include "runtime/error.h"
+#include "runtime/frozen_prefix.h"
 
 namespace graft {
 
@@ -122,12 +124,15 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
                                      grads_.floats() + grad_offset_[p], model_.params()[p].spec.shape.numel()});
   }
 
+  check_chunking();
   plan_memory();
 
   size_t workspace = 0;
-  for (int n = first_; n <= last_; ++n)
-    workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(
-                                        model_.node_input_shapes(n, shapes_, options_.batch), *ops_));
+  for (int n = first_; n <= last_; ++n) {
+    std::vector<Shape> in = model_.node_input_shapes(n, shapes_, options_.batch);
+    for (Shape& s : in) s = with_batch(s, std::min(planned_batch(n), options_.batch));
+    workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(in, *ops_));
+  }
   if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
 
   const int classes = static_cast<int>(shapes_[N - 1].numel() / options_.batch);
@@ -161,6 +166,26 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   ctx_.ops = ops_;
 }
 
+void Executor::check_chunking() const {
+  const int t = options_.chunk_through;
+  if (t < 0) return;
+  GRAFT_ASSERT(options_.chunk >= 1, "chunk_through ", t, " with a chunk of ", options_.chunk, " examples");
+  GRAFT_ASSERT(t >= first_ && t <= last_, "chunk_through ", t, " is not among the nodes that run");
+  for (int n = first_; n <= t; ++n) {
+    const std::string& name = model_.nodes()[n].name;
+    if (decisions_[n].needs_grad)
+      fail("cannot run '", name, "' in chunks (--frozen-chunk): it needs a gradient; only a frozen prefix can");
+    if (options_.training)
+      if (const std::string why = training_randomness(model_, n); !why.empty())
+        fail("cannot run '", name, "' in chunks (--frozen-chunk): ", why);
+    if (n < t)
+      for (int c : consumers_[n])
+        if (c > t)
+          fail("cannot run the layers up to '", model_.nodes()[t].name, "' in chunks (--frozen-chunk): '",
+               model_.nodes()[c].name, "' reads '", name, "' from inside them");
+  }
+}
+
 void Executor::plan_memory() {
   const int N = model_.num_nodes();
   // Time: forward of node n at n, the loss at N, backward of node n at 2N - n.
@@ -171,8 +196,11 @@ void Executor::plan_memory() {
   scratch_.assign(N, {});
   std::vector<Interval> tensors;
   for (int n = first_; n <= last_; ++n) {
-    const size_t bytes = aligned(size_t(shapes_[n].numel()) * sizeof(float));
+    const size_t bytes = aligned(size_t(shapes_[n].numel() / options_.batch * planned_batch(n)) * sizeof(float));
     const auto& d = decisions_[n];
+    // chunk_through's output fills up over every chunk, while the nodes before it reuse
+    // their (per-chunk) memory: it is live from the first of them on.
+    const int born = n == options_.chunk_through ? first_ : n;
     int end = n;
     for (int c : consumers_[n]) {
       end = std::max(end, c);
@@ -180,7 +208,7 @@ void Executor::plan_memory() {
     }
     if (d.needs_grad && model_.nodes()[n].layer->backward_reads_output()) end = std::max(end, bwd_time(n));
     if (n == last_) end = std::max(end, loss_time);  // the output, read after forward
-    tensors.push_back(Interval{bytes, n, end, &act_[n].offset});
+    tensors.push_back(Interval{bytes, born, end, &act_[n].offset});
     plan_.unplanned_bytes += bytes;
     if (!d.needs_grad) continue;
     // The output gradient: written by the loss or the consumers' backward, read by our own.
@@ -303,23 +331,37 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   first_nonfinite_node_ = -1;
   if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
   if (profiling_) marks_.assign(1, {-1, ops_->mark()});
-  for (int k = first_; k <= last_; ++k) {
-    const auto& node = model_.nodes()[k];
-    ctx_.node_index = k;
-    ForwardArgs a;
-    a.ctx = &ctx_;
-    a.inputs = input_ptrs(k);
-    for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
-    a.output = at(act_[k]);
-    a.output_shape = with_batch(shapes_[k], n);
-    for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
-    a.workspace = workspace_.floats();
-    node.layer->forward(a);
-    if (profiling_) marks_.emplace_back(k, ops_->mark());
-    if (options_.check_finite && first_nonfinite_node_ < 0 && ops_->any_nonfinite(a.output_shape.numel(), a.output))
-      first_nonfinite_node_ = k;
+  int k = first_;
+  if (options_.chunk_through >= 0) {
+    for (int64_t row = 0; row < n; row += options_.chunk)
+      for (int j = first_; j <= options_.chunk_through; ++j) forward_node(j, std::min(options_.chunk, n - row), row);
+    k = options_.chunk_through + 1;
   }
+  for (; k <= last_; ++k) forward_node(k, n, 0);
   if (profiling_) add_layer_times(/*backward=*/false);
+}
+
+void Executor::forward_node(int k, int64_t n, int64_t row) {
+  const auto& node = model_.nodes()[k];
+  ctx_.node_index = k;
+  ForwardArgs a;
+  a.ctx = &ctx_;
+  a.inputs = input_ptrs(k);
+  // A chunk reads its rows of the batch input; the nodes before chunk_through keep one
+  // chunk (row 0 of their memory); chunk_through writes its rows of the whole batch.
+  if (row > 0)
+    for (size_t j = 0; j < a.inputs.size(); ++j)
+      if (node.inputs[j] == first_ - 1) a.inputs[j] += row * input_floats_;
+  for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
+  a.output = at(act_[k]);
+  if (k == options_.chunk_through) a.output += row * (shapes_[k].numel() / options_.batch);
+  a.output_shape = with_batch(shapes_[k], n);
+  for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
+  a.workspace = workspace_.floats();
+  node.layer->forward(a);
+  if (profiling_) marks_.emplace_back(k, ops_->mark());
+  if (options_.check_finite && first_nonfinite_node_ < 0 && ops_->any_nonfinite(a.output_shape.numel(), a.output))
+    first_nonfinite_node_ = k;
 }
 
 void Executor::upload_input(int64_t n) {
@@ -328,14 +370,16 @@ void Executor::upload_input(int64_t n) {
   ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
 }
 
-// Each mark closes the node it names; the time since the previous mark is that node's.
+// Each mark closes the node it names; the time since the previous mark is that node's. A
+// node run in chunks has several marks in one call, counted as one call.
 void Executor::add_layer_times(bool backward) {
   layer_times_.resize(size_t(model_.num_nodes()));
+  std::vector<char> called(layer_times_.size(), 0);
   for (size_t i = 1; i < marks_.size(); ++i) {
     LayerTime& t = layer_times_[size_t(marks_[i].first)];
     const double ms = ops_->elapsed_ms(marks_[i - 1].second, marks_[i].second);
     (backward ? t.backward_ms : t.forward_ms) += ms;
-    ++(backward ? t.backward_calls : t.forward_calls);
+    if (!std::exchange(called[size_t(marks_[i].first)], char{1})) ++(backward ? t.backward_calls : t.forward_calls);
   }
   marks_.clear();
 }

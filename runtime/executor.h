@@ -50,6 +50,13 @@ struct ExecutorOptions {
   // >= 0, inference only: run the nodes up to and including stop_after; output() is its
   // output. Nodes after it are neither run nor planned.
   int stop_after = -1;
+  // >= 0: the nodes that run up to and including chunk_through (a frozen prefix, see
+  // runtime/frozen_prefix.h) run `chunk` examples at a time. Their activations are planned
+  // for one chunk, chunk_through's output for the whole batch, so the prefix takes about
+  // chunk/batch of the memory. They must need no gradient, be deterministic in training,
+  // and only chunk_through's output may be read after it.
+  int chunk_through = -1;
+  int64_t chunk = 0;
 };
 
 struct NodeDecision {
@@ -113,7 +120,8 @@ class Executor {
   const float* output() const;
   Shape output_shape(int64_t n) const;
   // In the device's memory; valid until the plan reuses it. The start_after node's is the
-  // input; nodes that do not run have none (null).
+  // input; nodes that do not run have none (null); a node run in chunks (before
+  // chunk_through) holds its last chunk.
   const float* activation(int node) const;
   // With check_finite: the first node (forward order) of the last forward whose output held
   // a NaN or an infinity, or -1.
@@ -158,6 +166,12 @@ class Executor {
     int64_t offset = -1;  // bytes into the arena; -1: none
   };
   void plan_memory();
+  bool in_chunk(int node) const { return node >= first_ && node < options_.chunk_through; }
+  int64_t planned_batch(int node) const { return in_chunk(node) ? options_.chunk : options_.batch; }
+  void check_chunking() const;
+  // Forward of node k over n examples starting at example `row` of the batch (row > 0 only
+  // for the nodes run in chunks).
+  void forward_node(int k, int64_t n, int64_t row);
   void weighted_cross_entropy(int64_t n, float* dlogits);
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;

@@ -19,17 +19,6 @@ namespace graft {
 
 namespace {
 
-// Why node n gives different outputs for the same input in training, or "".
-std::string randomness(const Model& model, int n) {
-  const Layer* layer = model.nodes()[size_t(n)].layer.get();
-  const std::string& name = model.nodes()[size_t(n)].name;
-  if (const auto* d = dynamic_cast<const Dropout*>(layer); d && d->p() > 0.0f)
-    return detail::concat("'", name, "' (dropout, p ", d->p(), ") is random in training");
-  if (const auto* bn = dynamic_cast<const BatchNorm2d*>(layer); bn && bn->policy() == BnPolicy::Train)
-    return detail::concat("'", name, "' (batch norm, policy train) normalises with each batch's statistics in training");
-  return "";
-}
-
 // The shape of one example of node n's output.
 Shape example_shape(const Model& model, int n) {
   const Shape s = model.infer_shapes(1)[size_t(n)];
@@ -37,73 +26,6 @@ Shape example_shape(const Model& model, int n) {
 }
 
 }  // namespace
-
-FeatureCut find_feature_cut(const Model& model, const std::vector<bool>& frozen) {
-  const int N = model.num_nodes();
-  auto is_frozen = [&](int n) { return size_t(n) < frozen.size() && frozen[size_t(n)]; };
-  FeatureCut cut;
-  bool any_frozen = false;
-  for (int n = 0; n < N; ++n) any_frozen = any_frozen || (is_frozen(n) && model.node_param_count(n) > 0);
-  if (!any_frozen) {
-    cut.why_not = "no layer is frozen, so there is no frozen prefix to cache (freeze the base with --freeze)";
-    return cut;
-  }
-  // The frozen, deterministic prefix: 0 .. prefix.
-  int prefix = -1;
-  std::string stop;  // what ends it
-  bool stop_is_random = false;
-  for (int n = 0; n < N; ++n) {
-    const std::string& name = model.nodes()[size_t(n)].name;
-    if (model.node_param_count(n) > 0 && !is_frozen(n)) {
-      stop = "'" + name + "' is trainable";
-      break;
-    }
-    if (std::string r = randomness(model, n); !r.empty()) {
-      stop = r;
-      stop_is_random = true;
-      break;
-    }
-    prefix = n;
-  }
-  if (prefix == N - 1) {
-    cut.why_not = "every layer is frozen: there is nothing to train";
-    return cut;
-  }
-  if (prefix < 0) {
-    cut.why_not = "the first layer, " + stop + ", so there is no frozen prefix to cache";
-    return cut;
-  }
-  // Earlier cuts until one tensor crosses; remember what ruled out the last frozen node.
-  std::string crossing;
-  for (int c = prefix; c >= 0; --c) {
-    bool has_work = false;  // caching only parameter-free layers saves next to nothing
-    for (int n = 0; n <= c; ++n) has_work = has_work || model.node_param_count(n) > 0;
-    if (!has_work) break;
-    std::string across;
-    for (int n = c + 1; n < N && across.empty(); ++n)
-      for (int i : model.nodes()[size_t(n)].inputs)
-        if (i != c && i <= c) {
-          across = "'" + model.nodes()[size_t(n)].name + "' reads " +
-                   (i == kModelInput ? std::string("the model input") : "'" + model.nodes()[size_t(i)].name + "'");
-          break;
-        }
-    if (across.empty()) {
-      cut.node = c;
-      if (stop_is_random) cut.note = "it stops before " + stop;
-      if (c < prefix)
-        cut.note += (cut.note.empty() ? "" : "; ") + std::string("the frozen layers go on to '") +
-                    model.nodes()[size_t(prefix)].name + "', but " + crossing + " across any later cut";
-      return cut;
-    }
-    if (crossing.empty()) crossing = across;
-  }
-  if (crossing.empty())
-    cut.why_not = "no layer with parameters comes before " + stop + ", so there is nothing worth caching";
-  else
-    cut.why_not = "no single tensor leads from the frozen layers to the rest: " + crossing +
-                  " from inside them (a residual connection across the cut)";
-  return cut;
-}
 
 FeatureCacheMode parse_feature_cache_mode(const std::string& text) {
   if (text == "auto") return FeatureCacheMode::Auto;

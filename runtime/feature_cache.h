@@ -10,20 +10,10 @@
 #include <vector>
 
 #include "runtime/batch_source.h"
+#include "runtime/frozen_prefix.h"
 #include "runtime/model.h"
 
 namespace graft {
-
-// Where a model can be cut: the last node such that every node up to and including it is
-// frozen (no trainable parameters) and deterministic in training (no dropout with p > 0,
-// no batch norm with policy train), and every later node reads only later nodes or the cut
-// itself (one tensor crosses; a residual connection across it rules a node out).
-struct FeatureCut {
-  int node = -1;        // -1: no cut; why_not says why
-  std::string why_not;  // one sentence
-  std::string note;     // when the cut stops before the end of the frozen layers: why
-};
-FeatureCut find_feature_cut(const Model& model, const std::vector<bool>& frozen);
 
 enum class FeatureCacheMode { Auto, On, Off };
 // "auto", "on", "off"; an error names --cache-features otherwise.

@@ -210,11 +210,15 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       decide_feature_cache(o.cache_features, model, o.frozen, o.augment, data, validation,
                            o.cache_budget_bytes ? o.cache_budget_bytes : default_feature_cache_budget());
   if (!cache.line.empty()) std::cerr << cache.line << std::endl;
+  const PrefixChunking chunking = cache.on ? PrefixChunking{} : decide_prefix_chunking(o.frozen_chunk, model, o.frozen, batch);
+  if (!chunking.line.empty()) std::cerr << chunking.line << std::endl;
 
   ExecutorOptions eo;
   eo.batch = batch;
   eo.frozen = o.frozen;
   eo.start_after = cache.cut;  // with the cache: the layers after the cut only
+  eo.chunk_through = chunking.through;
+  eo.chunk = chunking.chunk;
   eo.loss = o.loss;
   eo.label_smoothing = o.label_smoothing;
   eo.seed = o.seed;

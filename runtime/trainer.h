@@ -12,6 +12,7 @@
 #include "runtime/batch_source.h"
 #include "runtime/executor.h"
 #include "runtime/feature_cache.h"
+#include "runtime/frozen_prefix.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/model.h"
 #include "runtime/optimizer.h"
@@ -35,6 +36,9 @@ struct TrainOptions {
   // (runtime/feature_cache.h). The cache is rebuilt on --resume, never saved.
   FeatureCacheMode cache_features = FeatureCacheMode::Auto;
   size_t cache_budget_bytes = 0;  // what auto may use; 0: a quarter of physical memory
+  // Run the frozen prefix a few examples at a time (runtime/frozen_prefix.h); ignored when
+  // the feature cache is on (the prefix does not run in the steps then).
+  PrefixChunkMode frozen_chunk;
 
   std::string save_path;       // checkpoint after every epoch (atomic), and on an interrupt
   std::string save_best_path;  // checkpoint whenever `monitor` improves

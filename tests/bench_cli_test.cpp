@@ -126,6 +126,27 @@ TEST(BenchCli, LayersTimesEveryNodeAndFrozenOnesHaveNoBackward) {
   EXPECT_EQ(dense_with_backward, 2);
 }
 
+// --frozen-chunk: the frozen layers' activations planned for a chunk, so the planned and
+// measured peaks drop; the same numbers otherwise (reference-equal math is frozen_chunk_test's).
+TEST(BenchCli, FrozenChunksLowerThePeak) {
+  Tiny t;
+  t.batch = 8;
+  auto run = [&](const std::string& chunk) {
+    const ProgramResult r = run_graft(t.args("frozen") + " --frozen-chunk " + chunk);
+    EXPECT_EQ(r.status, 0) << r.output;
+    return json::parse(r.output);
+  };
+  const json whole = run("off"), chunked = run("2");
+  EXPECT_EQ(whole["frozen_chunk"], 0);
+  EXPECT_EQ(chunked["frozen_chunk"], 2);
+  EXPECT_LT(chunked["planned_peak_bytes"].get<int64_t>(), whole["planned_peak_bytes"].get<int64_t>());
+  EXPECT_LT(chunked["peak_bytes"].get<int64_t>(), whole["peak_bytes"].get<int64_t>());
+  EXPECT_EQ(chunked["flops_per_image"], whole["flops_per_image"]);
+  const ProgramResult bad = run_graft(t.args("full") + " --frozen-chunk 2");
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--frozen-chunk 2: there is no frozen prefix"), std::string::npos) << bad.output;
+}
+
 TEST(BenchCli, SettingsItCannotHonourAreNamedErrors) {
   const Tiny t;
   ProgramResult r = run_graft(t.args("frozen") + " --precision bf16");

@@ -24,6 +24,7 @@
 #include "runtime/backend_registry.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
+#include "runtime/frozen_prefix.h"
 #include "runtime/image_folder.h"
 #include "runtime/optimizer.h"
 #include "tools/graft/options.h"
@@ -47,6 +48,7 @@ struct BenchOptions {
   std::string data;  // an image folder: real decoding and augmentation in the step
   int workers = -1;
   std::string decoded_cache = "auto";
+  std::string frozen_chunk = "auto";
   uint64_t seed = 0;
 } opts;
 
@@ -172,6 +174,9 @@ void register_bench(CLI::App& app) {
   sub->add_option("--workers", opts.workers, "Decode threads with --data (-1: min(4, cores))")->capture_default_str();
   sub->add_option("--decoded-cache", opts.decoded_cache, "With --data: auto, memory, off or a FILE (as graft train)")
       ->capture_default_str();
+  sub->add_option("--frozen-chunk", opts.frozen_chunk,
+                  "--mode frozen: run the frozen layers N examples at a time: auto, off or N (as graft train)")
+      ->capture_default_str();
   sub->add_option("--seed", opts.seed, "Parameters and synthetic data")->capture_default_str();
   sub->add_flag("--layers", opts.layers,
                 "Then time every layer's forward and backward (10 more steps); on CUDA both native and library kernels");
@@ -204,6 +209,11 @@ int run_bench(CLI::App& app) {
   eo.frozen = b.frozen;
   eo.seed = opts.seed;
   eo.optimizer_state_per_param = 2;
+  const PrefixChunking chunking =
+      decide_prefix_chunking(parse_prefix_chunk_mode(opts.frozen_chunk), model, b.frozen, eo.batch);
+  eo.chunk_through = chunking.through;
+  eo.chunk = chunking.chunk;
+  if (!chunking.line.empty() && !opts.json) std::fprintf(stderr, "%s\n", chunking.line.c_str());
   Executor ex(model, eo);
   OptimizerConfig oc;
   oc.kind = "adam";
@@ -333,6 +343,7 @@ int run_bench(CLI::App& app) {
   j["steps"] = opts.steps;
   j["warmup"] = opts.warmup;
   j["data"] = opts.data.empty() ? "synthetic" : opts.data;
+  j["frozen_chunk"] = chunking.chunk;  // examples per chunk of the frozen layers; 0: whole batches
   if (folder) j["decoded_cache"] = folder->decoded_cache_note();
   j["images_per_second"] = images_per_second;
   j["ms_per_step"] = {{"p10", percentile(ms, 10)}, {"p50", percentile(ms, 50)}, {"p90", percentile(ms, 90)}};

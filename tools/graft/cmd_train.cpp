@@ -46,6 +46,7 @@ struct TrainCliOptions {
   std::string config_file;
   std::string class_weights;
   std::string cache_features = "auto";
+  std::string frozen_chunk = "auto";
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -105,6 +106,10 @@ void register_train(CLI::App& app) {
                   "Compute the frozen layers' outputs once and train only the layers after them: auto (when "
                   "valid and it fits a quarter of RAM), on, off")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
+  sub->add_option("--frozen-chunk", opts.frozen_chunk,
+                  "Run the frozen layers N examples at a time, so their activations take N/batch of the memory: "
+                  "auto (chunks of at most 16 when they would take over 256 MiB), off, or N")
+      ->capture_default_str();
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -161,6 +166,7 @@ int run_train(CLI::App& app) {
               (opts.data.shear > 0 || opts.data.zoom > 0 || opts.data.rotation > 0 || opts.data.shift > 0 ||
                opts.data.hflip || opts.data.vflip || opts.data.random_resized_crop);
   t.cache_features = parse_feature_cache_mode(opts.cache_features);
+  t.frozen_chunk = parse_prefix_chunk_mode(opts.frozen_chunk);
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
