@@ -2,15 +2,18 @@
 // PyTorch's c10::BFloat16, checked against an independent reference that decodes bf16 by
 // the format's definition and picks the nearer neighbour in double arithmetic; ties, NaN,
 // infinities, signed zeros, subnormals, overflow, the relative error bound, and the array
-// functions against the scalar ones.
+// functions against the scalar ones; and PyTorch's own rounding of a committed set of
+// random floats (tests/fixtures/golden_bf16.safetensors, written by tests/golden/make_bf16.py).
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "kernels/common/bf16.h"
 #include "kernels/cpu/bf16.h"
+#include "runtime/safetensors.h"
 #include "tests/testing.h"
 
 namespace {
@@ -186,6 +189,36 @@ TEST(Bf16Test, ArrayFunctionsAgreeWithTheScalarOnes) {
     ASSERT_EQ(float_bits(rounded[i]), uint32_t{want} << 16) << i;
     ASSERT_EQ(float_bits(in_place[i]), uint32_t{want} << 16) << i;
   }
+}
+
+TEST(Bf16Test, MatchesPyTorch) {
+  const auto f = graft::read_safetensors(GRAFT_FIXTURE_DIR "/golden_bf16.safetensors");
+  const auto& tx = f.tensors.at("x");
+  const auto& ty = f.tensors.at("y");
+  ASSERT_EQ(tx.dtype, "F32");
+  ASSERT_EQ(ty.dtype, "BF16");
+  const size_t n = tx.bytes.size() / 4;
+  ASSERT_GT(n, 10000u);
+  ASSERT_EQ(ty.bytes.size(), 2 * n);
+  std::vector<float> x(n);
+  std::vector<uint16_t> torch_bits(n), ours(n);
+  std::memcpy(x.data(), tx.bytes.data(), 4 * n);
+  std::memcpy(torch_bits.data(), ty.bytes.data(), 2 * n);
+  graft::cpu::to_bf16(static_cast<int64_t>(n), x.data(), ours.data());
+  size_t nans = 0, ties = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) {  // torch's vectorized path writes 0xFFFF, c10 and graft 0x7FC0
+      ++nans;
+      EXPECT_TRUE(is_nan_bits(torch_bits[i])) << i;
+      EXPECT_EQ(ours[i], 0x7FC0) << i;
+      continue;
+    }
+    ties += (float_bits(x[i]) & 0xFFFF) == 0x8000 ? 1 : 0;
+    ASSERT_EQ(ours[i], torch_bits[i]) << "x bits 0x" << std::hex << float_bits(x[i]) << " (element " << std::dec << i
+                                      << ")";
+  }
+  EXPECT_GT(nans, 0u);  // the fixture covers the cases it claims to
+  EXPECT_GT(ties, 1000u);
 }
 
 }  // namespace
