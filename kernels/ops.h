@@ -70,6 +70,9 @@ class Ops {
   virtual void scale(int64_t count, float alpha, float* x) = 0;
   virtual void copy(int64_t count, const float* x, float* y) = 0;
   virtual void fill(int64_t count, float value, float* x) = 0;
+  // y[i] = x[i] rounded to the nearest bf16 (ties to even, as PyTorch), kept as a float; y
+  // may alias x. What a bf16 store and load does: --precision bf16's operands.
+  virtual void round_to_bf16(int64_t count, const float* x, float* y) = 0;
 
   // --- batch norm (channels last, `scratch` = 4 * c doubles; see kernels/cpu/batchnorm.h) ---
   // num_batches_tracked (nullable): one float, incremented by 1.

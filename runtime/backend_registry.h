@@ -34,12 +34,13 @@ const DeviceBackend* cuda_backend();
 // The CUDA backend, or graft::Error saying it is missing.
 const DeviceBackend& require_cuda_backend();
 
-// How device kernels run, for every Ops made after it is set (the CLI's --kernels,
-// --deterministic, and graft bench's --precision tf32).
+// How kernels run, for every Ops made after it is set (the CLI's --kernels, --deterministic
+// and --precision).
 struct KernelSettings {
   KernelChoice kernels = KernelChoice::Library;  // executors that do not name one
   bool deterministic = false;  // library kernels: deterministic algorithms only
   bool allow_tf32 = false;     // library kernels: TF32 tensor cores (not exact fp32)
+  bool bf16 = false;           // executors: bf16 operands for convolutions and dense layers (runtime/bf16_emulation.h)
 };
 const KernelSettings& kernel_settings();
 void set_kernel_settings(const KernelSettings& s);

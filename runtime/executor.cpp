@@ -67,6 +67,10 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   shapes_ = model_.infer_shapes(options_.batch);
   on_device_ = model_.pool().device() != Device::CPU;
   ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_);
+  if (options_.bf16.value_or(kernel_settings().bf16)) {
+    bf16_ops_ = std::make_unique<Bf16EmulationOps>(*ops_, model_.pool());
+    ops_ = bf16_ops_.get();
+  }
 
   GRAFT_ASSERT(options_.start_after >= -1 && options_.start_after < N - 1, "start_after ", options_.start_after,
                " in a model of ", N, " nodes");
@@ -134,6 +138,20 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
     workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(in, *ops_));
   }
   if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
+  if (bf16_ops_) {
+    // The rounded copies of the largest operands: x or dy, and the weights or dy.
+    int64_t a = 0, b = 0;
+    for (int n = first_; n <= last_; ++n) {
+      const Layer& layer = *model_.nodes()[n].layer;
+      if (layer.kind() != "conv2d" && layer.kind() != "dense") continue;
+      const int64_t out = shapes_[n].numel() / options_.batch * planned_batch(n);
+      int64_t in = 0;
+      for (const Shape& s : model_.node_input_shapes(n, shapes_, options_.batch)) in += s.numel() / options_.batch * planned_batch(n);
+      a = std::max({a, in, out});
+      b = std::max({b, layer.param_specs().at(0).shape.numel(), out});
+    }
+    bf16_ops_->reserve(a, b);
+  }
 
   const int classes = static_cast<int>(shapes_[N - 1].numel() / options_.batch);
   input_ = PoolBuffer(model_.pool(), size_t(options_.batch * input_floats_) * sizeof(float), "input");
@@ -151,7 +169,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_.parameter_bytes = size_t(model_.total_param_count()) * sizeof(float);
   plan_.gradient_bytes = grads_.bytes();
   plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
-  plan_.workspace_bytes = workspace_.bytes();
+  plan_.workspace_bytes = workspace_.bytes() + (bf16_ops_ ? bf16_ops_->scratch_bytes() : 0);
   plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes();
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "runtime/bf16_emulation.h"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
 #include "runtime/optimizer.h"
@@ -43,6 +44,9 @@ struct ExecutorOptions {
   std::vector<float> class_weights;  // cross-entropy weight per class (empty: unweighted); CPU only for now
   // Device models (parameters in a device pool): which CUDA kernels; empty: default_kernels().
   std::optional<KernelChoice> kernels;
+  // Convolutions and dense layers multiply bf16-rounded operands (runtime/bf16_emulation.h);
+  // unset: kernel_settings().bf16 (--precision bf16).
+  std::optional<bool> bf16;
   // >= 0: input() holds node start_after's outputs (shape: that node's); nodes up to and
   // including it are not run, get no activation and no gradient, and must need none (a
   // frozen prefix). Parameters stay in the model: segments and checkpoints are unchanged.
@@ -191,6 +195,7 @@ class Executor {
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
   Ops* ops_ = nullptr;  // the backend's kernels
   std::unique_ptr<Ops> owned_ops_;
+  std::unique_ptr<Bf16EmulationOps> bf16_ops_;  // wraps *ops_ under --precision bf16
   bool on_device_ = false;
   std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned input + labels
   PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two

@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/adaptive_pool.h"
 #include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/dense.h"
 #include "kernels/cpu/elementwise.h"
@@ -122,6 +123,7 @@ void CpuOps::add(int64_t count, const float* a, const float* b, float* y) { cpu:
 void CpuOps::scale(int64_t count, float alpha, float* x) { cpu::scale(count, alpha, x); }
 void CpuOps::copy(int64_t count, const float* x, float* y) { std::copy(x, x + count, y); }
 void CpuOps::fill(int64_t count, float value, float* x) { std::fill(x, x + count, value); }
+void CpuOps::round_to_bf16(int64_t count, const float* x, float* y) { cpu::round_to_bf16(count, x, y); }
 
 void CpuOps::batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,
                                      const float* gamma, const float* beta, float* y, float* running_mean,

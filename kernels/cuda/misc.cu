@@ -1,5 +1,6 @@
 #include "kernels/cuda/misc.h"
 
+#include "kernels/common/bf16.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace graft::cuda {
@@ -56,6 +57,10 @@ __global__ void fill_kernel(int64_t count, float value, float* x) {
   GRAFT_MISC_LOOP(i, count) x[i] = value;
 }
 
+__global__ void round_to_bf16_kernel(int64_t count, const float* x, float* y) {
+  GRAFT_MISC_LOOP(i, count) y[i] = math::round_to_bf16(x[i]);
+}
+
 __global__ void one_hot_kernel(int n, int classes, const int32_t* labels, float* t) {
   const int64_t count = int64_t{n} * classes;
   GRAFT_MISC_LOOP(i, count) t[i] = labels[i / classes] == static_cast<int32_t>(i % classes) ? 1.0f : 0.0f;
@@ -88,6 +93,12 @@ void adaptive_avgpool2d_backward(const cpu::AdaptivePoolGeometry& g, const float
 void fill(int64_t count, float value, float* x, cudaStream_t stream) {
   if (count <= 0) return;
   fill_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, value, x);
+  GRAFT_CUDA_CHECK_LAUNCH();
+}
+
+void round_to_bf16(int64_t count, const float* x, float* y, cudaStream_t stream) {
+  if (count <= 0) return;
+  round_to_bf16_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, x, y);
   GRAFT_CUDA_CHECK_LAUNCH();
 }
 

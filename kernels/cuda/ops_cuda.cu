@@ -117,6 +117,7 @@ void CudaOps::copy(int64_t count, const float* x, float* y) {
     GRAFT_CUDA_CHECK(cudaMemcpyAsync(y, x, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
 void CudaOps::fill(int64_t count, float value, float* x) { cuda::fill(count, value, x, stream_); }
+void CudaOps::round_to_bf16(int64_t count, const float* x, float* y) { cuda::round_to_bf16(count, x, y, stream_); }
 
 void CudaOps::batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,
                                       const float* gamma, const float* beta, float* y, float* running_mean,

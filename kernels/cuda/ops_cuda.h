@@ -52,6 +52,7 @@ class CudaOps : public Ops {
   void scale(int64_t count, float alpha, float* x) override;
   void copy(int64_t count, const float* x, float* y) override;
   void fill(int64_t count, float value, float* x) override;
+  void round_to_bf16(int64_t count, const float* x, float* y) override;
 
   void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x, const float* gamma,
                                const float* beta, float* y, float* running_mean, float* running_var,

@@ -40,7 +40,6 @@ struct BenchOptions {
   int input = 224;
   int classes = 10;
   std::string mode = "frozen";
-  std::string precision = "fp32";
   int steps = 50;
   int warmup = 10;
   bool json = false;
@@ -140,13 +139,6 @@ BenchModel build(const BenchOptions& o, MemoryPool& pool) {
 }
 
 void check_options(const BenchOptions& o, Device device) {
-  if (o.precision == "bf16")
-    fail("--precision bf16: graft's bf16 mixed precision is not written yet (issue 5); "
-         "use --precision fp32 or tf32");
-  if (o.precision == "tf32" && device == Device::CPU)
-    fail("--precision tf32 is a CUDA tensor-core mode; on the CPU use --precision fp32");
-  if (o.precision == "tf32" && kernel_settings().kernels == KernelChoice::Native)
-    fail("--precision tf32 needs --kernels library (the hand-written kernels are exact fp32)");
   if (o.mode == "cached" && !o.data.empty())
     fail("--mode cached runs on features, not images: drop --data (or use --mode frozen to time the input pipeline)");
 }
@@ -166,8 +158,6 @@ void register_bench(CLI::App& app) {
   sub->add_option("--classes", opts.classes, "Outputs of the head")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--mode", opts.mode, "frozen (frozen backbone, trained head), full (all trainable), cached (head on cached features)")
       ->capture_default_str()->check(CLI::IsMember({"frozen", "full", "cached"}));
-  sub->add_option("--precision", opts.precision, "fp32 (exact), tf32 (CUDA library kernels), bf16 (not written yet)")
-      ->capture_default_str()->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   sub->add_option("--steps", opts.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--warmup", opts.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--data", opts.data, "An image folder: decode (and the step) inside the timing, to see whether input or compute limits");
@@ -195,9 +185,6 @@ int run_bench(CLI::App& app) {
   command_line_text = cmd.str();
 
   const Device device = resolve_device(opts.model);
-  KernelSettings ks = kernel_settings();
-  ks.allow_tf32 = opts.precision == "tf32";
-  set_kernel_settings(ks);
   check_options(opts, device);
   const auto pool_owner = make_pool(device);
   MemoryPool& pool = *pool_owner;
@@ -336,7 +323,7 @@ int run_bench(CLI::App& app) {
   j["batch"] = batch;
   j["classes"] = opts.classes;
   j["mode"] = opts.mode;
-  j["precision"] = opts.precision;
+  j["precision"] = opts.model.precision;
   j["impl"] = device == Device::CPU ? "cpu" : kernel_choice_name(kernel_settings().kernels);
   j["head"] = b.head;
   j["width_divisor"] = opts.model.width_divisor;
@@ -381,7 +368,7 @@ int run_bench(CLI::App& app) {
     return 0;
   }
   std::printf("%s %s, input %d, batch %lld, %s, %s on %s\n", opts.model.model.c_str(), opts.mode.c_str(), opts.input,
-              static_cast<long long>(batch), opts.precision.c_str(), describe_backend(device).c_str(),
+              static_cast<long long>(batch), opts.model.precision.c_str(), describe_backend(device).c_str(),
               device_text(device).c_str());
   std::printf("  images/s    %.1f (median of %d steps after %d warm-up)\n", images_per_second, opts.steps, opts.warmup);
   std::printf("  ms/step     p10 %.3f  p50 %.3f  p90 %.3f\n", percentile(ms, 10), percentile(ms, 50), percentile(ms, 90));

@@ -57,6 +57,11 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_flag("--deterministic", o.deterministic,
                "CUDA: the same bits on every run (library kernels use deterministic cuDNN/cuBLASLt algorithms only; "
                "native kernels always are; the CPU always is)");
+  app.add_option("--precision", o.precision,
+                 "fp32 (exact); tf32 (CUDA library kernels on TF32 tensor cores); bf16 (convolutions and dense layers "
+                 "multiply bf16-rounded activations and weights, accumulating in fp32; fp32 master weights, loss and "
+                 "optimizer: autocast's numerics, emulated, not yet faster)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
   app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
@@ -207,8 +212,15 @@ Device resolve_device(const ModelOptions& m) {
   KernelSettings s = kernel_settings();
   s.kernels = parse_kernel_choice(m.kernels);
   s.deterministic = m.deterministic;
+  s.allow_tf32 = m.precision == "tf32";
+  s.bf16 = m.precision == "bf16";
   set_kernel_settings(s);
-  return resolve_device(m.device);
+  const Device device = resolve_device(m.device);
+  if (m.precision == "tf32" && device == Device::CPU)
+    fail("--precision tf32 is a CUDA tensor-core mode; on the CPU use --precision fp32 or bf16");
+  if (m.precision == "tf32" && s.kernels == KernelChoice::Native)
+    fail("--precision tf32 needs --kernels library (the hand-written kernels are exact fp32)");
+  return device;
 }
 
 std::unique_ptr<MemoryPool> make_pool(Device device) {
@@ -217,12 +229,13 @@ std::unique_ptr<MemoryPool> make_pool(Device device) {
 }
 
 std::string describe_backend(Device device) {
-  if (device == Device::CPU) return "cpu";
+  if (device == Device::CPU) return kernel_settings().bf16 ? "cpu, bf16 operands (emulated)" : "cpu";
   return std::string("cuda, ") + kernel_choice_name(default_kernels()) +
          (default_kernels() == KernelChoice::Library
               ? " kernels (cuDNN convolution and pooling, cuBLAS dense; hand-written for the rest)"
               : " kernels (hand-written CUDA)") +
-         (kernel_settings().deterministic ? ", deterministic" : "");
+         (kernel_settings().deterministic ? ", deterministic" : "") + (kernel_settings().allow_tf32 ? ", tf32" : "") +
+         (kernel_settings().bf16 ? ", bf16 operands (emulated)" : "");
 }
 
 std::string join(const std::vector<std::string>& v) {

@@ -39,6 +39,7 @@ struct ModelOptions {
   std::string device = "auto";
   std::string kernels = "library";  // CUDA: native (hand-written) or library (cuDNN/cuBLAS)
   bool deterministic = false;       // CUDA: deterministic algorithms only (bitwise-reproducible runs)
+  std::string precision = "fp32";   // fp32 | tf32 (CUDA library kernels) | bf16 (bf16 operands, fp32 accumulation)
   int64_t batch = 64;
   std::string head;                 // graft a new head (layers/head.h)
   bool no_top = false;              // the backbone alone
