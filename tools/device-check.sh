@@ -12,7 +12,8 @@
 # that skip count as a failure (the device was there but the tests could not use it).
 # Environment: OUT, BUILD_DIR (build-device), JOBS (nproc with a GPU, 2 without),
 # ARCHS (90), MEMCHECK=0 to skip the sanitizers, BENCH=0 to skip the quick benchmarks
-# (graft bench --kernels native|library on vgg16 frozen, then bench/compare.sh for vgg16 fp32).
+# (graft bench --kernels native|library on vgg16 frozen, with and without --frozen-chunk, bf16
+# emulated, graft_tc_gemm_bench, then bench/compare.sh for vgg16 fp32).
 set -euo pipefail
 
 OUT=${OUT:-/tmp/graft-device-check}
@@ -80,6 +81,7 @@ passed=$((total - failed - skipped))
 memcheck="not run"
 if [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   filter='ElementwiseGpu.*:LossGpu.*:OptimizerGpu.Sgd:PoolGpu.Native*:DenseGpu.NativeBackward:DevicePoolGpu.NoCudaMallocAfterWarmUp'
+  filter+=':TensorCoreGpu.SmallAndOddShapesAllEpilogues:TensorCoreGpu.MisalignedOperandsTakeTheElementWisePath:TensorCoreGpu.ConversionsMatchTheCpuBitForBit'
   if timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
     "$BUILD_DIR/tests/graft_gpu_tests" --gtest_filter="$filter" >"$OUT/memcheck.log" 2>&1; then
     memcheck="clean ($(grep -m1 -Eo 'ERROR SUMMARY: [0-9]+ errors?' "$OUT/memcheck.log" || echo 'no summary'))"
@@ -93,7 +95,7 @@ fi
 # --- racecheck (shared-memory hazards) over the kernels that use shared memory ---
 racecheck="not run"
 if [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
-  filter='ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*'
+  filter='ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*:TensorCoreGpu.SmallAndOddShapesAllEpilogues'
   if timeout 240 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 99 \
     "$BUILD_DIR/tests/graft_gpu_tests" --gtest_filter="$filter" >"$OUT/racecheck.log" 2>&1; then
     racecheck="clean ($(grep -m1 -Eo 'RACECHECK SUMMARY: [0-9]+ hazards?[^)]*' "$OUT/racecheck.log" || echo 'no summary'))"
@@ -123,6 +125,17 @@ if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; th
     timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels "$k" --model vgg16 --input 224 --batch 64 \
       --mode frozen --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-$k.json" 2>"$OUT/bench-$k.err" || true
   done
+  # The frozen base in chunks (auto: 4 x 16) against whole batches: the peak-memory target.
+  timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+    --mode frozen --frozen-chunk off --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-library-nochunk.json" \
+    2>>"$OUT/bench-library.err" || true
+  # bf16 as numerics (emulated: rounded operands on fp32 kernels), to see its cost before tensor cores.
+  timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+    --mode frozen --precision bf16 --steps 10 --warmup 3 --json >"$OUT/bench-vgg16-frozen-bf16emu-library.json" \
+    2>>"$OUT/bench-library.err" || true
+  # The hand-written bf16 tensor-core GEMM against cuBLASLt (the card's bf16 matrix peak too).
+  [ -x "$BUILD_DIR/graft_tc_gemm_bench" ] && timeout 120 "$BUILD_DIR/graft_tc_gemm_bench" >"$OUT/tc-gemm.jsonl" \
+    2>"$OUT/tc-gemm.err" || true
   # Every vgg16 layer, forward and backward, native beside library (the conv-vs-cuDNN target).
   timeout 150 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
     --mode full --steps 5 --warmup 2 --layers --json >"$OUT/bench-vgg16-full-layers.json" 2>"$OUT/bench-layers.err" || true

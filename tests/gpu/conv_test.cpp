@@ -80,7 +80,9 @@ class ConvGpu : public GpuTest {
           lib::conv2d_backward_filter(lib(), g, dx.get(), ddy.get(), ddw.get(), dbias, stream());
         }
         EXPECT_LT(relative_error(ddw.download(), ref_w), kFp32Tolerance);
-        if (with_bias) EXPECT_LT(relative_error(ddb.download(), ref_b), kFp32Tolerance);
+        if (with_bias) {
+          EXPECT_LT(relative_error(ddb.download(), ref_b), kFp32Tolerance);
+        }
       }
   }
 };

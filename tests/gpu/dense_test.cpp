@@ -66,7 +66,9 @@ class DenseGpu : public GpuTest {
         }
         EXPECT_LT(relative_error(ddx.download(), ref_dx), kFp32Tolerance) << "dx";
         EXPECT_LT(relative_error(ddw.download(), ref_dw), kFp32Tolerance) << "dw";
-        if (with_bias) EXPECT_LT(relative_error(ddb.download(), ref_db), kFp32Tolerance) << "dbias";
+        if (with_bias) {
+          EXPECT_LT(relative_error(ddb.download(), ref_db), kFp32Tolerance) << "dbias";
+        }
       }
   }
 };

@@ -1,9 +1,13 @@
 // Element-wise ops on the device against the CPU loops (the same shared math).
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "gpu_testing.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/misc.h"
 
 namespace graft::testing {
 namespace {
@@ -25,6 +29,29 @@ TEST_F(ElementwiseGpu, Relu) {
     cuda::relu_backward(n, y.get(), ddy.get(), ddx.get(), stream());
     EXPECT_EQ(y.download(), ref_y);
     EXPECT_EQ(ddx.download(), ref_dx);
+  }
+}
+
+// --precision bf16's rounding (Ops::round_to_bf16), bit for bit the CPU's, specials included.
+TEST_F(ElementwiseGpu, RoundToBf16) {
+  for (int64_t n : kCounts) {
+    SCOPED_TRACE("count " + std::to_string(n));
+    auto x = random_floats(static_cast<size_t>(n), -1e3f, 1e3f);
+    if (n > 8) {
+      x[0] = std::numeric_limits<float>::quiet_NaN();
+      x[1] = std::numeric_limits<float>::infinity();
+      x[2] = -0.0f;
+      x[3] = std::numeric_limits<float>::denorm_min();
+      x[4] = std::numeric_limits<float>::max();
+    }
+    std::vector<float> ref(static_cast<size_t>(n));
+    cpu::round_to_bf16(n, x.data(), ref.data());
+    auto dx = to_device(x);
+    auto y = poisoned_device(static_cast<size_t>(n));
+    cuda::round_to_bf16(n, dx.get(), y.get(), stream());
+    const auto got = y.download();
+    ASSERT_EQ(got.size(), ref.size());
+    EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0);
   }
 }
 

@@ -41,7 +41,9 @@ TEST_F(OptimizerGpu, Sgd) {
         cuda::sgd_step(n, dp.get(), dg.get(), h.momentum != 0.0f ? dbuf.get() : nullptr, h, d_scalars.get(), stream());
       }
       EXPECT_LT(relative_error(dp.download(), p), kFp32Tolerance);
-      if (h.momentum != 0.0f) EXPECT_LT(relative_error(dbuf.download(), buf), kFp32Tolerance);
+      if (h.momentum != 0.0f) {
+        EXPECT_LT(relative_error(dbuf.download(), buf), kFp32Tolerance);
+      }
     }
 }
 
