@@ -33,6 +33,10 @@ class Ops {
   virtual ~Ops() = default;
   virtual Device device() const = 0;
   virtual const char* name() const = 0;  // "cpu", "cpu reference", "cuda native", "cuda library"
+  // True when convolutions and dense layers already run on bf16 operands (the library
+  // kernels made for --precision bf16); otherwise the executor wraps them in
+  // Bf16EmulationOps for bf16.
+  virtual bool computes_bf16() const { return false; }
 
   // --- convolution (NHWC, OHWI weights) ---
   // Floats of workspace the three conv calls need for this shape (the caller plans it).

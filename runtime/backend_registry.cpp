@@ -33,9 +33,9 @@ KernelChoice parse_kernel_choice(const std::string& text) {
   fail("--kernels '", text, "' is not one of: native, library");
 }
 
-Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner) {
+Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner, bool bf16) {
   if (pool.device() == Device::CPU) return cpu_ops(reference);
-  owner = require_cuda_backend().make_ops(pool, kernels);
+  owner = require_cuda_backend().make_ops(pool, kernels, bf16);
   return *owner;
 }
 

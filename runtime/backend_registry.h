@@ -21,8 +21,8 @@ struct DeviceBackend {
   void (*check_supported)() = nullptr;
   // The caching device pool every device buffer comes from.
   std::unique_ptr<MemoryPool> (*make_pool)() = nullptr;
-  // The kernels over memory of `pool` (one stream).
-  std::unique_ptr<Ops> (*make_ops)(MemoryPool& pool, KernelChoice kernels) = nullptr;
+  // The kernels over memory of `pool` (one stream); bf16: library kernels on bf16 operands.
+  std::unique_ptr<Ops> (*make_ops)(MemoryPool& pool, KernelChoice kernels, bool bf16) = nullptr;
   // Page-locked host memory for staging batches (null-safe free).
   void* (*alloc_pinned)(size_t bytes) = nullptr;
   void (*free_pinned)(void* p) = nullptr;
@@ -49,7 +49,8 @@ void set_default_kernels(KernelChoice k);
 KernelChoice parse_kernel_choice(const std::string& text);  // "native", "library"
 
 // The Ops for memory of `pool`: the CPU ones (per `reference`) for a host pool, else a new
-// device backend Ops (owned by `owner`).
-Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner);
+// device backend Ops (owned by `owner`). bf16 asks for kernels that compute on bf16
+// operands; check Ops::computes_bf16() for whether it got them.
+Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner, bool bf16 = false);
 
 }  // namespace graft

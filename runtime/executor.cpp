@@ -66,8 +66,10 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   GRAFT_ASSERT(static_cast<int>(options_.frozen.size()) == N, "one frozen flag per node");
   shapes_ = model_.infer_shapes(options_.batch);
   on_device_ = model_.pool().device() != Device::CPU;
-  ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_);
-  if (options_.bf16.value_or(kernel_settings().bf16)) {
+  const bool bf16 = options_.bf16.value_or(kernel_settings().bf16);
+  ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_,
+                  bf16);
+  if (bf16 && !ops_->computes_bf16()) {
     bf16_ops_ = std::make_unique<Bf16EmulationOps>(*ops_, model_.pool());
     ops_ = bf16_ops_.get();
   }
@@ -121,7 +123,10 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
     grad_offset_[p] = trainable_count_;
     trainable_count_ += (model_.params()[p].spec.shape.numel() + 63) / 64 * 64;
   }
-  if (trainable_count_) grads_ = PoolBuffer(model_.pool(), size_t(trainable_count_) * sizeof(float), "gradients");
+  if (trainable_count_) {
+    grads_ = PoolBuffer(model_.pool(), size_t(trainable_count_) * sizeof(float), "gradients");
+    ops_->zero(grads_.get(), grads_.bytes());  // the padding between segments stays zero
+  }
   for (size_t p = 0; p < model_.params().size(); ++p) {
     if (grad_offset_[p] < 0) continue;
     segments_.push_back(ParamSegment{model_.params()[p].name, model_.param_data(p),
@@ -284,7 +289,10 @@ void Executor::set_metrics(const Metrics& m) {
   ops_->synchronize();  // `sums` is on this stack frame
 }
 
+// One pass over the flat buffer (its padding is zero) answers the common case with one
+// device round trip instead of one per segment; only a bad step looks for the culprit.
 bool Executor::gradients_finite(std::string* first_bad) {
+  if (trainable_count_ == 0 || !ops_->any_nonfinite(trainable_count_, grads_.floats())) return true;
   for (const auto& s : segments_)
     if (ops_->any_nonfinite(s.count, s.grad)) {
       if (first_bad) *first_bad = s.name;

@@ -2,6 +2,8 @@
 // passes ran, bitwise parameters), the memory plan, and whole-model gradients.
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <string>
 
 #include "layers/zoo.h"
 #include "runtime/error.h"
@@ -236,6 +238,29 @@ TEST(Executor, FastPathMatchesReferenceKernels) {
     const auto& b = er.trainable_segments()[s];
     EXPECT_LT(testing::relative_error(a.grad, b.grad, size_t(a.count)), 1e-4) << a.name;
   }
+}
+
+// The finite check reads the whole flat gradient buffer at once: its padding between
+// segments must not trip it, and a bad value in any segment is found and named.
+TEST(Executor, GradientsFiniteNamesTheSegmentAndIgnoresPadding) {
+  HostPool pool;
+  auto m = small_cnn(pool);
+  ExecutorOptions o;
+  o.batch = kBatch;
+  Executor ex(*m, o);
+  fill_batch(ex, kBatch, 4);
+  ex.forward(kBatch, true, 0);
+  ex.backward(kBatch);
+  std::string bad;
+  EXPECT_TRUE(ex.gradients_finite(&bad));
+  const auto& segs = ex.trainable_segments();
+  const ParamSegment& s = segs[size_t(testing::random_int(0, int(segs.size()) - 1))];
+  ex.gradients()[(s.grad - ex.gradients()) + testing::random_int(0, int(s.count) - 1)] =
+      std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(ex.gradients_finite(&bad));
+  EXPECT_EQ(bad, s.name);
+  ex.backward(kBatch);  // overwrites every segment again
+  EXPECT_TRUE(ex.gradients_finite(&bad));
 }
 
 TEST(Executor, EverythingFrozenIsAnError) {

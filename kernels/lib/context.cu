@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "kernels/cuda/tensor_core_gemm.h"
 #include "kernels/lib/plans.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/error.h"
@@ -15,6 +16,7 @@ LibraryContext::LibraryContext(MemoryPool& pool, LibraryOptions options) : pool_
     GRAFT_CUBLAS_CHECK(cublasCreate(&cublas_));
     GRAFT_CUBLAS_CHECK(cublasLtCreate(&lt_));
     GRAFT_CUBLAS_CHECK(cublasSetMathMode(cublas_, options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    GRAFT_ASSERT(!(options_.allow_tf32 && options_.bf16), "tf32 and bf16 are two precisions; choose one");
     // cuBLAS's own workspace comes from our pool, so no call allocates behind our back.
     if (options_.blas_workspace_bytes) {
       blas_ws_ = PoolBuffer(pool_, options_.blas_workspace_bytes, "workspace");
@@ -64,6 +66,22 @@ const float* LibraryContext::ones(int n) {
     ones_count_ = n;
   }
   return ones_.floats();
+}
+
+uint16_t* LibraryContext::bf16_staging(int which, size_t elements) {
+  GRAFT_ASSERT(which >= 0 && which < 3, "bf16 staging buffer ", which);
+  PoolBuffer& b = bf16_[which];
+  if (elements * sizeof(uint16_t) > b.bytes()) {
+    b.reset();  // stream order, as reserve_workspace
+    b = PoolBuffer(pool_, elements * sizeof(uint16_t), "workspace");
+  }
+  return static_cast<uint16_t*>(b.get());
+}
+
+uint16_t* LibraryContext::to_bf16(int which, int64_t count, const float* x, cudaStream_t stream) {
+  uint16_t* y = bf16_staging(which, size_t(count));
+  cuda::float_to_bf16(count, x, y, stream);
+  return y;
 }
 
 }  // namespace graft::lib

@@ -15,6 +15,7 @@
 #include <cudnn.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -30,6 +31,11 @@ struct LibraryOptions {
   // true (--deterministic): only algorithms cuDNN marks CUDNN_DETERMINISTIC, and no split-K
   // reduction in cuBLASLt, so a rerun gives the same bits (what an exact GPU resume needs).
   bool deterministic = false;
+  // true (--precision bf16): convolutions and dense layers convert their fp32 operands to
+  // bf16 in staging buffers and run cuDNN/cuBLAS(Lt) on bf16 tensor cores with fp32
+  // accumulation; convolution outputs come back through bf16 (as autocast's do), dense
+  // outputs and every gradient of a weight are fp32 sums of bf16 products.
+  bool bf16 = false;
   // Most workspace one convolution algorithm may ask for.
   size_t max_conv_workspace_bytes = size_t{1} << 30;
   // cuBLAS/cuBLASLt workspace (NVIDIA recommends 32 MiB on Hopper).
@@ -65,6 +71,12 @@ class LibraryContext {
   // A device vector of at least n ones (for bias gradients through GEMV); grown at plan time.
   const float* ones(int n);
 
+  // bf16 staging (options().bf16): buffer `which` (0, 1, 2) of at least `elements` bf16
+  // values, grown when asked for more (at plan time; later calls find it big enough).
+  uint16_t* bf16_staging(int which, size_t elements);
+  // count floats of x rounded into staging buffer `which` (in stream order); returns it.
+  uint16_t* to_bf16(int which, int64_t count, const float* x, cudaStream_t stream);
+
   // Per-shape plans, cached by shape (definitions in conv.cu, pool.cu, dense.cu).
   using ConvKey = std::tuple<int, int, int, int, int, int, int, int, int>;
   using PoolKey = std::tuple<int, int, int, int, int, int, int, int, int>;
@@ -83,6 +95,7 @@ class LibraryContext {
   PoolBuffer ws_;
   PoolBuffer ones_;
   int ones_count_ = 0;
+  PoolBuffer bf16_[3];
 };
 
 }  // namespace graft::lib

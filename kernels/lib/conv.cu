@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "kernels/cuda/tensor_core_gemm.h"
 #include "kernels/lib/plans.cuh"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/error.h"
@@ -29,7 +30,7 @@ template <class Perf, class Exact>
 bool acceptable(const Perf& p, const LibraryOptions& o, Exact exact) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.memory > o.max_conv_workspace_bytes) return false;
   if (o.deterministic && p.determinism != CUDNN_DETERMINISTIC) return false;
-  if (o.allow_tf32) return true;
+  if (o.allow_tf32 || o.bf16) return true;
   // The descriptor's FMA math type governs execution; reject only tensor-op entries.
   return exact(p.algo) && p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
@@ -60,7 +61,30 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
   GRAFT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv, g.pad, g.pad, g.stride, g.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   const LibraryOptions& o = ctx.options();
-  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, o.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(
+      p.conv, o.bf16 ? CUDNN_TENSOR_OP_MATH : o.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  // bf16: the convolutions see bf16 tensors (cuDNN's BFLOAT16 configuration: bf16 x, w, y,
+  // fp32 compute, the descriptor above); the algorithm search below runs on them.
+  cudnnTensorDescriptor_t xd = p.x, yd = p.y;
+  cudnnFilterDescriptor_t wd = p.w;
+  if (o.bf16) {
+    GRAFT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x16));
+    GRAFT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y16));
+    GRAFT_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w16));
+    GRAFT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x16, CUDNN_TENSOR_NHWC, CUDNN_DATA_BFLOAT16, g.n, g.c_in, g.h, g.w));
+    GRAFT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y16, CUDNN_TENSOR_NHWC, CUDNN_DATA_BFLOAT16, g.n, g.c_out,
+                                                 g.out_h(), g.out_w()));
+    GRAFT_CUDNN_CHECK(
+        cudnnSetFilter4dDescriptor(p.w16, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, g.c_out, g.c_in, g.kh, g.kw));
+    xd = p.x16;
+    yd = p.y16;
+    wd = p.w16;
+    // Staging: 0 holds x or dy, 1 the weights or their gradient, 2 y, dx or dy.
+    const size_t act = size_t(std::max(g.input_numel(), g.output_numel()));
+    ctx.bf16_staging(0, act);
+    ctx.bf16_staging(1, size_t(g.weight_numel()));
+    ctx.bf16_staging(2, act);
+  }
 
   int on = 0, oc = 0, oh = 0, ow = 0;
   GRAFT_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p.conv, p.x, p.w, &on, &oc, &oh, &ow));
@@ -71,36 +95,36 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     GRAFT_CUDNN_CHECK(
-        cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+        cudnnGetConvolutionForwardAlgorithm_v7(h, xd, wd, p.conv, yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_fwd)) pick = i;
     // The fallbacks are exact and deterministic.
     p.fwd_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-    GRAFT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, p.conv, yd, p.fwd_algo, &p.fwd_ws));
   }
   {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
-    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x,
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd, yd, p.conv, xd,
                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_bwd_data)) pick = i;
     p.bwd_data_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
     GRAFT_CUDNN_CHECK(
-        cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws));
+        cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, p.conv, xd, p.bwd_data_algo, &p.bwd_data_ws));
   }
   {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        h, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+        h, xd, yd, p.conv, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_bwd_filter)) pick = i;
     p.bwd_filter_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter_algo,
+    GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, p.conv, wd, p.bwd_filter_algo,
                                                                      &p.bwd_filter_ws));
   }
   ctx.reserve_workspace(std::max({p.fwd_ws, p.bwd_data_ws, p.bwd_filter_ws}));
@@ -119,8 +143,16 @@ void conv2d_forward(LibraryContext& ctx, const Conv2dGeometry& g, const float* x
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
   const float one = 1.0f, zero = 0.0f;
-  GRAFT_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv, p.fwd_algo, ctx.workspace(), p.fwd_ws,
-                                            &zero, p.y, y));
+  if (ctx.options().bf16) {
+    uint16_t *x16 = ctx.to_bf16(0, g.input_numel(), x, stream), *w16 = ctx.to_bf16(1, g.weight_numel(), w, stream);
+    uint16_t* y16 = ctx.bf16_staging(2, size_t(g.output_numel()));
+    GRAFT_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x16, x16, p.w16, w16, p.conv, p.fwd_algo, ctx.workspace(),
+                                              p.fwd_ws, &zero, p.y16, y16));
+    cuda::bf16_to_float(g.output_numel(), y16, y, stream);
+  } else {
+    GRAFT_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv, p.fwd_algo, ctx.workspace(), p.fwd_ws,
+                                              &zero, p.y, y));
+  }
   if (bias) GRAFT_CUDNN_CHECK(cudnnAddTensor(h, &one, p.bias, bias, &one, p.y, y));
 }
 
@@ -130,6 +162,14 @@ void conv2d_backward_data(LibraryContext& ctx, const Conv2dGeometry& g, const fl
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
   const float one = 1.0f, zero = 0.0f;
+  if (ctx.options().bf16) {
+    uint16_t *dy16 = ctx.to_bf16(0, g.output_numel(), dy, stream), *w16 = ctx.to_bf16(1, g.weight_numel(), w, stream);
+    uint16_t* dx16 = ctx.bf16_staging(2, size_t(g.input_numel()));
+    GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w16, w16, p.y16, dy16, p.conv, p.bwd_data_algo,
+                                                   ctx.workspace(), p.bwd_data_ws, &zero, p.x16, dx16));
+    cuda::bf16_to_float(g.input_numel(), dx16, dx, stream);
+    return;
+  }
   GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv, p.bwd_data_algo, ctx.workspace(),
                                                  p.bwd_data_ws, &zero, p.x, dx));
 }
@@ -144,8 +184,16 @@ void conv2d_backward_filter(LibraryContext& ctx, const Conv2dGeometry& g, const 
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
   const float one = 1.0f, zero = 0.0f;
-  GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv, p.bwd_filter_algo,
-                                                   ctx.workspace(), p.bwd_filter_ws, &zero, p.w, dw));
+  if (ctx.options().bf16) {
+    uint16_t *x16 = ctx.to_bf16(0, g.input_numel(), x, stream), *dy16 = ctx.to_bf16(2, g.output_numel(), dy, stream);
+    uint16_t* dw16 = ctx.bf16_staging(1, size_t(g.weight_numel()));
+    GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x16, x16, p.y16, dy16, p.conv, p.bwd_filter_algo,
+                                                     ctx.workspace(), p.bwd_filter_ws, &zero, p.w16, dw16));
+    cuda::bf16_to_float(g.weight_numel(), dw16, dw, stream);
+  } else {
+    GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv, p.bwd_filter_algo,
+                                                     ctx.workspace(), p.bwd_filter_ws, &zero, p.w, dw));
+  }
   if (dbias) GRAFT_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.y, dy, &zero, p.bias, dbias));
 }
 

@@ -1,5 +1,6 @@
 #include "kernels/lib/dense.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 
@@ -24,6 +25,8 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
   auto plan = std::make_unique<DensePlan>();
   DensePlan& p = *plan;
   const cublasComputeType_t compute = ctx.options().allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // bf16: A and B are the bf16 copies, C and D (and the bias) stay fp32.
+  const cudaDataType_t operand = ctx.options().bf16 ? CUDA_R_16BF : CUDA_R_32F;
   GRAFT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, compute, CUDA_R_32F));
   // Column-major: y^T [out, n] = op(A) B with A = w viewed as [in, out] (transposed), B = x^T [in, n].
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
@@ -31,8 +34,8 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
   GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   const cublasLtEpilogue_t epi = epilogue_of(has_bias, relu);
   GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, static_cast<uint64_t>(in), static_cast<uint64_t>(out), in));
-  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, static_cast<uint64_t>(in), static_cast<uint64_t>(n), in));
+  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, operand, static_cast<uint64_t>(in), static_cast<uint64_t>(out), in));
+  GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, operand, static_cast<uint64_t>(in), static_cast<uint64_t>(n), in));
   GRAFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, static_cast<uint64_t>(out), static_cast<uint64_t>(n), out));
 
   cublasLtMatmulPreference_t pref = nullptr;
@@ -62,6 +65,11 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
          (relu ? " and relu" : ""));
   p.algo = result.algo;
   p.ws = result.workspaceSize;
+  if (ctx.options().bf16) {  // staging: 0 x or dy, 1 the weights, 2 dy (weight gradient)
+    ctx.bf16_staging(0, size_t(n) * size_t(std::max(in, out)));
+    ctx.bf16_staging(1, size_t(in) * size_t(out));
+    ctx.bf16_staging(2, size_t(n) * size_t(out));
+  }
   return *ctx.dense_plans.emplace(key, std::move(plan)).first->second;
 }
 
@@ -81,7 +89,13 @@ void dense_forward(LibraryContext& ctx, int n, int in, int out, const float* x, 
   DensePlan& p = get_plan(ctx, n, in, out, bias != nullptr, relu);
   if (bias) GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   const float one = 1.0f, zero = 0.0f;
-  GRAFT_CUBLAS_CHECK(cublasLtMatmul(ctx.cublas_lt(), p.op, &one, w, p.a, x, p.b, &zero, y, p.c, y, p.c, &p.algo,
+  const void* a = w;
+  const void* b = x;
+  if (ctx.options().bf16) {
+    a = ctx.to_bf16(1, int64_t{in} * out, w, stream);
+    b = ctx.to_bf16(0, int64_t{n} * in, x, stream);
+  }
+  GRAFT_CUBLAS_CHECK(cublasLtMatmul(ctx.cublas_lt(), p.op, &one, a, p.a, b, p.b, &zero, y, p.c, y, p.c, &p.algo,
                                     ctx.blas_workspace(), p.ws, stream));
 }
 
@@ -91,6 +105,14 @@ void dense_backward_data(LibraryContext& ctx, int n, int in, int out, const floa
   if (n == 0) return;
   // dx^T [in, n] = w^T [in, out] (w's memory as is) * dy^T [out, n] (dy's memory as is).
   const float one = 1.0f, zero = 0.0f;
+  if (ctx.options().bf16) {
+    const uint16_t* w16 = ctx.to_bf16(1, int64_t{in} * out, w, stream);
+    const uint16_t* dy16 = ctx.to_bf16(0, int64_t{n} * out, dy, stream);
+    GRAFT_CUBLAS_CHECK(cublasGemmEx(ctx.cublas(stream), CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w16, CUDA_R_16BF,
+                                    in, dy16, CUDA_R_16BF, out, &zero, dx, CUDA_R_32F, in, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   GRAFT_CUBLAS_CHECK(cublasSgemm(ctx.cublas(stream), CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &zero,
                                  dx, in));
 }
@@ -106,7 +128,14 @@ void dense_backward_weights(LibraryContext& ctx, int n, int in, int out, const f
   }
   // dw^T [in, out] = x^T [in, n] (x's memory as is) * dy [n, out] (dy's memory, transposed).
   const float one = 1.0f, zero = 0.0f;
-  GRAFT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
+  if (ctx.options().bf16) {
+    const uint16_t* x16 = ctx.to_bf16(0, int64_t{n} * in, x, stream);
+    const uint16_t* dy16 = ctx.to_bf16(2, int64_t{n} * out, dy, stream);
+    GRAFT_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x16, CUDA_R_16BF, in, dy16,
+                                    CUDA_R_16BF, out, &zero, dw, CUDA_R_32F, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  } else {
+    GRAFT_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
+  }
   if (dbias) {
     // dbias [out] = dy^T [out, n] * ones [n]
     const float* ones = ctx.ones(n);

@@ -15,7 +15,8 @@ namespace graft::lib {
 class LibOps final : public cuda::CudaOps {
  public:
   explicit LibOps(MemoryPool& pool, LibraryOptions options = {});
-  const char* name() const override { return "cuda library"; }
+  const char* name() const override { return ctx_->options().bf16 ? "cuda library bf16" : "cuda library"; }
+  bool computes_bf16() const override { return ctx_->options().bf16; }
   LibraryContext& context() { return *ctx_; }
 
   size_t conv2d_workspace_floats(const Conv2dGeometry& g) override;

@@ -10,6 +10,10 @@ namespace graft::lib {
 struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
+  // bf16 (LibraryOptions::bf16): the operands' descriptors the convolutions run on; x, y, w
+  // above stay fp32 for the bias and the conversions around them.
+  cudnnTensorDescriptor_t x16 = nullptr, y16 = nullptr;
+  cudnnFilterDescriptor_t w16 = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnConvolutionFwdAlgo_t fwd_algo{};
   cudnnConvolutionBwdDataAlgo_t bwd_data_algo{};
@@ -23,6 +27,9 @@ struct ConvPlan {
     if (y) cudnnDestroyTensorDescriptor(y);
     if (bias) cudnnDestroyTensorDescriptor(bias);
     if (w) cudnnDestroyFilterDescriptor(w);
+    if (x16) cudnnDestroyTensorDescriptor(x16);
+    if (y16) cudnnDestroyTensorDescriptor(y16);
+    if (w16) cudnnDestroyFilterDescriptor(w16);
     if (conv) cudnnDestroyConvolutionDescriptor(conv);
   }
 };

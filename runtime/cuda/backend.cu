@@ -15,12 +15,13 @@ namespace {
 
 std::unique_ptr<MemoryPool> make_pool() { return std::make_unique<cuda::DevicePool>(); }
 
-std::unique_ptr<Ops> make_ops(MemoryPool& pool, KernelChoice kernels) {
+std::unique_ptr<Ops> make_ops(MemoryPool& pool, KernelChoice kernels, bool bf16) {
   if (pool.device() != Device::CUDA) fail("CUDA kernels need memory from a device pool");
-  if (kernels == KernelChoice::Native) return std::make_unique<cuda::CudaOps>(pool);
+  if (kernels == KernelChoice::Native) return std::make_unique<cuda::CudaOps>(pool);  // bf16: emulated by the caller
   lib::LibraryOptions options;
   options.deterministic = kernel_settings().deterministic;
-  options.allow_tf32 = kernel_settings().allow_tf32;
+  options.allow_tf32 = kernel_settings().allow_tf32 && !bf16;
+  options.bf16 = bf16;
   return std::make_unique<lib::LibOps>(pool, options);
 }
 
