@@ -10,10 +10,10 @@
 # Without a GPU (no nvidia-smi, or no device) it still builds, reports that the GPU tests
 # were skipped, and exits 0 unless the build or a test really failed. With a GPU, GPU tests
 # that skip count as a failure (the device was there but the tests could not use it).
-# Environment: OUT, BUILD_DIR (build-device), JOBS (nproc with a GPU, 2 without),
+# Environment: OUT, BUILD_DIR (build-device), JOBS (nproc with a GPU, 2 without), DEADLINE (540 s),
 # ARCHS (90), MEMCHECK=0 to skip the sanitizers, BENCH=0 to skip the quick benchmarks
-# (graft bench --kernels native|library on vgg16 frozen, with and without --frozen-chunk, bf16
-# emulated, graft_tc_gemm_bench, then bench/compare.sh for vgg16 fp32).
+# (graft bench --kernels native|library on vgg16 frozen, with and without --frozen-chunk, bf16,
+# graft_tc_gemm_bench, then bench/compare.sh for vgg16 frozen, bf16 and fp32).
 set -euo pipefail
 
 OUT=${OUT:-/tmp/graft-device-check}
@@ -25,6 +25,13 @@ cd "$ROOT"
 mkdir -p "$OUT"
 : >"$OUT/summary.txt"
 say() { echo "$*" | tee -a "$OUT/summary.txt"; }
+# One device call is at most 10 minutes: every stage after the build gets what is left of
+# DEADLINE seconds (from the start) and is skipped, saying so, when too little is left, so
+# the summary is always written.
+DEADLINE=${DEADLINE:-540}
+left() { echo $((DEADLINE - SECONDS)); }
+fits() { [ "$(left)" -gt "$1" ]; }
+cap() { local l=$(($(left) - 15)); [ "$l" -lt 1 ] && l=1; echo $(($1 < l ? $1 : l)); }
 
 # --- the device ---
 have_gpu=0
@@ -66,7 +73,7 @@ fi
 
 # --- GPU suites ---
 tests_rc=0
-ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure >"$OUT/gpu-tests.log" 2>&1 || tests_rc=$?
+timeout "$(cap 300)" ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure >"$OUT/gpu-tests.log" 2>&1 || tests_rc=$?
 total=$(grep -Eo 'tests passed, [0-9]+ tests failed out of [0-9]+' "$OUT/gpu-tests.log" | grep -Eo '[0-9]+$' || echo 0)
 failed=$(grep -Eo '[0-9]+ tests failed out of' "$OUT/gpu-tests.log" | grep -Eo '^[0-9]+' || echo 0)
 skipped=$(grep -Ec '\(Skipped\)' "$OUT/gpu-tests.log" || true)
@@ -79,10 +86,12 @@ passed=$((total - failed - skipped))
 
 # --- memcheck over a few small tests ---
 memcheck="not run"
-if [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+if [ "$have_gpu" = 1 ] && ! fits 120; then
+  memcheck="skipped ($(left) s left of DEADLINE=$DEADLINE)"
+elif [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   filter='ElementwiseGpu.*:LossGpu.*:OptimizerGpu.Sgd:PoolGpu.Native*:DenseGpu.NativeBackward:DevicePoolGpu.NoCudaMallocAfterWarmUp'
   filter+=':TensorCoreGpu.SmallAndOddShapesAllEpilogues:TensorCoreGpu.MisalignedOperandsTakeTheElementWisePath:TensorCoreGpu.ConversionsMatchTheCpuBitForBit'
-  if timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
+  if timeout "$(cap 300)" compute-sanitizer --tool memcheck --error-exitcode 99 \
     "$BUILD_DIR/tests/graft_gpu_tests" --gtest_filter="$filter" >"$OUT/memcheck.log" 2>&1; then
     memcheck="clean ($(grep -m1 -Eo 'ERROR SUMMARY: [0-9]+ errors?' "$OUT/memcheck.log" || echo 'no summary'))"
   else
@@ -94,9 +103,11 @@ fi
 
 # --- racecheck (shared-memory hazards) over the kernels that use shared memory ---
 racecheck="not run"
-if [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+if [ "$have_gpu" = 1 ] && ! fits 100; then
+  racecheck="skipped ($(left) s left of DEADLINE=$DEADLINE)"
+elif [ "$have_gpu" = 1 ] && [ "$MEMCHECK" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   filter='ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*:TensorCoreGpu.SmallAndOddShapesAllEpilogues'
-  if timeout 240 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 99 \
+  if timeout "$(cap 240)" compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 99 \
     "$BUILD_DIR/tests/graft_gpu_tests" --gtest_filter="$filter" >"$OUT/racecheck.log" 2>&1; then
     racecheck="clean ($(grep -m1 -Eo 'RACECHECK SUMMARY: [0-9]+ hazards?[^)]*' "$OUT/racecheck.log" || echo 'no summary'))"
   else
@@ -108,8 +119,10 @@ fi
 train_gpu="not run"
 if [ "$have_gpu" = 1 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
   train_gpu="skipped (no Fashion-MNIST under /usr/share/datasets/fashion-mnist)"
+elif [ "$have_gpu" = 1 ] && ! fits 60; then
+  train_gpu="skipped ($(left) s left of DEADLINE=$DEADLINE)"
 elif [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ]; then
-  if timeout 300 "$BUILD_DIR/graft" train --device cuda --model fmnist_cnn --data fashion-mnist --classes 0-4 \
+  if timeout "$(cap 300)" "$BUILD_DIR/graft" train --device cuda --model fmnist_cnn --data fashion-mnist --classes 0-4 \
     --epochs 1 --batch 64 --progress off --seed 1 >"$OUT/train-cuda.log" 2>&1; then
     train_gpu="ok ($(grep -m1 -Eo 'loss [0-9.]+ +acc [0-9.]+%' "$OUT/train-cuda.log" || echo 'no epoch line'))"
   else
@@ -117,32 +130,35 @@ elif [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ]; then
   fi
 fi
 
-# --- quick benchmarks: graft bench (native and library) beside PyTorch eager, vgg16 fp32 ---
+# --- quick benchmarks: graft bench (native and library) beside PyTorch eager, vgg16 frozen ---
 # The full comparison (bf16, resnet50, torch.compile) is bench/compare.sh's own device call.
 bench="not run"
 if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; then
   for k in native library; do
-    timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels "$k" --model vgg16 --input 224 --batch 64 \
+    timeout "$(cap 120)" "$BUILD_DIR/graft" bench --device cuda --kernels "$k" --model vgg16 --input 224 --batch 64 \
       --mode frozen --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-$k.json" 2>"$OUT/bench-$k.err" || true
   done
   # The frozen base in chunks (auto: 4 x 16) against whole batches: the peak-memory target.
-  timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+  timeout "$(cap 120)" "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
     --mode frozen --frozen-chunk off --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-fp32-library-nochunk.json" \
     2>>"$OUT/bench-library.err" || true
-  # bf16 as numerics (emulated: rounded operands on fp32 kernels), to see its cost before tensor cores.
-  timeout 120 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
-    --mode frozen --precision bf16 --steps 10 --warmup 3 --json >"$OUT/bench-vgg16-frozen-bf16emu-library.json" \
+  # bf16: cuDNN/cuBLAS on bf16 tensor cores (library), and the emulation on the native kernels.
+  timeout "$(cap 120)" "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+    --mode frozen --precision bf16 --steps 20 --warmup 5 --json >"$OUT/bench-vgg16-frozen-bf16-library.json" \
     2>>"$OUT/bench-library.err" || true
+  timeout "$(cap 60)" "$BUILD_DIR/graft" bench --device cuda --kernels native --model vgg16 --input 224 --batch 64 \
+    --mode frozen --precision bf16 --steps 5 --warmup 2 --json >"$OUT/bench-vgg16-frozen-bf16emu-native.json" \
+    2>>"$OUT/bench-native.err" || true
   # The hand-written bf16 tensor-core GEMM against cuBLASLt (the card's bf16 matrix peak too).
-  [ -x "$BUILD_DIR/graft_tc_gemm_bench" ] && timeout 120 "$BUILD_DIR/graft_tc_gemm_bench" >"$OUT/tc-gemm.jsonl" \
+  [ -x "$BUILD_DIR/graft_tc_gemm_bench" ] && timeout "$(cap 120)" "$BUILD_DIR/graft_tc_gemm_bench" >"$OUT/tc-gemm.jsonl" \
     2>"$OUT/tc-gemm.err" || true
   # Every vgg16 layer, forward and backward, native beside library (the conv-vs-cuDNN target).
-  timeout 150 "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+  timeout "$(cap 150)" "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
     --mode full --steps 5 --warmup 2 --layers --json >"$OUT/bench-vgg16-full-layers.json" 2>"$OUT/bench-layers.err" || true
-  GRAFT="$BUILD_DIR/graft" OUT="$OUT/compare" BENCH_MODELS=vgg16 BENCH_MODES="frozen full" BENCH_PRECISIONS=fp32 \
+  GRAFT="$BUILD_DIR/graft" OUT="$OUT/compare" BENCH_MODELS=vgg16 BENCH_MODES=frozen BENCH_PRECISIONS="bf16 fp32" \
     BENCH_IMPLS=eager BENCH_GEMM_DTYPES="fp32 tf32 bf16" BENCH_STEPS=20 BENCH_WARMUP=5 BENCH_DEADLINE=200 \
-    timeout 240 bash bench/compare.sh >"$OUT/compare.log" 2>&1 || true
-  bench="see $OUT/compare.log: $(grep -E '^vgg16 +frozen' "$OUT/compare.log" | tr -s ' ' | cut -c1-100 || echo 'no table row')"
+    timeout "$(cap 240)" bash bench/compare.sh >"$OUT/compare.log" 2>&1 || true
+  bench="see $OUT/compare.log: $(grep -E '^vgg16 +frozen' "$OUT/compare.log" | tr -s ' ' | cut -c1-100 | tr '\n' ';' || echo 'no table row')"
 fi
 
 # --- summary (last) ---

@@ -59,8 +59,9 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
                "native kernels always are; the CPU always is)");
   app.add_option("--precision", o.precision,
                  "fp32 (exact); tf32 (CUDA library kernels on TF32 tensor cores); bf16 (convolutions and dense layers "
-                 "multiply bf16-rounded activations and weights, accumulating in fp32; fp32 master weights, loss and "
-                 "optimizer: autocast's numerics, emulated, not yet faster)")
+                 "multiply bf16 activations and weights, accumulating in fp32, over fp32 master weights, loss and "
+                 "optimizer, as autocast: bf16 tensor cores with --kernels library, emulated on the CPU and the "
+                 "native kernels)")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
@@ -235,7 +236,7 @@ std::string describe_backend(Device device) {
               ? " kernels (cuDNN convolution and pooling, cuBLAS dense; hand-written for the rest)"
               : " kernels (hand-written CUDA)") +
          (kernel_settings().deterministic ? ", deterministic" : "") + (kernel_settings().allow_tf32 ? ", tf32" : "") +
-         (kernel_settings().bf16 ? ", bf16 operands (emulated)" : "");
+         (kernel_settings().bf16 ? (default_kernels() == KernelChoice::Library ? ", bf16 tensor cores" : ", bf16 operands (emulated)") : "");
 }
 
 std::string join(const std::vector<std::string>& v) {
