@@ -24,9 +24,10 @@ namespace graft {
 
 using cpu::AdaptivePoolGeometry;
 
-// Which implementation the CUDA backend uses: hand-written kernels or cuDNN/cuBLAS.
-enum class KernelChoice { Native, Library };
-const char* kernel_choice_name(KernelChoice k);  // "native", "library"
+// Which implementation the CUDA backend uses: hand-written kernels, cuDNN/cuBLAS, or per
+// convolution and dense layer whichever the executor timed faster on its shapes.
+enum class KernelChoice { Native, Library, Auto };
+const char* kernel_choice_name(KernelChoice k);  // "native", "library", "auto"
 
 class Ops {
  public:

@@ -30,11 +30,13 @@ void set_default_kernels(KernelChoice k) { g_settings.kernels = k; }
 KernelChoice parse_kernel_choice(const std::string& text) {
   if (text == "native") return KernelChoice::Native;
   if (text == "library") return KernelChoice::Library;
-  fail("--kernels '", text, "' is not one of: native, library");
+  if (text == "auto") return KernelChoice::Auto;
+  fail("--kernels '", text, "' is not one of: native, library, auto");
 }
 
 Ops& ops_for(MemoryPool& pool, bool reference, KernelChoice kernels, std::unique_ptr<Ops>& owner, bool bf16) {
   if (pool.device() == Device::CPU) return cpu_ops(reference);
+  GRAFT_ASSERT(kernels != KernelChoice::Auto, "ops_for wants one implementation; the executor resolves auto");
   owner = require_cuda_backend().make_ops(pool, kernels, bf16);
   return *owner;
 }

@@ -46,7 +46,7 @@ const KernelSettings& kernel_settings();
 void set_kernel_settings(const KernelSettings& s);
 KernelChoice default_kernels();  // kernel_settings().kernels
 void set_default_kernels(KernelChoice k);
-KernelChoice parse_kernel_choice(const std::string& text);  // "native", "library"
+KernelChoice parse_kernel_choice(const std::string& text);  // "native", "library", "auto"
 
 // The Ops for memory of `pool`: the CPU ones (per `reference`) for a host pool, else a new
 // device backend Ops (owned by `owner`). bf16 asks for kernels that compute on bf16

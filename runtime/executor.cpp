@@ -67,11 +67,19 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   shapes_ = model_.infer_shapes(options_.batch);
   on_device_ = model_.pool().device() != Device::CPU;
   const bool bf16 = options_.bf16.value_or(kernel_settings().bf16);
-  ops_ = &ops_for(model_.pool(), options_.reference_kernels, options_.kernels.value_or(default_kernels()), owned_ops_,
-                  bf16);
-  if (bf16 && !ops_->computes_bf16()) {
-    bf16_ops_ = std::make_unique<Bf16EmulationOps>(*ops_, model_.pool());
-    ops_ = bf16_ops_.get();
+  const KernelChoice kernels = options_.kernels.value_or(default_kernels());
+  std::vector<std::pair<Ops*, std::string>> candidates;
+  for (Ops* c : options_.kernel_candidates) candidates.emplace_back(c, c->name());
+  if (!candidates.empty()) {
+    ops_ = candidates[0].first;
+  } else if (on_device_ && kernels == KernelChoice::Auto) {
+    ops_ = with_bf16(&ops_for(model_.pool(), false, KernelChoice::Library, owned_ops_, bf16), bf16);
+    Ops* native = with_bf16(&ops_for(model_.pool(), false, KernelChoice::Native, owned_second_, bf16), bf16);
+    candidates = {{ops_, "library"}, {native, "native"}};
+  } else {
+    // The CPU has one implementation per op: auto has nothing to choose there.
+    const KernelChoice one = kernels == KernelChoice::Auto ? KernelChoice::Library : kernels;
+    ops_ = with_bf16(&ops_for(model_.pool(), options_.reference_kernels, one, owned_ops_, bf16), bf16);
   }
 
   GRAFT_ASSERT(options_.start_after >= -1 && options_.start_after < N - 1, "start_after ", options_.start_after,
@@ -135,15 +143,19 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
 
   check_chunking();
   plan_memory();
+  node_ops_.assign(size_t(N), ops_);
+  chosen_.assign(size_t(N), "");
 
   size_t workspace = 0;
   for (int n = first_; n <= last_; ++n) {
     std::vector<Shape> in = model_.node_input_shapes(n, shapes_, options_.batch);
     for (Shape& s : in) s = with_batch(s, std::min(planned_batch(n), options_.batch));
     workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(in, *ops_));
+    for (const auto& c : candidates)
+      workspace = std::max(workspace, model_.nodes()[n].layer->workspace_floats_for(in, *c.first));
   }
   if (workspace) workspace_ = PoolBuffer(model_.pool(), workspace * sizeof(float), "workspace");
-  if (bf16_ops_) {
+  if (!emulations_.empty()) {
     // The rounded copies of the largest operands: x or dy, and the weights or dy.
     int64_t a = 0, b = 0;
     for (int n = first_; n <= last_; ++n) {
@@ -155,7 +167,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
       a = std::max({a, in, out});
       b = std::max({b, layer.param_specs().at(0).shape.numel(), out});
     }
-    bf16_ops_->reserve(a, b);
+    for (auto& e : emulations_) e->reserve(a, b);
   }
 
   const int classes = static_cast<int>(shapes_[N - 1].numel() / options_.batch);
@@ -174,7 +186,8 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_.parameter_bytes = size_t(model_.total_param_count()) * sizeof(float);
   plan_.gradient_bytes = grads_.bytes();
   plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
-  plan_.workspace_bytes = workspace_.bytes() + (bf16_ops_ ? bf16_ops_->scratch_bytes() : 0);
+  plan_.workspace_bytes = workspace_.bytes();
+  for (const auto& e : emulations_) plan_.workspace_bytes += e->scratch_bytes();
   plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes();
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;
@@ -187,6 +200,53 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   }
   ctx_.reference_kernels = options_.reference_kernels;
   ctx_.ops = ops_;
+  if (candidates.size() > 1) choose_kernels(candidates);
+}
+
+Ops* Executor::with_bf16(Ops* ops, bool bf16) {
+  if (!bf16 || ops->computes_bf16()) return ops;
+  emulations_.push_back(std::make_unique<Bf16EmulationOps>(*ops, model_.pool()));
+  return emulations_.back().get();
+}
+
+// Times a forward (and, where the plan runs one, a backward) of every convolution and dense
+// node on the planned shapes, after one untimed call that lets the libraries plan. The
+// arena holds no batch yet: it is zeroed first so no candidate meets denormals or NaNs.
+void Executor::choose_kernels(const std::vector<std::pair<Ops*, std::string>>& candidates) {
+  if (arena_.bytes()) ops_->zero(arena_.get(), arena_.bytes());
+  const std::vector<int64_t> calls = backward_calls_;
+  ctx_.training = options_.training;
+  ctx_.step = 0;
+  for (int k = first_; k <= last_; ++k) {
+    const std::string kind = model_.nodes()[k].layer->kind();
+    if (kind != "conv2d" && kind != "dense") continue;
+    // Nodes run in chunks (chunk_through's input included) see a chunk.
+    const int64_t n = k <= options_.chunk_through ? options_.chunk : options_.batch;
+    double best = 0;
+    for (const auto& [ops, label] : candidates) {
+      node_ops_[k] = ops;
+      auto once = [&, k = k] {
+        forward_node(k, n, 0);
+        if (!decisions_[k].needs_grad) return;
+        std::vector<int> arrived(size_t(model_.num_nodes()), 0);
+        backward_node(k, n, arrived);
+      };
+      once();
+      const int a = ops_->mark();
+      once();
+      once();
+      const double ms = ops_->elapsed_ms(a, ops_->mark());
+      if (chosen_[k].empty() || ms < best) {
+        best = ms;
+        chosen_[k] = label;
+      }
+    }
+    for (const auto& [ops, label] : candidates)
+      if (label == chosen_[k]) node_ops_[k] = ops;
+  }
+  ops_->clear_marks();
+  backward_calls_ = calls;
+  first_nonfinite_node_ = -1;
 }
 
 void Executor::check_chunking() const {
@@ -370,6 +430,7 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
 void Executor::forward_node(int k, int64_t n, int64_t row) {
   const auto& node = model_.nodes()[k];
   ctx_.node_index = k;
+  ctx_.ops = node_ops_[k];
   ForwardArgs a;
   a.ctx = &ctx_;
   a.inputs = input_ptrs(k);
@@ -466,46 +527,53 @@ void Executor::backward(int64_t n) {
   std::vector<int> arrived(N, 0);
   if (profiling_) marks_.assign(1, {-1, ops_->mark()});
   for (int k = N - 1; k >= first_; --k) {
-    const auto& d = decisions_[k];
-    if (!d.needs_grad) continue;
-    const auto& node = model_.nodes()[k];
-    ctx_.node_index = k;
-    BackwardArgs a;
-    a.ctx = &ctx_;
-    const bool reads_inputs = node.layer->backward_reads_inputs();
-    for (const float* p : input_ptrs(k)) a.inputs.push_back(reads_inputs ? p : nullptr);
-    for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
-    a.output = node.layer->backward_reads_output() ? at(act_[k]) : nullptr;
-    a.output_shape = with_batch(shapes_[k], n);
-    a.doutput = at(grad_[k]);
-    std::vector<int> accumulate;
-    for (size_t j = 0; j < node.inputs.size(); ++j) {
-      const int i = node.inputs[j];
-      if (!d.input_grad[j]) {
-        a.dinputs.push_back(nullptr);
-        continue;
-      }
-      if (arrived[i]++ == 0) {
-        a.dinputs.push_back(at(grad_[i]));
-      } else {
-        a.dinputs.push_back(at(scratch_[i]));
-        accumulate.push_back(i);
-      }
-    }
-    for (int p : model_.node_params(k)) {
-      a.params.push_back(model_.param_data(p));
-      a.dparams.push_back(grad_offset_[p] >= 0 ? grads_.floats() + grad_offset_[p] : nullptr);
-    }
-    a.workspace = workspace_.floats();
-    node.layer->backward(a);
-    ++backward_calls_[k];
-    for (int i : accumulate) {
-      const int64_t count = with_batch(shapes_[i], n).numel();
-      ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
-    }
+    if (!decisions_[k].needs_grad) continue;
+    backward_node(k, n, arrived);
     if (profiling_) marks_.emplace_back(k, ops_->mark());
   }
   if (profiling_) add_layer_times(/*backward=*/true);
+}
+
+// Node k's backward over n examples; gradients of inputs with several consumers arrive more
+// than once (`arrived` counts them): the first writes, later ones go to scratch and are added.
+void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
+  const auto& d = decisions_[k];
+  const auto& node = model_.nodes()[k];
+  ctx_.node_index = k;
+  ctx_.ops = node_ops_[k];
+  BackwardArgs a;
+  a.ctx = &ctx_;
+  const bool reads_inputs = node.layer->backward_reads_inputs();
+  for (const float* p : input_ptrs(k)) a.inputs.push_back(reads_inputs ? p : nullptr);
+  for (const Shape& s : model_.node_input_shapes(k, shapes_, options_.batch)) a.input_shapes.push_back(with_batch(s, n));
+  a.output = node.layer->backward_reads_output() ? at(act_[k]) : nullptr;
+  a.output_shape = with_batch(shapes_[k], n);
+  a.doutput = at(grad_[k]);
+  std::vector<int> accumulate;
+  for (size_t j = 0; j < node.inputs.size(); ++j) {
+    const int i = node.inputs[j];
+    if (!d.input_grad[j]) {
+      a.dinputs.push_back(nullptr);
+      continue;
+    }
+    if (arrived[i]++ == 0) {
+      a.dinputs.push_back(at(grad_[i]));
+    } else {
+      a.dinputs.push_back(at(scratch_[i]));
+      accumulate.push_back(i);
+    }
+  }
+  for (int p : model_.node_params(k)) {
+    a.params.push_back(model_.param_data(p));
+    a.dparams.push_back(grad_offset_[p] >= 0 ? grads_.floats() + grad_offset_[p] : nullptr);
+  }
+  a.workspace = workspace_.floats();
+  node.layer->backward(a);
+  ++backward_calls_[k];
+  for (int i : accumulate) {
+    const int64_t count = with_batch(shapes_[i], n).numel();
+    ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
+  }
 }
 
 std::vector<std::string> Executor::describe() const {
@@ -524,6 +592,7 @@ std::vector<std::string> Executor::describe() const {
       for (bool b : d.input_grad) any_input = any_input || b;
       what += any_input ? " input" : (d.weight_grad ? ", no input gradient" : "");
     }
+    if (!chosen_[size_t(k)].empty()) what += " (" + chosen_[size_t(k)] + " kernels, timed fastest)";
     lines.push_back(model_.nodes()[k].name + ": " + (d.frozen ? "frozen, " : "") + what);
   }
   return lines;

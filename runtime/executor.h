@@ -43,7 +43,13 @@ struct ExecutorOptions {
   bool check_finite = false;         // forward notes the first node whose output is not finite
   std::vector<float> class_weights;  // cross-entropy weight per class (empty: unweighted); CPU only for now
   // Device models (parameters in a device pool): which CUDA kernels; empty: default_kernels().
+  // Auto: native and library are both made, and each convolution and dense layer runs with
+  // whichever was faster on its shapes when timed at construction (library for the rest).
   std::optional<KernelChoice> kernels;
+  // Ops to choose between for every convolution and dense layer, by timing, as auto does
+  // (labelled by name()); the first serves every other op. Empty: auto's, or none. Must all
+  // work on the model's memory.
+  std::vector<Ops*> kernel_candidates;
   // Convolutions and dense layers multiply bf16-rounded operands (runtime/bf16_emulation.h);
   // unset: kernel_settings().bf16 (--precision bf16).
   std::optional<bool> bf16;
@@ -164,6 +170,9 @@ class Executor {
   const Model& model() const { return model_; }
   // What the executor decided, in words: one line per node.
   std::vector<std::string> describe() const;
+  // Per node, the kernels a timed choice gave it ("native", "library" or a candidate's
+  // name); "" where nothing was chosen.
+  const std::vector<std::string>& chosen_kernels() const { return chosen_; }
 
  private:
   struct Slot {
@@ -176,6 +185,12 @@ class Executor {
   // Forward of node k over n examples starting at example `row` of the batch (row > 0 only
   // for the nodes run in chunks).
   void forward_node(int k, int64_t n, int64_t row);
+  void backward_node(int k, int64_t n, std::vector<int>& arrived);
+  // kernel_candidates or --kernels auto: time each candidate on every convolution and dense
+  // node that runs, keep the fastest per node.
+  void choose_kernels(const std::vector<std::pair<Ops*, std::string>>& candidates);
+  // bf16 without bf16 kernels: the emulation around `ops`, kept in emulations_.
+  Ops* with_bf16(Ops* ops, bool bf16);
   void weighted_cross_entropy(int64_t n, float* dlogits);
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
@@ -194,8 +209,10 @@ class Executor {
   PlanSummary plan_;
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
   Ops* ops_ = nullptr;  // the backend's kernels
-  std::unique_ptr<Ops> owned_ops_;
-  std::unique_ptr<Bf16EmulationOps> bf16_ops_;  // wraps *ops_ under --precision bf16
+  std::unique_ptr<Ops> owned_ops_, owned_second_;  // the backend's; the second: auto's native
+  std::vector<std::unique_ptr<Bf16EmulationOps>> emulations_;  // --precision bf16 around them
+  std::vector<Ops*> node_ops_;    // per node: the kernels it runs with (ops_ unless chosen)
+  std::vector<std::string> chosen_;
   bool on_device_ = false;
   std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned input + labels
   PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two

@@ -149,6 +149,9 @@ if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; th
   timeout "$(cap 60)" "$BUILD_DIR/graft" bench --device cuda --kernels native --model vgg16 --input 224 --batch 64 \
     --mode frozen --precision bf16 --steps 5 --warmup 2 --json >"$OUT/bench-vgg16-frozen-bf16emu-native.json" \
     2>>"$OUT/bench-native.err" || true
+  # --kernels auto: which layers the hand-written kernels win (chosen_kernels in the JSON).
+  timeout "$(cap 90)" "$BUILD_DIR/graft" bench --device cuda --kernels auto --model vgg16 --input 224 --batch 64 \
+    --mode frozen --steps 10 --warmup 3 --json >"$OUT/bench-vgg16-frozen-fp32-auto.json" 2>"$OUT/bench-auto.err" || true
   # The hand-written bf16 tensor-core GEMM against cuBLASLt (the card's bf16 matrix peak too).
   [ -x "$BUILD_DIR/graft_tc_gemm_bench" ] && timeout "$(cap 120)" "$BUILD_DIR/graft_tc_gemm_bench" >"$OUT/tc-gemm.jsonl" \
     2>"$OUT/tc-gemm.err" || true

@@ -18,7 +18,9 @@
 
 namespace graft {
 
-const char* kernel_choice_name(KernelChoice k) { return k == KernelChoice::Native ? "native" : "library"; }
+const char* kernel_choice_name(KernelChoice k) {
+  return k == KernelChoice::Native ? "native" : k == KernelChoice::Library ? "library" : "auto";
+}
 
 int Ops::mark() {
   synchronize();

@@ -2,8 +2,8 @@
 // (vgg11, widths / 8, 32x32, a grafted head) on the CPU and on the GPU (native and library
 // kernels) from the same initial parameters and batches; loss and every parameter must agree
 // (relative error < 1e-4), steps 2..N must make no cudaMalloc, and a checkpoint written from
-// the GPU model must load on the CPU and give the same logits. Also --precision bf16 (the
-// emulation) on both, and the frozen base in chunks.
+// the GPU model must load on the CPU and give the same logits. Also --kernels auto (each
+// layer on whichever was faster), --precision bf16 on both, and the frozen base in chunks.
 #include <filesystem>
 
 #include "gpu_testing.h"
@@ -110,7 +110,7 @@ class TrainingGpu : public GpuTest {
     const double tolerance = bf16 ? 1e-2 : 1e-4;
     HostPool host;
     const StepsResult cpu = train_steps(c, host, std::nullopt, {}, bf16);
-    for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library}) {
+    for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library, KernelChoice::Auto}) {
       SCOPED_TRACE(std::string(c.spec.architecture) + " " + kernel_choice_name(k) + (bf16 ? " bf16" : ""));
       cuda::DevicePool dev;
       const StepsResult gpu = train_steps(c, dev, k, {}, bf16);

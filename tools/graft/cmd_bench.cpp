@@ -298,15 +298,17 @@ int run_bench(CLI::App& app) {
       layer_columns.push_back({impl, e.layer_times()});
     };
     profile(ex, device == Device::CPU ? "cpu" : kernel_choice_name(kernel_settings().kernels));
-    if (device != Device::CPU) {
+    // The implementations the run did not use, one at a time (auto: both).
+    for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library}) {
+      if (device == Device::CPU || k == kernel_settings().kernels) continue;
       ExecutorOptions other = eo;
-      other.kernels = kernel_settings().kernels == KernelChoice::Native ? KernelChoice::Library : KernelChoice::Native;
+      other.kernels = k;
       Executor ex2(model, other);
       std::copy(ex.input(), ex.input() + batch * sample, ex2.input());
       std::copy(ex.labels(), ex.labels() + batch, ex2.labels());
       ex2.upload_input(batch);
       ex2.keep_input(true);
-      profile(ex2, kernel_choice_name(*other.kernels));
+      profile(ex2, kernel_choice_name(k));
     }
   }
 
@@ -325,6 +327,12 @@ int run_bench(CLI::App& app) {
   j["mode"] = opts.mode;
   j["precision"] = opts.model.precision;
   j["impl"] = device == Device::CPU ? "cpu" : kernel_choice_name(kernel_settings().kernels);
+  if (kernel_settings().kernels == KernelChoice::Auto && device != Device::CPU) {
+    json chosen = json::object();  // --kernels auto: what each convolution and dense layer runs
+    for (int n = 0; n < model.num_nodes(); ++n)
+      if (!ex.chosen_kernels()[size_t(n)].empty()) chosen[model.nodes()[size_t(n)].name] = ex.chosen_kernels()[size_t(n)];
+    j["chosen_kernels"] = chosen;
+  }
   j["head"] = b.head;
   j["width_divisor"] = opts.model.width_divisor;
   j["steps"] = opts.steps;
@@ -352,6 +360,7 @@ int run_bench(CLI::App& app) {
       row["name"] = model.nodes()[size_t(n)].name;
       row["kind"] = model.nodes()[size_t(n)].layer->kind();
       row["output"] = shapes[size_t(n)].str();
+      if (!ex.chosen_kernels()[size_t(n)].empty()) row["chosen"] = ex.chosen_kernels()[size_t(n)];
       for (const auto& col : layer_columns) {
         const auto& t = col.times.size() > size_t(n) ? col.times[size_t(n)] : Executor::LayerTime{};
         row[col.impl] = {{"forward_ms", t.forward_calls ? t.forward_ms / double(t.forward_calls) : 0.0},

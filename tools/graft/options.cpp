@@ -52,8 +52,10 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   for (const auto& n : known_architectures()) names += (names.empty() ? "" : ", ") + n;
   app.add_option("--model", o.model, "Architecture: " + names)->capture_default_str();
   app.add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--kernels", o.kernels, "CUDA kernels: library (cuDNN/cuBLAS) or native (hand-written)")
-      ->capture_default_str()->check(CLI::IsMember({"native", "library"}));
+  app.add_option("--kernels", o.kernels,
+                 "CUDA kernels: library (cuDNN/cuBLAS), native (hand-written), or auto (per convolution and dense "
+                 "layer, whichever ran faster on its shapes when timed at start-up)")
+      ->capture_default_str()->check(CLI::IsMember({"native", "library", "auto"}));
   app.add_flag("--deterministic", o.deterministic,
                "CUDA: the same bits on every run (library kernels use deterministic cuDNN/cuBLASLt algorithms only; "
                "native kernels always are; the CPU always is)");
@@ -234,7 +236,9 @@ std::string describe_backend(Device device) {
   return std::string("cuda, ") + kernel_choice_name(default_kernels()) +
          (default_kernels() == KernelChoice::Library
               ? " kernels (cuDNN convolution and pooling, cuBLAS dense; hand-written for the rest)"
-              : " kernels (hand-written CUDA)") +
+              : default_kernels() == KernelChoice::Native
+                    ? " kernels (hand-written CUDA)"
+                    : " kernels (per convolution and dense layer the faster of native and library)") +
          (kernel_settings().deterministic ? ", deterministic" : "") + (kernel_settings().allow_tf32 ? ", tf32" : "") +
          (kernel_settings().bf16 ? (default_kernels() == KernelChoice::Library ? ", bf16 tensor cores" : ", bf16 operands (emulated)") : "");
 }
