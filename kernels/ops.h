@@ -116,8 +116,17 @@ class Ops {
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;    // in stream order
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;  // synchronizes
   virtual void synchronize() = 0;
+  // Host fences for reusing host memory an upload reads: fence(slot) records a point in the
+  // work's order, wait_fence(slot) blocks until the work before the last fence(slot) is done
+  // (at once when there was none). On the CPU both do nothing.
+  virtual void fence(int slot) {}
+  virtual void wait_fence(int slot) {}
   // True when any of x[0..count) is NaN or infinite (synchronizes).
   virtual bool any_nonfinite(int64_t count, const float* x) = 0;
+  // In stream order, without waiting: when *first_tag < 0 and *loss or any of x[0..count)
+  // is NaN or infinite, *first_tag = tag (the first bad step of many, read later).
+  virtual void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag,
+                                int64_t* first_tag) = 0;
 
   // --- timing (graft bench) ---
   // mark() records a point in the work's order and returns its id; elapsed_ms(a, b) waits

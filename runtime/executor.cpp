@@ -177,12 +177,15 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
     targets_ = PoolBuffer(model_.pool(), size_t(options_.batch * classes) * sizeof(float), "input");
   if (on_device_) {
     const DeviceBackend& b = require_cuda_backend();
-    staging_ = std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(input_.bytes() + labels_.bytes()), b.free_pinned);
+    staging_ =
+        std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(2 * (input_.bytes() + labels_.bytes())), b.free_pinned);
     device_sums_ = PoolBuffer(model_.pool(), 4 * sizeof(double), "input");
     ops_->zero(device_sums_.get(), device_sums_.bytes());
     if (options_.loss == LossKind::MSE) loss_divisor_ = classes;
   }
 
+  nonfinite_tag_ = PoolBuffer(model_.pool(), sizeof(int64_t), "input");
+  clear_nonfinite_tag();
   plan_.parameter_bytes = size_t(model_.total_param_count()) * sizeof(float);
   plan_.gradient_bytes = grads_.bytes();
   plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
@@ -349,6 +352,25 @@ void Executor::set_metrics(const Metrics& m) {
   ops_->synchronize();  // `sums` is on this stack frame
 }
 
+void Executor::record_nonfinite(int64_t tag) {
+  GRAFT_ASSERT(last_n_ > 0, "record_nonfinite before a backward");
+  // The batch loss: its device sum, or (CPU) the host mean; only finiteness matters.
+  const double* loss = on_device_ ? static_cast<const double*>(device_sums_.get()) + 2 : &last_batch_loss_;
+  ops_->record_nonfinite(loss, trainable_count_, grads_.floats(), tag, static_cast<int64_t*>(nonfinite_tag_.get()));
+}
+
+int64_t Executor::first_nonfinite_tag() const {
+  int64_t tag = -1;
+  ops_->download(&tag, nonfinite_tag_.get(), sizeof tag);
+  return tag;
+}
+
+void Executor::clear_nonfinite_tag() {
+  const int64_t none = -1;
+  ops_->upload(nonfinite_tag_.get(), &none, sizeof none);
+  ops_->synchronize();  // `none` is on this stack frame
+}
+
 // One pass over the flat buffer (its padding is zero) answers the common case with one
 // device round trip instead of one per segment; only a bad step looks for the culprit.
 bool Executor::gradients_finite(std::string* first_bad) {
@@ -455,6 +477,10 @@ void Executor::upload_input(int64_t n) {
   if (!on_device_) return;
   ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
   ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
+  // The next batch goes to the other staging buffer, free once its last copy has run.
+  ops_->fence(staging_cur_);
+  staging_cur_ ^= 1;
+  ops_->wait_fence(staging_cur_);
 }
 
 // Each mark closes the node it names; the time since the previous mark is that node's. A

@@ -109,10 +109,12 @@ class Executor {
   int64_t input_floats() const { return input_floats_; }
   Shape input_shape(int64_t n) const;  // [n, ...] of input()
   // Where the caller writes the next batch (host memory on every device).
-  float* input() { return on_device_ ? static_cast<float*>(staging_.get()) : input_.floats(); }
+  // On a device these are one of two pinned staging buffers: forward() copies from one and
+  // hands out the other, once the copy that last read it is done, so filling the next batch
+  // never waits for the device's work on this one.
+  float* input() { return on_device_ ? reinterpret_cast<float*>(staging_slot()) : input_.floats(); }
   int32_t* labels() {
-    return on_device_ ? reinterpret_cast<int32_t*>(static_cast<char*>(staging_.get()) + input_.bytes())
-                      : static_cast<int32_t*>(labels_.get());
+    return on_device_ ? reinterpret_cast<int32_t*>(staging_slot() + input_.bytes()) : static_cast<int32_t*>(labels_.get());
   }
 
   // Forward over the first n <= batch examples of input().
@@ -164,6 +166,12 @@ class Executor {
   bool on_device() const { return on_device_; }
   // True when every trainable gradient is finite; else names the first segment that is not.
   bool gradients_finite(std::string* first_bad = nullptr);
+  // The same check, deferred (graft train --sync-every): after backward(), queue a check of
+  // that batch's loss and gradients; the first batch that fails keeps `tag`. Nothing waits
+  // for the device until first_nonfinite_tag() reads it (-1: none since the last clear).
+  void record_nonfinite(int64_t tag);
+  int64_t first_nonfinite_tag() const;
+  void clear_nonfinite_tag();
   const std::vector<NodeDecision>& decisions() const { return decisions_; }
   const PlanSummary& plan() const { return plan_; }
   const std::vector<int64_t>& backward_calls() const { return backward_calls_; }
@@ -214,8 +222,13 @@ class Executor {
   std::vector<Ops*> node_ops_;    // per node: the kernels it runs with (ops_ unless chosen)
   std::vector<std::string> chosen_;
   bool on_device_ = false;
-  std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned input + labels
+  std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned (input + labels) x 2
+  int staging_cur_ = 0;
+  char* staging_slot() const {
+    return static_cast<char*>(staging_.get()) + size_t(staging_cur_) * (input_.bytes() + labels_.bytes());
+  }
   PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two
+  PoolBuffer nonfinite_tag_;  // one int64 in the pool's memory: record_nonfinite's first tag
   mutable std::vector<float> output_host_;
   double loss_divisor_ = 1;  // MSE: device loss sums are raw sums over the outputs
   ExecContext ctx_;

@@ -120,7 +120,12 @@ class ForwardingOps : public Ops {
   void upload(void* dst, const void* host_src, size_t bytes) override { base_.upload(dst, host_src, bytes); }
   void download(void* host_dst, const void* src, size_t bytes) override { base_.download(host_dst, src, bytes); }
   void synchronize() override { base_.synchronize(); }
+  void fence(int slot) override { base_.fence(slot); }
+  void wait_fence(int slot) override { base_.wait_fence(slot); }
   bool any_nonfinite(int64_t count, const float* x) override { return base_.any_nonfinite(count, x); }
+  void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) override {
+    base_.record_nonfinite(loss, count, x, tag, first_tag);
+  }
   int mark() override { return base_.mark(); }
   double elapsed_ms(int a, int b) override { return base_.elapsed_ms(a, b); }
   void clear_marks() override { base_.clear_marks(); }

@@ -307,12 +307,45 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   BatchSource& source = train_cache ? *train_cache : data;
   BatchSource* val_source = val_cache ? val_cache.get() : validation;
 
+  if (o.sync_every < 0) fail("--sync-every must be at least 1 (or 0 for auto), got ", o.sync_every);
+  const int sync_every = o.check_finite || o.skip_nonfinite > 0 || o.grad_accumulation > 1 ? 1
+                         : o.sync_every > 0                                                 ? o.sync_every
+                         : model.on_device()                                                ? 25
+                                                                                            : 1;
+  auto stop_nonfinite = [&](int epoch, int64_t step, int64_t batch_no, bool nan, const std::string& culprit) {
+    const bool kept = !o.save_path.empty() && std::filesystem::exists(o.save_path);
+    fail("the loss or a gradient became ", nan ? "NaN" : "non-finite", " at epoch ", epoch, ", step ", step,
+         " (batch ", batch_no, " of ", batches_per_epoch, ")", culprit, "; stopping. ",
+         kept ? "The last good checkpoint, " + o.save_path + ", is kept as it was."
+              : std::string("No checkpoint was written."),
+         o.check_finite ? "" : " --check-finite names the layer where it starts;", " try a lower --lr.");
+  };
+  // --sync-every > 1: the steps since the last look were queued with their step number; the
+  // first bad one stops the run (its batch: one batch per step, so counted back from now).
+  auto check_deferred = [&](int epoch) {
+    if (sync_every == 1) return;
+    const int64_t bad = ex.first_nonfinite_tag();
+    if (bad >= 0) stop_nonfinite(epoch, bad, at.batches_in_epoch - (at.step - bad), false, "");
+  };
+
   for (int epoch = at.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     const auto start = Clock::now();
     ex.set_metrics(at.partial);
     source.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.position_in_epoch);
     double lr = learning_rate_at(schedule, at.step);
     int pending = 0;  // micro-batches accumulated since the last optimizer step
+    auto save_and_stop = [&](int current) {
+      if (o.progress) std::fprintf(stderr, "\n");
+      at.partial = ex.read_metrics();
+      at.epochs_done = current - 1;
+      at.position_in_epoch = source.position();
+      const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
+      save(path, current - 1);
+      log << "interrupted at epoch " << current << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
+          << " (step " << at.step << "); saved " << path << ". Resume with the same command and --resume " << path
+          << std::endl;
+      throw Interrupted{interrupt_requested()};
+    };
     auto optimizer_step = [&] {
       if (o.grad_accumulation > 1) {
         const float scale = 1.0f / float(pending);
@@ -328,6 +361,17 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       ex.backward(n);
       ++at.micro_step;
       ++at.batches_in_epoch;
+      if (sync_every > 1) {
+        ex.record_nonfinite(at.step + 1);
+        optimizer_step();
+        if (at.batches_in_epoch % sync_every == 0) check_deferred(epoch);
+        if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
+        if (interrupt_requested()) {
+          check_deferred(epoch);
+          save_and_stop(epoch);
+        }
+        continue;
+      }
       bool finite = std::isfinite(ex.last_batch_loss());
       std::string culprit;
       if (!finite && ex.first_nonfinite_node() >= 0)
@@ -346,13 +390,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
               << at.nonfinite_skipped << " of " << o.skip_nonfinite << " allowed)" << std::endl;
           continue;
         }
-        const bool kept = !o.save_path.empty() && std::filesystem::exists(o.save_path);
-        fail("the loss or a gradient became ", std::isnan(ex.last_batch_loss()) ? "NaN" : "non-finite", " at epoch ",
-             epoch, ", step ", at.step + 1, " (batch ", at.batches_in_epoch, " of ", batches_per_epoch, ")", culprit,
-             "; stopping. ",
-             kept ? "The last good checkpoint, " + o.save_path + ", is kept as it was."
-                  : std::string("No checkpoint was written."),
-             o.check_finite ? "" : " --check-finite names the layer where it starts;", " try a lower --lr.");
+        stop_nonfinite(epoch, at.step + 1, at.batches_in_epoch, std::isnan(ex.last_batch_loss()), culprit);
       }
       if (o.grad_accumulation > 1) {
         float* acc = accumulated.floats();
@@ -364,20 +402,10 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       }
       if (++pending == o.grad_accumulation) optimizer_step();
       if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
-      if (pending == 0 && interrupt_requested()) {
-        if (o.progress) std::fprintf(stderr, "\n");
-        at.partial = ex.read_metrics();
-        at.epochs_done = epoch - 1;
-        at.position_in_epoch = source.position();
-        const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
-        save(path, epoch - 1);
-        log << "interrupted at epoch " << epoch << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
-            << " (step " << at.step << "); saved " << path << ". Resume with the same command and --resume " << path
-            << std::endl;
-        throw Interrupted{interrupt_requested()};
-      }
+      if (pending == 0 && interrupt_requested()) save_and_stop(epoch);
     }
     if (pending > 0) optimizer_step();  // the epoch's last, partial accumulation
+    check_deferred(epoch);
     if (o.progress) std::fprintf(stderr, "\r%80s\r", "");
 
     EpochReport r;

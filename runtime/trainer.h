@@ -49,6 +49,11 @@ struct TrainOptions {
 
   bool check_finite = false;   // name the first layer whose output is not finite
   int skip_nonfinite = 0;      // tolerate this many non-finite steps (skipped) before stopping
+  // Wait for the device's verdict on the loss and gradients every this many steps (and at
+  // each epoch's end, before any checkpoint) instead of after each one; a bad step is still
+  // named exactly. 0: auto (1 on the CPU, 25 on a device). check_finite, skip_nonfinite and
+  // grad_accumulation > 1 decide per step, so they use 1.
+  int sync_every = 0;
   std::string metrics_path;    // one JSON object per epoch
   bool progress = false;       // progress bar with ETA on stderr
   bool reference_kernels = false;

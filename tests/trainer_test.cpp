@@ -233,6 +233,50 @@ TEST(Trainer, NonFiniteLossNamesTheLayerAndSkipsWhenAllowed) {
   EXPECT_EQ(skips, 2u) << log.str();
 }
 
+// --sync-every N: the verdict on each step is read every N steps, yet a normal run is the
+// same bit for bit, and a run that blows up stops naming the same step and batch as a
+// per-step check, with the checkpoint it had untouched.
+TEST(Trainer, DeferredFiniteChecksNameTheSameStep) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(40, 3));
+  const uint64_t seed = testing::test_seed();
+  std::vector<std::vector<float>> finals;
+  for (int every : {1, 7}) {
+    auto m = model(pool, seed);
+    TrainOptions o = base_options(2);
+    o.sync_every = every;
+    std::ostringstream log;
+    train(*m, data, nullptr, o, log);
+    finals.push_back(testing::params(*m));
+  }
+  EXPECT_TRUE(finals[0] == finals[1]);
+
+  std::vector<std::string> errors;
+  for (int every : {1, 5}) {
+    auto m = model(pool, seed);
+    TrainOptions o = base_options(1);
+    o.save_path = dir.file("last.safetensors");
+    std::ostringstream log;
+    train(*m, data, nullptr, o, log);  // a good checkpoint first
+    const auto before = testing::read_bytes(o.save_path);
+    o.epochs = 3;
+    o.optimizer.kind = "adam";
+    o.optimizer.lr = 1e38f;
+    o.schedule.kind = "constant";
+    o.schedule.warmup_steps = 0;
+    o.sync_every = every;
+    auto fresh = model(pool, seed);
+    errors.push_back(testing::error_of([&] { train(*fresh, data, nullptr, o, log); }));
+    EXPECT_TRUE(testing::read_bytes(o.save_path) == before) << "the last good checkpoint changed";
+  }
+  ASSERT_NE(errors[0].find(" at epoch 1, step "), std::string::npos) << errors[0];
+  // The per-step check may say NaN where the deferred one says non-finite; the rest agrees.
+  auto where = [](const std::string& e) { return e.substr(e.find(" at epoch ")); };
+  EXPECT_EQ(where(errors[1]), where(errors[0]));
+  EXPECT_NE(errors[1].find("The last good checkpoint"), std::string::npos) << errors[1];
+}
+
 TEST(Trainer, ClassWeightsAutoFileAndErrors) {
   TempDir dir;
   Dataset d = random_dataset(12, 3);

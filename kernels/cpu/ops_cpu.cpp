@@ -187,5 +187,8 @@ bool CpuOps::any_nonfinite(int64_t count, const float* x) {
     if (!std::isfinite(x[i])) return true;
   return false;
 }
+void CpuOps::record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) {
+  if (*first_tag < 0 && (!std::isfinite(*loss) || any_nonfinite(count, x))) *first_tag = tag;
+}
 
 }  // namespace graft::cpu

@@ -74,6 +74,7 @@ class CpuOps final : public Ops {
   void download(void* host_dst, const void* src, size_t bytes) override;
   void synchronize() override {}
   bool any_nonfinite(int64_t count, const float* x) override;
+  void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) override;
 
  private:
   bool reference_;

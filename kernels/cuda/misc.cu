@@ -74,6 +74,10 @@ __global__ void nonfinite_kernel(int64_t count, const float* x, int* flag) {
   GRAFT_MISC_LOOP(i, count) if (!isfinite(x[i])) *flag = 1;
 }
 
+__global__ void record_first_tag_kernel(const double* loss, const int* flag, int64_t tag, int64_t* first_tag) {
+  if (*first_tag < 0 && (*flag != 0 || !isfinite(*loss))) *first_tag = tag;
+}
+
 }  // namespace
 
 void adaptive_avgpool2d_forward(const cpu::AdaptivePoolGeometry& g, const float* x, float* y, cudaStream_t stream) {
@@ -112,6 +116,11 @@ void one_hot(int n, int classes, const int32_t* labels, float* targets, cudaStre
 void add_doubles(int count, const double* src, double* dst, cudaStream_t stream) {
   if (count <= 0) return;
   add_doubles_kernel<<<1, 32, 0, stream>>>(count, src, dst);
+  GRAFT_CUDA_CHECK_LAUNCH();
+}
+
+void record_first_tag(const double* loss, const int* d_flag, int64_t tag, int64_t* first_tag, cudaStream_t stream) {
+  record_first_tag_kernel<<<1, 1, 0, stream>>>(loss, d_flag, tag, first_tag);
   GRAFT_CUDA_CHECK_LAUNCH();
 }
 

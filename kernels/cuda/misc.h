@@ -19,5 +19,7 @@ void one_hot(int n, int classes, const int32_t* labels, float* targets, cudaStre
 void add_doubles(int count, const double* src, double* dst, cudaStream_t stream);
 // *d_flag = 1 when any of x[0..count) is NaN or infinite (left untouched otherwise).
 void flag_nonfinite(int64_t count, const float* x, int* d_flag, cudaStream_t stream);
+// One thread: when *first_tag < 0 and (*d_flag or *loss is not finite), *first_tag = tag.
+void record_first_tag(const double* loss, const int* d_flag, int64_t tag, int64_t* first_tag, cudaStream_t stream);
 
 }  // namespace graft::cuda

@@ -29,6 +29,18 @@ CudaOps::CudaOps(MemoryPool& pool)
 
 CudaOps::~CudaOps() {
   for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
+  for (cudaEvent_t e : fences_)
+    if (e) (void)cudaEventDestroy(e);
+}
+
+void CudaOps::fence(int slot) {
+  GRAFT_ASSERT(slot == 0 || slot == 1, "fence slot ", slot);
+  if (!fences_[slot]) GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&fences_[slot], cudaEventDisableTiming));
+  GRAFT_CUDA_CHECK(cudaEventRecord(fences_[slot], stream_));
+}
+void CudaOps::wait_fence(int slot) {
+  GRAFT_ASSERT(slot == 0 || slot == 1, "fence slot ", slot);
+  if (fences_[slot]) GRAFT_CUDA_CHECK(cudaEventSynchronize(fences_[slot]));
 }
 
 int CudaOps::mark() {
@@ -181,6 +193,12 @@ void CudaOps::download(void* host_dst, const void* src, size_t bytes) {
   GRAFT_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 void CudaOps::synchronize() { GRAFT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaOps::record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) {
+  int* d = static_cast<int*>(flag_.get());
+  zero(d, sizeof(int));
+  cuda::flag_nonfinite(count, x, d, stream_);
+  cuda::record_first_tag(loss, d, tag, first_tag, stream_);
+}
 bool CudaOps::any_nonfinite(int64_t count, const float* x) {
   int* d = static_cast<int*>(flag_.get());
   zero(d, sizeof(int));

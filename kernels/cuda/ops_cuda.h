@@ -81,8 +81,11 @@ class CudaOps : public Ops {
   void zero(void* p, size_t bytes) override;
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void download(void* host_dst, const void* src, size_t bytes) override;
+  void fence(int slot) override;
+  void wait_fence(int slot) override;
   void synchronize() override;
   bool any_nonfinite(int64_t count, const float* x) override;
+  void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) override;
 
  protected:
   MemoryPool& pool_;
@@ -92,6 +95,7 @@ class CudaOps : public Ops {
   PoolBuffer scalars_;  // one math::StepScalars
   PoolBuffer flag_;     // one int
   std::vector<cudaEvent_t> events_;  // timing marks, kept for reuse after clear_marks()
+  cudaEvent_t fences_[2] = {nullptr, nullptr};  // fence(slot), made on first use
   int marks_used_ = 0;
 
  public:

@@ -47,6 +47,7 @@ struct TrainCliOptions {
   std::string class_weights;
   std::string cache_features = "auto";
   std::string frozen_chunk = "auto";
+  int sync_every = 0;
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -110,6 +111,11 @@ void register_train(CLI::App& app) {
                   "Run the frozen layers N examples at a time, so their activations take N/batch of the memory: "
                   "auto (chunks of at most 16 when they would take over 256 MiB), off, or N")
       ->capture_default_str();
+  sub->add_option("--sync-every", opts.sync_every,
+                  "Look at the loss and gradients' finiteness every N steps (and at each epoch's end) instead of "
+                  "waiting for the GPU after each step; a bad step is still named exactly. 0: auto (1 on the CPU, 25 "
+                  "on CUDA; 1 with --check-finite, --skip-nonfinite or --grad-accumulation)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -167,6 +173,7 @@ int run_train(CLI::App& app) {
                opts.data.hflip || opts.data.vflip || opts.data.random_resized_crop);
   t.cache_features = parse_feature_cache_mode(opts.cache_features);
   t.frozen_chunk = parse_prefix_chunk_mode(opts.frozen_chunk);
+  t.sync_every = opts.sync_every;
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
