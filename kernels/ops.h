@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/common/optimizer_math.h"
+#include "kernels/common/warp_math.h"
 #include "kernels/cpu/adaptive_pool.h"
 #include "kernels/cpu/geometry.h"
 #include "runtime/tensor.h"
@@ -93,6 +94,11 @@ class Ops {
   virtual void batchnorm_backward_running(int64_t rows, int c, float eps, const float* x, const float* dy,
                                           const float* gamma, const float* running_mean, const float* running_var,
                                           float* dx, float* dgamma, float* dbeta, double* scratch) = 0;
+
+  // --- input augmentation (kernels/cpu/augment.h): images [n, h, w, 3] uint8 at the input
+  // size and one transform each, warped, flipped and normalized into out [n, h, w, 3] ---
+  virtual void augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                             const math::WarpNorm& norm, float* out) = 0;
 
   // --- losses: loss_sum and correct are accumulators in the Ops' memory ---
   virtual void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels,

@@ -1,6 +1,8 @@
 // Crop, resize, Keras-style affine warp, flip and normalization of one image.
 #include "runtime/augment.h"
 
+#include "kernels/cpu/augment.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -184,17 +186,17 @@ Mat3 keras_matrix(const AugmentParams& p, int h, int w) {
 void apply_augment(const RgbImage& src, const AugmentParams& p, const Normalization& norm, int out_w, int out_h,
                    float* out) {
   GRAFT_ASSERT(out_w >= 1 && out_h >= 1);
-  const size_t W = size_t(out_w);
-  std::vector<uint8_t> resized(W * size_t(out_h) * 3);
-  resize_region(src, p.crop_x, p.crop_y, p.crop_w, p.crop_h, out_w, out_h, resized.data());
-
+  std::vector<uint8_t> resized(size_t(out_w) * size_t(out_h) * 3);
+  const math::WarpExample e = prepare_augment(src, p, out_w, out_h, resized.data());
   // The warp, flips and normalization per pixel: kernels/common/warp_math.h, shared with the
   // CUDA kernel that augments on the device.
-  const math::WarpExample e = warp_example(p, out_h, out_w);
-  const math::WarpNorm n = warp_norm(norm);
-  for (int r = 0; r < out_h; ++r)
-    for (int c = 0; c < out_w; ++c)
-      math::warp_pixel(resized.data(), out_h, out_w, e, n, r, c, out + (size_t(r) * W + size_t(c)) * 3);
+  cpu::augment_batch(1, out_h, out_w, resized.data(), &e, warp_norm(norm), out);
+}
+
+math::WarpExample prepare_augment(const RgbImage& src, const AugmentParams& p, int out_w, int out_h, uint8_t* resized) {
+  GRAFT_ASSERT(out_w >= 1 && out_h >= 1);
+  resize_region(src, p.crop_x, p.crop_y, p.crop_w, p.crop_h, out_w, out_h, resized);
+  return warp_example(p, out_h, out_w);
 }
 
 math::WarpExample warp_example(const AugmentParams& p, int out_h, int out_w) {

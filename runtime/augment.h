@@ -103,6 +103,11 @@ void apply_augment(const RgbImage& src, const AugmentParams& p, const Normalizat
 math::WarpExample warp_example(const AugmentParams& p, int out_h, int out_w);
 math::WarpNorm warp_norm(const Normalization& norm);
 
+// The part of apply_augment before the per-pixel warp: the crop resized into `resized`
+// (out_h x out_w x 3 uint8), and the transform of the rest. cpu::augment_batch (or the CUDA
+// kernel) on them gives apply_augment's output exactly.
+math::WarpExample prepare_augment(const RgbImage& src, const AugmentParams& p, int out_w, int out_h, uint8_t* resized);
+
 // draw_augment_params + apply_augment.
 void augment_image(const RgbImage& src, const AugmentConfig& cfg, bool augment, uint64_t seed, int64_t epoch,
                    int64_t example, int out_w, int out_h, float* out);

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/warp_math.h"
 #include "runtime/dataset.h"
+#include "runtime/error.h"
 #include "runtime/tensor.h"
 
 namespace graft {
@@ -38,8 +40,25 @@ class BatchSource {
   // what only later epochs would use (an in-memory decoded-image cache).
   virtual void expect_single_pass() {}
 
+  // Raw batches, for augmenting on the device: sources of RGB images that can hand out each
+  // example as uint8 at the input size plus its transform (warp, flips) and normalization,
+  // which Ops::augment_batch turns into exactly what next_batch gives. Call
+  // set_raw_batches(true) before start_epoch; then next_raw_batch replaces next_batch.
+  virtual bool has_raw_batches() const { return false; }
+  virtual void set_raw_batches(bool on);
+  virtual math::WarpNorm raw_normalization() const { return {}; }
+  // images [n, H, W, 3] uint8, warps [n], labels [n]; as next_batch otherwise.
+  virtual int64_t next_raw_batch(int64_t max, uint8_t* images, math::WarpExample* warps, int32_t* labels);
+
   int num_classes() const { return static_cast<int>(class_names().size()); }
 };
+
+inline void BatchSource::set_raw_batches(bool on) {
+  if (on) fail(origin(), " has no raw image batches to augment on the device; use --augment-on cpu");
+}
+inline int64_t BatchSource::next_raw_batch(int64_t, uint8_t*, math::WarpExample*, int32_t*) {
+  fail(origin(), " has no raw image batches");
+}
 
 // A Dataset held in memory (no augmentation).
 class InMemorySource final : public BatchSource {

@@ -175,10 +175,22 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   labels_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(int32_t), "input");
   if (options_.loss == LossKind::MSE)
     targets_ = PoolBuffer(model_.pool(), size_t(options_.batch * classes) * sizeof(float), "input");
+  payload_bytes_ = input_.bytes();
+  if (options_.raw_input) {
+    const Shape& sample = model_.sample_shape();
+    if (first_ != 0 || sample.dims.size() != 3 || sample[2] != 3)
+      fail("augmenting on the device needs RGB images as the model's input, not ", sample.str(),
+           first_ != 0 ? " (cached features)" : "", "; use --augment-on cpu");
+    const size_t images = aligned(size_t(options_.batch * sample.numel()));
+    raw_images_ = PoolBuffer(model_.pool(), images, "input");
+    raw_warps_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(math::WarpExample), "input");
+    warps_offset_ = images;
+    payload_bytes_ = aligned(images + raw_warps_.bytes());
+  }
   if (on_device_) {
     const DeviceBackend& b = require_cuda_backend();
     staging_ =
-        std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(2 * (input_.bytes() + labels_.bytes())), b.free_pinned);
+        std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(2 * (payload_bytes_ + labels_.bytes())), b.free_pinned);
     device_sums_ = PoolBuffer(model_.pool(), 4 * sizeof(double), "input");
     ops_->zero(device_sums_.get(), device_sums_.bytes());
     if (options_.loss == LossKind::MSE) loss_divisor_ = classes;
@@ -191,7 +203,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
   plan_.workspace_bytes = workspace_.bytes();
   for (const auto& e : emulations_) plan_.workspace_bytes += e->scratch_bytes();
-  plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes();
+  plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes() + raw_images_.bytes() + raw_warps_.bytes();
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;
   if (!options_.class_weights.empty()) {
@@ -438,6 +450,11 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   ctx_.step = step;
   first_nonfinite_node_ = -1;
   if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
+  if (options_.raw_input) {  // the augmentation, where the model is
+    const Shape& s = model_.sample_shape();
+    ops_->augment_batch(int(n), int(s[0]), int(s[1]), static_cast<const uint8_t*>(raw_images_.get()),
+                        static_cast<const math::WarpExample*>(raw_warps_.get()), *options_.raw_input, input_.floats());
+  }
   if (profiling_) marks_.assign(1, {-1, ops_->mark()});
   int k = first_;
   if (options_.chunk_through >= 0) {
@@ -473,9 +490,34 @@ void Executor::forward_node(int k, int64_t n, int64_t row) {
     first_nonfinite_node_ = k;
 }
 
+float* Executor::input() {
+  GRAFT_ASSERT(!options_.raw_input, "input() of an executor fed raw batches (raw_images())");
+  return on_device_ ? reinterpret_cast<float*>(staging_slot()) : input_.floats();
+}
+
+int32_t* Executor::labels() {
+  return on_device_ ? reinterpret_cast<int32_t*>(staging_slot() + payload_bytes_) : static_cast<int32_t*>(labels_.get());
+}
+
+uint8_t* Executor::raw_images() {
+  GRAFT_ASSERT(options_.raw_input, "raw_images() of an executor without raw_input");
+  return on_device_ ? reinterpret_cast<uint8_t*>(staging_slot()) : static_cast<uint8_t*>(raw_images_.get());
+}
+
+math::WarpExample* Executor::raw_warps() {
+  GRAFT_ASSERT(options_.raw_input, "raw_warps() of an executor without raw_input");
+  return on_device_ ? reinterpret_cast<math::WarpExample*>(staging_slot() + warps_offset_)
+                    : static_cast<math::WarpExample*>(raw_warps_.get());
+}
+
 void Executor::upload_input(int64_t n) {
   if (!on_device_) return;
-  ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
+  if (options_.raw_input) {
+    ops_->upload(raw_images_.get(), raw_images(), size_t(n * input_floats_));
+    ops_->upload(raw_warps_.get(), raw_warps(), size_t(n) * sizeof(math::WarpExample));
+  } else {
+    ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
+  }
   ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
   // The next batch goes to the other staging buffer, free once its last copy has run.
   ops_->fence(staging_cur_);

@@ -50,6 +50,11 @@ struct ExecutorOptions {
   // (labelled by name()); the first serves every other op. Empty: auto's, or none. Must all
   // work on the model's memory.
   std::vector<Ops*> kernel_candidates;
+  // Raw input (augmentation in the step): the caller fills raw_images(), raw_warps() and
+  // labels() (BatchSource::next_raw_batch) instead of input(), and forward() first warps,
+  // flips and normalizes them with Ops::augment_batch into the model's input, on the device
+  // when the model is there. Needs a model input of [H, W, 3] and start_after < 0.
+  std::optional<math::WarpNorm> raw_input;
   // Convolutions and dense layers multiply bf16-rounded operands (runtime/bf16_emulation.h);
   // unset: kernel_settings().bf16 (--precision bf16).
   std::optional<bool> bf16;
@@ -112,10 +117,11 @@ class Executor {
   // On a device these are one of two pinned staging buffers: forward() copies from one and
   // hands out the other, once the copy that last read it is done, so filling the next batch
   // never waits for the device's work on this one.
-  float* input() { return on_device_ ? reinterpret_cast<float*>(staging_slot()) : input_.floats(); }
-  int32_t* labels() {
-    return on_device_ ? reinterpret_cast<int32_t*>(staging_slot() + input_.bytes()) : static_cast<int32_t*>(labels_.get());
-  }
+  float* input();
+  int32_t* labels();
+  // With raw_input: where the caller writes uint8 images [batch, H, W, 3] and their warps.
+  uint8_t* raw_images();
+  math::WarpExample* raw_warps();
 
   // Forward over the first n <= batch examples of input().
   void forward(int64_t n, bool training, int64_t step);
@@ -216,6 +222,7 @@ class Executor {
   int64_t trainable_count_ = 0;
   PlanSummary plan_;
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
+  PoolBuffer raw_images_, raw_warps_;  // raw_input: in the model's memory (the device's, or the host's)
   Ops* ops_ = nullptr;  // the backend's kernels
   std::unique_ptr<Ops> owned_ops_, owned_second_;  // the backend's; the second: auto's native
   std::vector<std::unique_ptr<Bf16EmulationOps>> emulations_;  // --precision bf16 around them
@@ -224,8 +231,10 @@ class Executor {
   bool on_device_ = false;
   std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned (input + labels) x 2
   int staging_cur_ = 0;
+  // One staging slot: the floats of input() (or raw_input's images, then warps), then labels.
+  size_t payload_bytes_ = 0, warps_offset_ = 0;
   char* staging_slot() const {
-    return static_cast<char*>(staging_.get()) + size_t(staging_cur_) * (input_.bytes() + labels_.bytes());
+    return static_cast<char*>(staging_.get()) + size_t(staging_cur_) * (payload_bytes_ + labels_.bytes());
   }
   PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two
   PoolBuffer nonfinite_tag_;  // one int64 in the pool's memory: record_nonfinite's first tag

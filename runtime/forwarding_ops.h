@@ -75,6 +75,10 @@ class ForwardingOps : public Ops {
   void copy(int64_t count, const float* x, float* y) override { base_.copy(count, x, y); }
   void fill(int64_t count, float value, float* x) override { base_.fill(count, value, x); }
   void round_to_bf16(int64_t count, const float* x, float* y) override { base_.round_to_bf16(count, x, y); }
+  void augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                     const math::WarpNorm& norm, float* out) override {
+    base_.augment_batch(n, h, w, images, examples, norm, out);
+  }
   void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x, const float* gamma,
                                const float* beta, float* y, float* running_mean, float* running_var,
                                float* num_batches_tracked, double* scratch) override {

@@ -159,7 +159,9 @@ ListingSplit split_listing(const ImageFolderListing& listing, double val_fractio
 struct ImageFolderSource::Slot {
   int64_t position = -1;
   bool ready = false;
-  std::vector<float> pixels;
+  std::vector<float> pixels;    // next_batch's floats
+  std::vector<uint8_t> raw;     // raw batches: the resized crop, uint8
+  math::WarpExample warp;       // raw batches: the rest of the augmentation
   int32_t label = 0;
   bool bad = false;           // unreadable image: error holds the reason
   std::string error;
@@ -332,9 +334,17 @@ void ImageFolderSource::decode_into(int64_t position, Slot& slot) const {
         cache_->store(example, img);
       }
     }
-    slot.pixels.resize(size_t(options_.height) * size_t(options_.width) * 3);
-    augment_image(img, options_.augment, augment_, seed_, epoch_, example, options_.width, options_.height,
-                  slot.pixels.data());
+    const size_t per = size_t(options_.height) * size_t(options_.width) * 3;
+    if (raw_) {
+      slot.raw.resize(per);
+      const AugmentParams p = draw_augment_params(options_.augment, augment_, img.width, img.height, options_.width,
+                                                  options_.height, seed_, epoch_, example);
+      slot.warp = prepare_augment(img, p, options_.width, options_.height, slot.raw.data());
+    } else {
+      slot.pixels.resize(per);
+      augment_image(img, options_.augment, augment_, seed_, epoch_, example, options_.width, options_.height,
+                    slot.pixels.data());
+    }
   } catch (const Error& e) {
     slot.bad = true;
     slot.error = e.what();
@@ -367,7 +377,33 @@ void ImageFolderSource::release(int64_t position) {
   work_cv_.notify_all();
 }
 
+void ImageFolderSource::set_raw_batches(bool on) {
+  stop_workers();  // decoded slots are of the old kind
+  raw_ = on;
+  started_ = false;
+}
+
 int64_t ImageFolderSource::next_batch(int64_t max, float* images, int32_t* labels) {
+  GRAFT_ASSERT(!raw_, "next_batch on a source set to raw batches");
+  const size_t per = size_t(options_.height) * size_t(options_.width) * 3;
+  return next_examples(max, [&](int64_t n, Slot& slot) {
+    if (images) std::memcpy(images + size_t(n) * per, slot.pixels.data(), per * sizeof(float));
+    if (labels) labels[n] = slot.label;
+  });
+}
+
+int64_t ImageFolderSource::next_raw_batch(int64_t max, uint8_t* images, math::WarpExample* warps, int32_t* labels) {
+  GRAFT_ASSERT(raw_, "next_raw_batch before set_raw_batches(true)");
+  const size_t per = size_t(options_.height) * size_t(options_.width) * 3;
+  return next_examples(max, [&](int64_t n, Slot& slot) {
+    std::memcpy(images + size_t(n) * per, slot.raw.data(), per);
+    warps[n] = slot.warp;
+    labels[n] = slot.label;
+  });
+}
+
+template <class Take>
+int64_t ImageFolderSource::next_examples(int64_t max, Take take) {
   if (!started_) fail("image folder ", origin_, ": next_batch before start_epoch");
   const int64_t end = int64_t(order_.size());
   if (max <= 0 || consume_ >= end) return 0;
@@ -383,7 +419,6 @@ int64_t ImageFolderSource::next_batch(int64_t max, float* images, int32_t* label
     capacity = std::min(capacity, std::max<int64_t>(1, end - consume_));
     start_workers(capacity);
   }
-  const size_t per = size_t(options_.height) * size_t(options_.width) * 3;
   int64_t n = 0;
   while (n < max && consume_ < end) {
     const int64_t p = consume_;
@@ -396,8 +431,7 @@ int64_t ImageFolderSource::next_batch(int64_t max, float* images, int32_t* label
       const std::string& path = listing_.files[size_t(order_[size_t(p)])].path;
       if (reported_.insert(path).second) std::fprintf(stderr, "graft: skipping %s\n", slot.error.c_str());
     } else {
-      if (images) std::memcpy(images + size_t(n) * per, slot.pixels.data(), per * sizeof(float));
-      if (labels) labels[n] = slot.label;
+      take(n, slot);
       ++n;
     }
     if (threads_ == 0)

@@ -104,6 +104,10 @@ class ImageFolderSource final : public BatchSource {
   std::vector<int32_t> labels() const override;
   void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool augment, int64_t skip = 0) override;
   int64_t next_batch(int64_t max, float* images, int32_t* labels) override;
+  bool has_raw_batches() const override { return true; }
+  void set_raw_batches(bool on) override;
+  math::WarpNorm raw_normalization() const override { return warp_norm(options_.augment.normalize); }
+  int64_t next_raw_batch(int64_t max, uint8_t* images, math::WarpExample* warps, int32_t* labels) override;
   int64_t skipped() const override { return skipped_; }
   int64_t position() const override { return consume_; }
   void expect_single_pass() override;
@@ -125,6 +129,9 @@ class ImageFolderSource final : public BatchSource {
   Slot& wait_for(int64_t position);
   void release(int64_t position);
   void open_cache();
+  // next_batch and next_raw_batch: up to `max` good examples in order, each handed to `take`.
+  template <class Take>
+  int64_t next_examples(int64_t max, Take take);
 
   ImageFolderListing listing_;
   ImageFolderOptions options_;
@@ -138,6 +145,7 @@ class ImageFolderSource final : public BatchSource {
   uint64_t seed_ = 0;
   int64_t epoch_ = 0;
   bool augment_ = false;
+  bool raw_ = false;  // workers keep uint8 at the input size and the warp (set_raw_batches)
   std::vector<int64_t> order_;
   int64_t skipped_ = 0;
   std::set<std::string> reported_;  // bad files already reported on stderr

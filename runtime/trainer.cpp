@@ -219,6 +219,14 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   eo.start_after = cache.cut;  // with the cache: the layers after the cut only
   eo.chunk_through = chunking.through;
   eo.chunk = chunking.chunk;
+  // With the feature cache the steps read cached features, nothing to augment.
+  const bool raw = !cache.on && (o.augment_on == TrainOptions::AugmentOn::Device ||
+                                 (o.augment_on == TrainOptions::AugmentOn::Auto && model.on_device() &&
+                                  data.has_raw_batches()));
+  if (raw) {
+    data.set_raw_batches(true);
+    eo.raw_input = data.raw_normalization();
+  }
   eo.loss = o.loss;
   eo.label_smoothing = o.label_smoothing;
   eo.seed = o.seed;
@@ -356,7 +364,11 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       ++at.step;
       pending = 0;
     };
-    while (const int64_t n = source.next_batch(batch, ex.input(), ex.labels())) {
+    auto next = [&] {
+      return raw ? source.next_raw_batch(batch, ex.raw_images(), ex.raw_warps(), ex.labels())
+                 : source.next_batch(batch, ex.input(), ex.labels());
+    };
+    while (const int64_t n = next()) {
       ex.forward(n, /*training=*/true, at.micro_step);
       ex.backward(n);
       ++at.micro_step;

@@ -32,6 +32,10 @@ struct TrainOptions {
   std::vector<std::pair<std::string, float>> lr_mult;  // node-name glob -> learning-rate factor
   int grad_accumulation = 1;   // micro-batches per optimizer step
   bool augment = false;        // ask the source to augment training batches
+  // Where image batches are warped, flipped and normalized: in the decode workers (Cpu), or
+  // in the training step where the model is (Device: Ops::augment_batch on uint8 batches,
+  // the same numbers). Auto: Device when the model is on a GPU and the source can.
+  enum class AugmentOn { Auto, Cpu, Device } augment_on = AugmentOn::Auto;
   // Cache the frozen prefix's outputs once, then train only the layers after it
   // (runtime/feature_cache.h). The cache is rebuilt on --resume, never saved.
   FeatureCacheMode cache_features = FeatureCacheMode::Auto;

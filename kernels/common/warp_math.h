@@ -4,6 +4,7 @@
 // bilinear sampling), with flips applied after the warp, then normalization. The source is
 // the image already resized to the model's input size (uint8 RGB, H x W x 3).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/common/hd.h"
@@ -32,7 +33,7 @@ GRAFT_HD void warp_pixel(const uint8_t* src, int h, int w, const WarpExample& e,
   const int rr = e.flip_v ? h - 1 - r : r;
   const int cc = e.flip_h ? w - 1 - c : c;
   if (!e.affine) {
-    const uint8_t* px = src + (size_t(rr) * size_t(w) + size_t(cc)) * 3;
+    const uint8_t* px = src + (std::size_t(rr) * std::size_t(w) + std::size_t(cc)) * 3;
     for (int ch = 0; ch < 3; ++ch) rgb[ch] = float(px[ch]);
   } else {
     const double max_r = double(h - 1), max_c = double(w - 1);
@@ -40,11 +41,11 @@ GRAFT_HD void warp_pixel(const uint8_t* src, int h, int w, const WarpExample& e,
     double x = e.m[3] * double(rr) + e.m[4] * double(cc) + e.m[5];
     y = y < 0.0 ? 0.0 : (y > max_r ? max_r : y);
     x = x < 0.0 ? 0.0 : (x > max_c ? max_c : x);
-    const size_t y0 = size_t(y), x0 = size_t(x);
-    const size_t y1 = y0 + 1 < size_t(h) ? y0 + 1 : size_t(h) - 1;
-    const size_t x1 = x0 + 1 < size_t(w) ? x0 + 1 : size_t(w) - 1;
+    const std::size_t y0 = std::size_t(y), x0 = std::size_t(x);
+    const std::size_t y1 = y0 + 1 < std::size_t(h) ? y0 + 1 : std::size_t(h) - 1;
+    const std::size_t x1 = x0 + 1 < std::size_t(w) ? x0 + 1 : std::size_t(w) - 1;
     const float fy = float(y - double(y0)), fx = float(x - double(x0));
-    const size_t W = size_t(w);
+    const std::size_t W = std::size_t(w);
     const uint8_t* p00 = src + (y0 * W + x0) * 3;
     const uint8_t* p01 = src + (y0 * W + x1) * 3;
     const uint8_t* p10 = src + (y1 * W + x0) * 3;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/cpu/adaptive_pool.h"
+#include "kernels/cpu/augment.h"
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
@@ -125,6 +126,10 @@ void CpuOps::add(int64_t count, const float* a, const float* b, float* y) { cpu:
 void CpuOps::scale(int64_t count, float alpha, float* x) { cpu::scale(count, alpha, x); }
 void CpuOps::copy(int64_t count, const float* x, float* y) { std::copy(x, x + count, y); }
 void CpuOps::fill(int64_t count, float value, float* x) { std::fill(x, x + count, value); }
+void CpuOps::augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                           const math::WarpNorm& norm, float* out) {
+  cpu::augment_batch(n, h, w, images, examples, norm, out);
+}
 void CpuOps::round_to_bf16(int64_t count, const float* x, float* y) { cpu::round_to_bf16(count, x, y); }
 
 void CpuOps::batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,

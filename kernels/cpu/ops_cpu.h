@@ -57,6 +57,8 @@ class CpuOps final : public Ops {
                                   const float* gamma, const float* running_mean, const float* running_var, float* dx,
                                   float* dgamma, float* dbeta, double* scratch) override;
 
+  void augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                     const math::WarpNorm& norm, float* out) override;
   void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels, float smoothing,
                              float grad_scale, float* dlogits, double* loss_sum, double* correct) override;
   void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,

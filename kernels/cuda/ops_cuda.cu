@@ -1,5 +1,6 @@
 #include "kernels/cuda/ops_cuda.h"
 
+#include "kernels/cuda/augment.h"
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/conv.h"
 #include "kernels/cuda/dense.h"
@@ -129,6 +130,10 @@ void CudaOps::copy(int64_t count, const float* x, float* y) {
     GRAFT_CUDA_CHECK(cudaMemcpyAsync(y, x, size_t(count) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
 void CudaOps::fill(int64_t count, float value, float* x) { cuda::fill(count, value, x, stream_); }
+void CudaOps::augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                            const math::WarpNorm& norm, float* out) {
+  cuda::augment_batch(n, h, w, images, examples, norm, out, stream_);
+}
 void CudaOps::round_to_bf16(int64_t count, const float* x, float* y) { cuda::round_to_bf16(count, x, y, stream_); }
 
 void CudaOps::batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x,

@@ -53,6 +53,8 @@ class CudaOps : public Ops {
   void copy(int64_t count, const float* x, float* y) override;
   void fill(int64_t count, float value, float* x) override;
   void round_to_bf16(int64_t count, const float* x, float* y) override;
+  void augment_batch(int n, int h, int w, const uint8_t* images, const math::WarpExample* examples,
+                     const math::WarpNorm& norm, float* out) override;
 
   void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x, const float* gamma,
                                const float* beta, float* y, float* running_mean, float* running_var,

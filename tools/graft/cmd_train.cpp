@@ -48,6 +48,7 @@ struct TrainCliOptions {
   std::string cache_features = "auto";
   std::string frozen_chunk = "auto";
   int sync_every = 0;
+  std::string augment_on = "auto";
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -111,6 +112,11 @@ void register_train(CLI::App& app) {
                   "Run the frozen layers N examples at a time, so their activations take N/batch of the memory: "
                   "auto (chunks of at most 16 when they would take over 256 MiB), off, or N")
       ->capture_default_str();
+  sub->add_option("--augment-on", opts.augment_on,
+                  "Image folders: warp, flip and normalize the training batches in the decode threads (cpu) or in "
+                  "the training step on the model's device from uint8 images (device; the same numbers); auto: "
+                  "device when training on a GPU")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "device"}));
   sub->add_option("--sync-every", opts.sync_every,
                   "Look at the loss and gradients' finiteness every N steps (and at each epoch's end) instead of "
                   "waiting for the GPU after each step; a bad step is still named exactly. 0: auto (1 on the CPU, 25 "
@@ -174,6 +180,9 @@ int run_train(CLI::App& app) {
   t.cache_features = parse_feature_cache_mode(opts.cache_features);
   t.frozen_chunk = parse_prefix_chunk_mode(opts.frozen_chunk);
   t.sync_every = opts.sync_every;
+  t.augment_on = opts.augment_on == "cpu"      ? TrainOptions::AugmentOn::Cpu
+                 : opts.augment_on == "device" ? TrainOptions::AugmentOn::Device
+                                               : TrainOptions::AugmentOn::Auto;
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
   t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
