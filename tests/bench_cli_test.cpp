@@ -9,6 +9,7 @@
 #include "layers/zoo.h"
 #include "runtime/memory_pool.h"
 #include "tests/graft_program.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
 
 namespace graft::testing {
@@ -159,6 +160,25 @@ TEST(BenchCli, Bf16RunsAndSaysSo) {
   const double a = fp32["final_loss"], b = bf16["final_loss"];
   EXPECT_NE(a, b);
   EXPECT_NEAR(a, b, 0.05 * a);
+}
+
+// --data: a real folder decoded in the timing; normalizing in the workers or in the step
+// (--augment-on) gives the same run.
+TEST(BenchCli, DataFolderWithTheNormalizationInEitherPlace) {
+  TempDir dir;
+  for (const char* cls : {"a", "b"})
+    for (int i = 0; i < 5; ++i)
+      write_image(dir.path / "data" / cls / ("x" + std::to_string(i) + ".png"), random_image(random_int(20, 50), 30));
+  const Tiny t;
+  std::vector<json> runs;
+  for (const char* where : {"cpu", "device"}) {
+    const ProgramResult r =
+        run_graft(t.args("frozen") + " --data " + (dir.path / "data").string() + " --workers 1 --augment-on " + where);
+    ASSERT_EQ(r.status, 0) << r.output;
+    runs.push_back(json::parse(r.output.substr(r.output.find('{'))));
+    EXPECT_EQ(runs.back()["augment_on"], where);
+  }
+  EXPECT_EQ(runs[0]["final_loss"], runs[1]["final_loss"]);
 }
 
 TEST(BenchCli, SettingsItCannotHonourAreNamedErrors) {

@@ -48,6 +48,7 @@ struct BenchOptions {
   int workers = -1;
   std::string decoded_cache = "auto";
   std::string frozen_chunk = "auto";
+  std::string augment_on = "auto";
   uint64_t seed = 0;
 } opts;
 
@@ -164,6 +165,10 @@ void register_bench(CLI::App& app) {
   sub->add_option("--workers", opts.workers, "Decode threads with --data (-1: min(4, cores))")->capture_default_str();
   sub->add_option("--decoded-cache", opts.decoded_cache, "With --data: auto, memory, off or a FILE (as graft train)")
       ->capture_default_str();
+  sub->add_option("--augment-on", opts.augment_on,
+                  "With --data: normalize in the decode threads (cpu) or in the step from uint8 images (device; auto "
+                  "on CUDA), as graft train")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "device"}));
   sub->add_option("--frozen-chunk", opts.frozen_chunk,
                   "--mode frozen: run the frozen layers N examples at a time: auto, off or N (as graft train)")
       ->capture_default_str();
@@ -196,6 +201,26 @@ int run_bench(CLI::App& app) {
   eo.frozen = b.frozen;
   eo.seed = opts.seed;
   eo.optimizer_state_per_param = 2;
+  // --data: a real folder, decoded (and normalized, in the workers or in the step) inside
+  // the timing.
+  std::unique_ptr<ImageFolderSource> folder;
+  const bool raw = !opts.data.empty() && (opts.augment_on == "device" || (opts.augment_on == "auto" && device != Device::CPU));
+  if (!opts.data.empty()) {
+    ImageFolderOptions f;
+    f.height = f.width = opts.input;
+    f.augment.normalize = Normalization::preset("imagenet");
+    f.bad_images = BadImagePolicy::Skip;
+    f.threads = opts.workers;
+    f.decoded_cache = opts.decoded_cache;
+    folder = std::make_unique<ImageFolderSource>(opts.data, f);
+    if (!opts.json) std::fprintf(stderr, "decoded-image cache: %s\n", folder->decoded_cache_note().c_str());
+    if (folder->num_classes() > opts.classes)
+      fail("--data ", opts.data, " has ", folder->num_classes(), " classes; give --classes ", folder->num_classes());
+    if (raw) {
+      folder->set_raw_batches(true);
+      eo.raw_input = folder->raw_normalization();
+    }
+  }
   const PrefixChunking chunking =
       decide_prefix_chunking(parse_prefix_chunk_mode(opts.frozen_chunk), model, b.frozen, eo.batch);
   eo.chunk_through = chunking.through;
@@ -210,21 +235,9 @@ int run_bench(CLI::App& app) {
   // Input: synthetic (normal noise, never zeros, like the baseline) or a folder.
   const int64_t batch = opts.model.batch;
   const int64_t sample = model.sample_shape().numel();
-  std::unique_ptr<ImageFolderSource> folder;
   std::vector<float> synthetic;  // the resident batch, kept for --layers' other executors
   std::vector<int32_t> synthetic_labels;
-  if (!opts.data.empty()) {
-    ImageFolderOptions f;
-    f.height = f.width = opts.input;
-    f.augment.normalize = Normalization::preset("imagenet");
-    f.bad_images = BadImagePolicy::Skip;
-    f.threads = opts.workers;
-    f.decoded_cache = opts.decoded_cache;
-    folder = std::make_unique<ImageFolderSource>(opts.data, f);
-    if (!opts.json) std::fprintf(stderr, "decoded-image cache: %s\n", folder->decoded_cache_note().c_str());
-    if (folder->num_classes() > opts.classes)
-      fail("--data ", opts.data, " has ", folder->num_classes(), " classes; give --classes ", folder->num_classes());
-  } else {
+  if (!folder) {
     // One batch, put in the executor's (device) input once, like the baseline's batch that
     // lives on the GPU: no host-to-device copy inside the timed step.
     std::mt19937_64 g(opts.seed + 17);
@@ -237,16 +250,21 @@ int run_bench(CLI::App& app) {
     ex.keep_input(true);
   }
   int64_t epoch = 0;
-  auto fill = [&](int64_t step) -> int64_t {
+  auto fill_into = [&](Executor& e) -> int64_t {
     if (!folder) return batch;
-    int64_t n = folder->next_batch(batch, ex.input(), ex.labels());
+    auto next = [&] {
+      return raw ? folder->next_raw_batch(batch, e.raw_images(), e.raw_warps(), e.labels())
+                 : folder->next_batch(batch, e.input(), e.labels());
+    };
+    int64_t n = next();
     if (n < batch) {  // a new epoch (a partial last batch is dropped: every step is full)
       folder->start_epoch(opts.seed, ++epoch, /*shuffle=*/true, /*augment=*/false);
-      n = folder->next_batch(batch, ex.input(), ex.labels());
+      n = next();
       if (n < batch) fail("--data ", opts.data, ": fewer readable images than one batch of ", batch);
     }
     return n;
   };
+  auto fill = [&](int64_t) { return fill_into(ex); };
   if (folder) folder->start_epoch(opts.seed, epoch, true, false);
 
   Ops& ops = ex.ops();
@@ -311,10 +329,8 @@ int run_bench(CLI::App& app) {
       if (!synthetic.empty()) {
         std::copy(synthetic.begin(), synthetic.end(), ex2.input());
         std::copy(synthetic_labels.begin(), synthetic_labels.end(), ex2.labels());
-      } else if (folder) {
-        fill(0);  // a fresh batch of the folder into ex's staging; copy it over
-        std::copy(ex.input(), ex.input() + batch * sample, ex2.input());
-        std::copy(ex.labels(), ex.labels() + batch, ex2.labels());
+      } else {
+        fill_into(ex2);  // a fresh batch of the folder
       }
       ex2.upload_input(batch);
       ex2.keep_input(true);
@@ -350,6 +366,7 @@ int run_bench(CLI::App& app) {
   j["data"] = opts.data.empty() ? "synthetic" : opts.data;
   j["frozen_chunk"] = chunking.chunk;  // examples per chunk of the frozen layers; 0: whole batches
   if (folder) j["decoded_cache"] = folder->decoded_cache_note();
+  if (folder) j["augment_on"] = raw ? "device" : "cpu";
   j["images_per_second"] = images_per_second;
   j["ms_per_step"] = {{"p10", percentile(ms, 10)}, {"p50", percentile(ms, 50)}, {"p90", percentile(ms, 90)}};
   j["input_ms_per_step"] = {{"p50", percentile(input_ms, 50)}};
