@@ -134,6 +134,14 @@ class Ops {
   virtual void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag,
                                 int64_t* first_tag) = 0;
 
+  // --- step graphs (CUDA graphs) ---
+  // begin_capture() starts recording the work issued after it instead of running it (false:
+  // this backend cannot, as the CPU); end_capture() ends it and returns a graph id;
+  // replay(id) runs the recorded work again, in stream order.
+  virtual bool begin_capture() { return false; }
+  virtual int end_capture() { return -1; }
+  virtual void replay(int graph) {}
+
   // --- timing (graft bench) ---
   // mark() records a point in the work's order and returns its id; elapsed_ms(a, b) waits
   // for b and gives the time between the two (CUDA events on a device; here, the host clock

@@ -9,6 +9,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/ops.h"
+#include "layers/simple_layers.h"
 #include "runtime/backend_registry.h"
 #include "runtime/error.h"
 #include "runtime/frozen_prefix.h"
@@ -642,6 +643,43 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
     const int64_t count = with_batch(shapes_[i], n).numel();
     ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
   }
+}
+
+void Executor::forward_backward(int64_t n, int64_t step) {
+  bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
+  for (int k = first_; graphable && k <= last_; ++k)
+    if (const auto* d = dynamic_cast<const Dropout*>(model_.nodes()[k].layer.get()); d && d->p() > 0.0f)
+      graphable = false;
+  if (!graphable || (graph_ < 0 && full_steps_++ == 0)) {  // the first full step plans and allocates
+    forward(n, /*training=*/true, step);
+    backward(n);
+    return;
+  }
+  if (!keep_input_) upload_input(n);
+  const bool keep = std::exchange(keep_input_, true);
+  if (graph_ < 0) {
+    // Recording runs nothing; the host's side of the step (the metrics' count, the
+    // backward counters) happens here once, for this step, and the replay below runs it.
+    if (!ops_->begin_capture()) {
+      keep_input_ = keep;
+      step_graphs_ = false;
+      forward(n, true, step);
+      backward(n);
+      return;
+    }
+    forward(n, true, step);
+    backward(n);
+    graph_ = ops_->end_capture();
+  } else {
+    last_n_ = n;
+    ctx_.step = step;
+    first_nonfinite_node_ = -1;
+    metrics_.count += double(n);
+    for (int k = first_; k <= last_; ++k)
+      if (decisions_[k].needs_grad) ++backward_calls_[k];
+  }
+  keep_input_ = keep;
+  ops_->replay(graph_);
 }
 
 std::vector<std::string> Executor::describe() const {

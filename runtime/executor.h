@@ -128,6 +128,14 @@ class Executor {
   // Fused loss forward+backward on the last forward, accumulated into the metrics, then
   // backward where needed, leaving the trainable gradients in the flat gradient buffer.
   void backward(int64_t n);
+  // forward(n, true, step) then backward(n). With step graphs on (set_step_graphs), a full
+  // batch on a device runs as a CUDA graph: the second full step is captured, every later
+  // one replays it (the batch is copied in first, as always). Models with dropout in
+  // training, check_finite and profiling run as they are (dropout's counter would be frozen
+  // into the graph; the checks wait for the device).
+  void forward_backward(int64_t n, int64_t step);
+  void set_step_graphs(bool on) { step_graphs_ = on; }
+  bool step_graph_captured() const { return graph_ >= 0; }
   // Loss and accuracy of the last forward into the metrics, with no gradient (evaluation).
   void accumulate_metrics(int64_t n);
   // Mean loss of the batch of the last backward() or accumulate_metrics().
@@ -250,6 +258,9 @@ class Executor {
   int64_t input_floats_ = 0;
   bool keep_input_ = false;
   bool profiling_ = false;
+  bool step_graphs_ = false;
+  int full_steps_ = 0;  // full-batch forward_backward calls before the capture
+  int graph_ = -1;
   std::vector<LayerTime> layer_times_;
   std::vector<std::pair<int, int>> marks_;  // (node, mark) of the call being profiled
 };

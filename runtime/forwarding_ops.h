@@ -130,6 +130,9 @@ class ForwardingOps : public Ops {
   void record_nonfinite(const double* loss, int64_t count, const float* x, int64_t tag, int64_t* first_tag) override {
     base_.record_nonfinite(loss, count, x, tag, first_tag);
   }
+  bool begin_capture() override { return base_.begin_capture(); }
+  int end_capture() override { return base_.end_capture(); }
+  void replay(int graph) override { base_.replay(graph); }
   int mark() override { return base_.mark(); }
   double elapsed_ms(int a, int b) override { return base_.elapsed_ms(a, b); }
   void clear_marks() override { base_.clear_marks(); }

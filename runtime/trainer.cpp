@@ -235,6 +235,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   eo.check_finite = o.check_finite;
   eo.class_weights = o.class_weights;
   Executor ex(model, eo);
+  ex.set_step_graphs(o.step_graphs);
   Optimizer optimizer(o.optimizer, ex.trainable_count(), model.pool());
 
   // Segments the optimizer steps: the executor's, or an accumulation buffer's.
@@ -369,8 +370,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
                  : source.next_batch(batch, ex.input(), ex.labels());
     };
     while (const int64_t n = next()) {
-      ex.forward(n, /*training=*/true, at.micro_step);
-      ex.backward(n);
+      ex.forward_backward(n, at.micro_step);
       ++at.micro_step;
       ++at.batches_in_epoch;
       if (sync_every > 1) {

@@ -58,6 +58,9 @@ struct TrainOptions {
   // named exactly. 0: auto (1 on the CPU, 25 on a device). check_finite, skip_nonfinite and
   // grad_accumulation > 1 decide per step, so they use 1.
   int sync_every = 0;
+  // On a device, run full training steps as a captured CUDA graph (Executor::
+  // forward_backward; models with dropout and --check-finite run as they are).
+  bool step_graphs = true;
   std::string metrics_path;    // one JSON object per epoch
   bool progress = false;       // progress bar with ETA on stderr
   bool reference_kernels = false;

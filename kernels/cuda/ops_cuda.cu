@@ -32,6 +32,28 @@ CudaOps::~CudaOps() {
   for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
   for (cudaEvent_t e : fences_)
     if (e) (void)cudaEventDestroy(e);
+  for (cudaGraphExec_t g : graphs_) (void)cudaGraphExecDestroy(g);
+}
+
+// Thread-local capture: other threads' CUDA calls (the decode workers allocate nothing on
+// the device) are not affected, and an unsafe call on this thread fails the capture loudly.
+bool CudaOps::begin_capture() {
+  GRAFT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  return true;
+}
+int CudaOps::end_capture() {
+  cudaGraph_t graph = nullptr;
+  GRAFT_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  GRAFT_CUDA_CHECK(made);
+  graphs_.push_back(exec);
+  return static_cast<int>(graphs_.size()) - 1;
+}
+void CudaOps::replay(int graph) {
+  GRAFT_ASSERT(graph >= 0 && graph < static_cast<int>(graphs_.size()), "no step graph ", graph);
+  GRAFT_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
 }
 
 void CudaOps::fence(int slot) {

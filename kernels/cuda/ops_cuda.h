@@ -83,6 +83,9 @@ class CudaOps : public Ops {
   void zero(void* p, size_t bytes) override;
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void download(void* host_dst, const void* src, size_t bytes) override;
+  bool begin_capture() override;
+  int end_capture() override;
+  void replay(int graph) override;
   void fence(int slot) override;
   void wait_fence(int slot) override;
   void synchronize() override;
@@ -98,6 +101,7 @@ class CudaOps : public Ops {
   PoolBuffer flag_;     // one int
   std::vector<cudaEvent_t> events_;  // timing marks, kept for reuse after clear_marks()
   cudaEvent_t fences_[2] = {nullptr, nullptr};  // fence(slot), made on first use
+  std::vector<cudaGraphExec_t> graphs_;          // end_capture's, replayed by id
   int marks_used_ = 0;
 
  public:

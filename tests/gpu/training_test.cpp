@@ -45,6 +45,7 @@ Case small_vgg() {
 }
 
 struct StepsResult {
+  bool graph = false;  // the steps ran as a captured CUDA graph
   std::vector<double> losses;
   std::vector<float> params;
   size_t mallocs_after_first = 0, mallocs_at_end = 0;
@@ -62,13 +63,14 @@ void fill_batch(Executor& ex, const Model& m, int step, int classes) {
 }
 
 StepsResult train_steps(const Case& c, MemoryPool& pool, std::optional<KernelChoice> kernels, const std::string& save = {},
-                        bool bf16 = false) {
+                        bool bf16 = false, bool graphs = false) {
   auto model = build_model(c.spec, pool);
   ExecutorOptions eo;
   eo.batch = c.batch;
   eo.kernels = kernels;
   eo.bf16 = bf16;
   Executor ex(*model, eo);
+  ex.set_step_graphs(graphs);
   OptimizerConfig oc;
   oc.kind = "sgd";
   oc.lr = 0.01f;
@@ -77,13 +79,13 @@ StepsResult train_steps(const Case& c, MemoryPool& pool, std::optional<KernelCho
   StepsResult r;
   for (int step = 0; step < kSteps; ++step) {
     fill_batch(ex, *model, step, c.spec.num_classes);
-    ex.forward(ex.batch(), /*training=*/true, step);
-    ex.backward(ex.batch());
+    ex.forward_backward(ex.batch(), step);
     opt.step(ex.trainable_segments(), oc.lr);
     r.losses.push_back(ex.last_batch_loss());
     if (step == 0) r.mallocs_after_first = pool.stats().system_allocations;
   }
   r.mallocs_at_end = pool.stats().system_allocations;
+  r.graph = ex.step_graph_captured();
   const float* host = model->host_params();
   r.params.assign(host, host + model->total_param_count());
   if (!save.empty()) save_checkpoint(save, *model, &opt, ex.trainable_segments(), CheckpointInfo{});
@@ -156,6 +158,24 @@ TEST_F(TrainingGpu, GpuCheckpointLoadsOnCpuWithTheSameLogits) {
   const std::vector<float> g(gex.output(), gex.output() + n), h(cex.output(), cex.output() + n);
   EXPECT_LT(relative_error(g, h), 1e-4);
   std::filesystem::remove(path);
+}
+
+// CUDA graphs (--cuda-graphs): step 1 runs, step 2 is captured and replayed, step 3 replays;
+// the same kernels in the same order, so the same bits as running them one by one. A model
+// with dropout runs step by step (its counter would be frozen into the graph).
+TEST_F(TrainingGpu, StepGraphsGiveTheSameBits) {
+  for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library}) {
+    SCOPED_TRACE(kernel_choice_name(k));
+    cuda::DevicePool a, b;
+    const StepsResult eager = train_steps(small_vgg(), a, k, {}, false, false);
+    const StepsResult graph = train_steps(small_vgg(), b, k, {}, false, true);
+    EXPECT_TRUE(graph.graph);
+    EXPECT_EQ(graph.losses, eager.losses);
+    EXPECT_TRUE(graph.params == eager.params);
+    EXPECT_EQ(graph.mallocs_at_end, graph.mallocs_after_first);
+  }
+  cuda::DevicePool d;
+  EXPECT_FALSE(train_steps(fmnist(), d, KernelChoice::Library, {}, false, true).graph);
 }
 
 // The frozen base in chunks on the device (--frozen-chunk): the same steps as whole batches

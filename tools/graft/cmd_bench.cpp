@@ -49,6 +49,7 @@ struct BenchOptions {
   std::string decoded_cache = "auto";
   std::string frozen_chunk = "auto";
   std::string augment_on = "auto";
+  std::string cuda_graphs = "on";
   uint64_t seed = 0;
 } opts;
 
@@ -169,6 +170,8 @@ void register_bench(CLI::App& app) {
                   "With --data: normalize in the decode threads (cpu) or in the step from uint8 images (device; auto "
                   "on CUDA), as graft train")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "device"}));
+  sub->add_option("--cuda-graphs", opts.cuda_graphs, "CUDA: replay each full step as a captured graph (as graft train)")
+      ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   sub->add_option("--frozen-chunk", opts.frozen_chunk,
                   "--mode frozen: run the frozen layers N examples at a time: auto, off or N (as graft train)")
       ->capture_default_str();
@@ -227,6 +230,7 @@ int run_bench(CLI::App& app) {
   eo.chunk = chunking.chunk;
   if (!chunking.line.empty() && !opts.json) std::fprintf(stderr, "%s\n", chunking.line.c_str());
   Executor ex(model, eo);
+  ex.set_step_graphs(opts.cuda_graphs == "on");
   OptimizerConfig oc;
   oc.kind = "adam";
   oc.lr = 1e-3f;
@@ -270,8 +274,7 @@ int run_bench(CLI::App& app) {
   Ops& ops = ex.ops();
   auto step = [&](int64_t i) {
     const int64_t n = fill(i);
-    ex.forward(n, /*training=*/true, i);
-    ex.backward(n);
+    ex.forward_backward(n, i);
     opt.step(ex.trainable_segments(), oc.lr);
   };
   for (int i = 0; i < opts.warmup; ++i) step(i);
@@ -285,8 +288,7 @@ int run_bench(CLI::App& app) {
     const auto host_start = std::chrono::steady_clock::now();
     const int64_t n = fill(opts.warmup + i);
     input_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
-    ex.forward(n, true, opts.warmup + i);
-    ex.backward(n);
+    ex.forward_backward(n, opts.warmup + i);
     opt.step(ex.trainable_segments(), oc.lr);
     const int end = ops.mark();
     ms.push_back(ops.elapsed_ms(start, end));
@@ -377,6 +379,7 @@ int run_bench(CLI::App& app) {
   j["trainable_parameters"] = trainable;
   j["final_loss"] = final_loss;
   j["deterministic"] = kernel_settings().deterministic;
+  j["cuda_graph"] = ex.step_graph_captured();
   j["device"] = device_text(device);
   j["command"] = command_line_text;
   if (!layer_columns.empty()) {

@@ -49,6 +49,7 @@ struct TrainCliOptions {
   std::string frozen_chunk = "auto";
   int sync_every = 0;
   std::string augment_on = "auto";
+  std::string cuda_graphs = "on";
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -117,6 +118,10 @@ void register_train(CLI::App& app) {
                   "the training step on the model's device from uint8 images (device; the same numbers); auto: "
                   "device when training on a GPU")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "device"}));
+  sub->add_option("--cuda-graphs", opts.cuda_graphs,
+                  "CUDA: capture a full training step once as a graph and replay it (models with dropout, and "
+                  "--check-finite, run step by step)")
+      ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   sub->add_option("--sync-every", opts.sync_every,
                   "Look at the loss and gradients' finiteness every N steps (and at each epoch's end) instead of "
                   "waiting for the GPU after each step; a bad step is still named exactly. 0: auto (1 on the CPU, 25 "
@@ -180,6 +185,7 @@ int run_train(CLI::App& app) {
   t.cache_features = parse_feature_cache_mode(opts.cache_features);
   t.frozen_chunk = parse_prefix_chunk_mode(opts.frozen_chunk);
   t.sync_every = opts.sync_every;
+  t.step_graphs = opts.cuda_graphs == "on";
   t.augment_on = opts.augment_on == "cpu"      ? TrainOptions::AugmentOn::Cpu
                  : opts.augment_on == "device" ? TrainOptions::AugmentOn::Device
                                                : TrainOptions::AugmentOn::Auto;
