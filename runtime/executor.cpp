@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -660,16 +661,30 @@ void Executor::forward_backward(int64_t n, int64_t step) {
   if (graph_ < 0) {
     // Recording runs nothing; the host's side of the step (the metrics' count, the
     // backward counters) happens here once, for this step, and the replay below runs it.
-    if (!ops_->begin_capture()) {
-      keep_input_ = keep;
+    const double count = metrics_.count;
+    const std::vector<int64_t> calls = backward_calls_;
+    std::string why = "this backend records no graphs";
+    if (ops_->begin_capture()) {
+      try {
+        forward(n, true, step);
+        backward(n);
+        graph_ = ops_->end_capture();
+        why = "a call could not be recorded";
+      } catch (const std::exception& e) {
+        ops_->end_capture();  // abandons the recording
+        why = e.what();
+      }
+    }
+    if (graph_ < 0) {  // run this step and the rest one by one
+      if (on_device_) std::fprintf(stderr, "cuda graphs: off: capturing the step failed (%s); running step by step\n", why.c_str());
+      metrics_.count = count;
+      backward_calls_ = calls;
       step_graphs_ = false;
-      forward(n, true, step);
+      forward(n, true, step);  // the batch is in already
       backward(n);
+      keep_input_ = keep;
       return;
     }
-    forward(n, true, step);
-    backward(n);
-    graph_ = ops_->end_capture();
   } else {
     last_n_ = n;
     ctx_.step = step;

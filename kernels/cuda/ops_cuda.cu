@@ -43,11 +43,18 @@ bool CudaOps::begin_capture() {
 }
 int CudaOps::end_capture() {
   cudaGraph_t graph = nullptr;
-  GRAFT_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  if (cudaStreamEndCapture(stream_, &graph) != cudaSuccess || !graph) {
+    (void)cudaGetLastError();  // an invalidated capture's error is not sticky: clear it
+    if (graph) (void)cudaGraphDestroy(graph);
+    return -1;
+  }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
   (void)cudaGraphDestroy(graph);
-  GRAFT_CUDA_CHECK(made);
+  if (made != cudaSuccess) {
+    (void)cudaGetLastError();
+    return -1;
+  }
   graphs_.push_back(exec);
   return static_cast<int>(graphs_.size()) - 1;
 }
