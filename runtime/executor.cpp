@@ -545,19 +545,26 @@ void Executor::accumulate_metrics(int64_t n) {
   GRAFT_ASSERT(n == last_n_, "metrics of a batch that was not forwarded");
   GRAFT_ASSERT(last_ == model_.num_nodes() - 1, "metrics of a plan that stops at ", model_.nodes()[last_].name);
   if (on_device_) return device_loss(n, /*with_gradient=*/false);
+  cpu_loss(n, /*with_gradient=*/false);
+}
+
+// The loss of the last forward on the host (CPU models), into the metrics; with_gradient:
+// also its gradient into the output's gradient slot.
+void Executor::cpu_loss(int64_t n, bool with_gradient) {
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
+  float* dlogits = with_gradient ? at(grad_[model_.num_nodes() - 1]) : nullptr;
   const Metrics before = metrics_;
   if (!options_.class_weights.empty()) {
-    weighted_cross_entropy(n, nullptr);
+    weighted_cross_entropy(n, dlogits);
   } else if (options_.loss == LossKind::CrossEntropy) {
-    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 0.0f, nullptr,
-                               &metrics_.loss_sum, &metrics_.correct);
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing,
+                               with_gradient ? 1.0f / float(n) : 0.0f, dlogits, &metrics_.loss_sum, &metrics_.correct);
   } else {
     float* t = targets_.floats();
     std::fill(t, t + n * classes, 0.0f);
     for (int64_t i = 0; i < n; ++i) t[i * classes + labels()[i]] = 1.0f;
     double sum = 0;
-    cpu::mse(n * classes, output(), t, 0.0f, nullptr, &sum);
+    cpu::mse(n * classes, output(), t, with_gradient ? 1.0f / float(n * classes) : 0.0f, dlogits, &sum);
     metrics_.loss_sum += sum / classes;  // per-example loss: mean over its outputs
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
   }
@@ -569,28 +576,10 @@ void Executor::backward(int64_t n) {
   GRAFT_ASSERT(options_.training, "backward() on an inference plan");
   GRAFT_ASSERT(n == last_n_, "backward of a batch that was not forwarded");
   const int N = model_.num_nodes();
-  const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
-  const Metrics before = metrics_;
-  if (on_device_) {
+  if (on_device_)
     device_loss(n, /*with_gradient=*/true);
-  } else if (!options_.class_weights.empty()) {
-    weighted_cross_entropy(n, at(grad_[N - 1]));
-  } else if (options_.loss == LossKind::CrossEntropy) {
-    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing, 1.0f / float(n),
-                               at(grad_[N - 1]), &metrics_.loss_sum, &metrics_.correct);
-  } else {
-    float* t = targets_.floats();
-    std::fill(t, t + n * classes, 0.0f);
-    for (int64_t i = 0; i < n; ++i) t[i * classes + labels()[i]] = 1.0f;
-    double sum = 0;
-    cpu::mse(n * classes, output(), t, 1.0f / float(n * classes), at(grad_[N - 1]), &sum);
-    metrics_.loss_sum += sum / classes;
-    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
-  }
-  if (!on_device_) {
-    metrics_.count += double(n);
-    last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
-  }
+  else
+    cpu_loss(n, /*with_gradient=*/true);
 
   // Gradients of nodes with several consumers arrive more than once: the first writes,
   // later ones go to scratch and are added.

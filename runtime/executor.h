@@ -217,6 +217,7 @@ class Executor {
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
   void device_loss(int64_t n, bool with_gradient);
+  void cpu_loss(int64_t n, bool with_gradient);
   void add_layer_times(bool backward);
 
   Model& model_;
