@@ -38,6 +38,9 @@ struct ExecContext {
   int node_index = 0;
   bool reference_kernels = false;  // run the plain-loop oracle instead of the fast CPU path
   Ops* ops = nullptr;              // the backend's kernels; null: the CPU ones (per reference_kernels)
+  // Step graphs: per node, dropout's stream for this step (dropout_stream(step, node)) in the
+  // Ops' memory, written before each step; null: computed on the host from `step`.
+  const uint64_t* dropout_streams = nullptr;
 
   // The kernels every layer calls: `ops`, else graft::cpu_ops(reference_kernels).
   Ops& kernels() const;

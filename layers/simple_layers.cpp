@@ -18,25 +18,29 @@ Dropout::Dropout(std::string name, float p) : Layer(std::move(name)), p_(p) {
 }
 std::string Dropout::describe() const { return detail::concat("dropout ", p_); }
 
-namespace {
-uint64_t dropout_stream(const ExecContext& ctx) {
-  return static_cast<uint64_t>(ctx.step) << 16 ^ static_cast<uint64_t>(ctx.node_index);
+uint64_t dropout_stream(int64_t step, int node) {
+  return static_cast<uint64_t>(step) << 16 ^ static_cast<uint64_t>(node);
 }
-}  // namespace
 
 void Dropout::forward(const ForwardArgs& a) {
   const int64_t n = a.output_shape.numel();
-  if (a.ctx->training && p_ > 0.0f)
-    a.ctx->kernels().dropout_forward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.inputs[0], a.output);
+  const ExecContext& c = *a.ctx;
+  if (!c.training || p_ == 0.0f)
+    c.kernels().copy(n, a.inputs[0], a.output);
+  else if (c.dropout_streams)
+    c.kernels().dropout_forward_at(n, p_, c.seed, c.dropout_streams + c.node_index, a.inputs[0], a.output);
   else
-    a.ctx->kernels().copy(n, a.inputs[0], a.output);
+    c.kernels().dropout_forward(n, p_, c.seed, dropout_stream(c.step, c.node_index), a.inputs[0], a.output);
 }
 void Dropout::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
-  if (a.ctx->training && p_ > 0.0f)
-    a.ctx->kernels().dropout_backward(n, p_, a.ctx->seed, dropout_stream(*a.ctx), a.doutput, a.dinputs[0]);
+  const ExecContext& c = *a.ctx;
+  if (!c.training || p_ == 0.0f)
+    c.kernels().copy(n, a.doutput, a.dinputs[0]);
+  else if (c.dropout_streams)
+    c.kernels().dropout_backward_at(n, p_, c.seed, c.dropout_streams + c.node_index, a.doutput, a.dinputs[0]);
   else
-    a.ctx->kernels().copy(n, a.doutput, a.dinputs[0]);
+    c.kernels().dropout_backward(n, p_, c.seed, dropout_stream(c.step, c.node_index), a.doutput, a.dinputs[0]);
 }
 
 Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {

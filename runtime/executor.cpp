@@ -452,6 +452,7 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
   ctx_.step = step;
   first_nonfinite_node_ = -1;
   if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
+  write_dropout_streams(step);
   if (options_.raw_input) {  // the augmentation, where the model is
     const Shape& s = model_.sample_shape();
     ops_->augment_batch(int(n), int(s[0]), int(s[1]), static_cast<const uint8_t*>(raw_images_.get()),
@@ -635,17 +636,33 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
   }
 }
 
+void Executor::set_step_graphs(bool on) {
+  step_graphs_ = on;
+  bool dropout = false;
+  for (int k = first_; k <= last_; ++k)
+    if (const auto* d = dynamic_cast<const Dropout*>(model_.nodes()[k].layer.get()); d && d->p() > 0.0f) dropout = true;
+  if (on && dropout && !dropout_streams_.get()) {
+    dropout_streams_ = PoolBuffer(model_.pool(), size_t(model_.num_nodes()) * sizeof(uint64_t), "input");
+    host_streams_.assign(size_t(model_.num_nodes()), 0);
+  }
+  ctx_.dropout_streams = on ? static_cast<const uint64_t*>(dropout_streams_.get()) : nullptr;
+}
+
+void Executor::write_dropout_streams(int64_t step) {
+  if (!ctx_.dropout_streams || capturing_) return;
+  for (size_t k = 0; k < host_streams_.size(); ++k) host_streams_[k] = dropout_stream(step, int(k));
+  ops_->upload(dropout_streams_.get(), host_streams_.data(), host_streams_.size() * sizeof(uint64_t));
+}
+
 void Executor::forward_backward(int64_t n, int64_t step) {
-  bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
-  for (int k = first_; graphable && k <= last_; ++k)
-    if (const auto* d = dynamic_cast<const Dropout*>(model_.nodes()[k].layer.get()); d && d->p() > 0.0f)
-      graphable = false;
+  const bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
   if (!graphable || (graph_ < 0 && full_steps_++ == 0)) {  // the first full step plans and allocates
     forward(n, /*training=*/true, step);
     backward(n);
     return;
   }
   if (!keep_input_) upload_input(n);
+  write_dropout_streams(step);
   const bool keep = std::exchange(keep_input_, true);
   if (graph_ < 0) {
     // Recording runs nothing; the host's side of the step (the metrics' count, the
@@ -654,6 +671,7 @@ void Executor::forward_backward(int64_t n, int64_t step) {
     const std::vector<int64_t> calls = backward_calls_;
     std::string why = "this backend records no graphs";
     if (ops_->begin_capture()) {
+      capturing_ = true;
       try {
         forward(n, true, step);
         backward(n);
@@ -663,6 +681,7 @@ void Executor::forward_backward(int64_t n, int64_t step) {
         ops_->end_capture();  // abandons the recording
         why = e.what();
       }
+      capturing_ = false;
     }
     if (graph_ < 0) {  // run this step and the rest one by one
       if (on_device_) std::fprintf(stderr, "cuda graphs: off: capturing the step failed (%s); running step by step\n", why.c_str());

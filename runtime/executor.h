@@ -130,11 +130,12 @@ class Executor {
   void backward(int64_t n);
   // forward(n, true, step) then backward(n). With step graphs on (set_step_graphs), a full
   // batch on a device runs as a CUDA graph: the second full step is captured, every later
-  // one replays it (the batch is copied in first, as always). Models with dropout in
-  // training, check_finite and profiling run as they are (dropout's counter would be frozen
-  // into the graph; the checks wait for the device).
+  // one replays it (the batch, and dropout's per-step streams, are copied in first).
+  // check_finite and profiling run as they are (their checks wait for the device).
   void forward_backward(int64_t n, int64_t step);
-  void set_step_graphs(bool on) { step_graphs_ = on; }
+  // On: dropout reads its per-step streams from memory the executor writes before each
+  // forward (ExecContext::dropout_streams), the same masks as without.
+  void set_step_graphs(bool on);
   bool step_graph_captured() const { return graph_ >= 0; }
   // Loss and accuracy of the last forward into the metrics, with no gradient (evaluation).
   void accumulate_metrics(int64_t n);
@@ -260,6 +261,10 @@ class Executor {
   bool keep_input_ = false;
   bool profiling_ = false;
   bool step_graphs_ = false;
+  bool capturing_ = false;
+  PoolBuffer dropout_streams_;              // step graphs with dropout: one uint64 per node
+  std::vector<uint64_t> host_streams_;
+  void write_dropout_streams(int64_t step);
   int full_steps_ = 0;  // full-batch forward_backward calls before the capture
   int graph_ = -1;
   std::vector<LayerTime> layer_times_;

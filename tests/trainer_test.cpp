@@ -277,6 +277,26 @@ TEST(Trainer, DeferredFiniteChecksNameTheSameStep) {
   EXPECT_NE(errors[1].find("The last good checkpoint"), std::string::npos) << errors[1];
 }
 
+// Step graphs read dropout's per-step streams from memory the executor writes before each
+// step (on the CPU too, where no graph is recorded): the same masks, the same run.
+TEST(Trainer, DropoutStreamsFromMemoryGiveTheSameRun) {
+  HostPool pool;
+  InMemorySource data(random_dataset(30, 3));
+  const uint64_t seed = testing::test_seed();
+  std::vector<std::vector<float>> finals;
+  for (bool graphs : {false, true}) {
+    auto m = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = 3,
+                                   .seed = seed, .head = "flatten,dense:16,relu,dropout:0.5,dense:N"},
+                         pool);
+    TrainOptions o = base_options(2);
+    o.step_graphs = graphs;
+    std::ostringstream log;
+    train(*m, data, nullptr, o, log);
+    finals.push_back(testing::params(*m));
+  }
+  EXPECT_TRUE(finals[0] == finals[1]);
+}
+
 TEST(Trainer, ClassWeightsAutoFileAndErrors) {
   TempDir dir;
   Dataset d = random_dataset(12, 3);

@@ -122,6 +122,14 @@ void CpuOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t str
 void CpuOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
   cpu::dropout_backward(count, p, seed, stream, dy, dx);
 }
+void CpuOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* x,
+                                float* y) {
+  cpu::dropout_forward(count, p, seed, *stream, x, y);
+}
+void CpuOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* dy,
+                                 float* dx) {
+  cpu::dropout_backward(count, p, seed, *stream, dy, dx);
+}
 void CpuOps::add(int64_t count, const float* a, const float* b, float* y) { cpu::add(count, a, b, y); }
 void CpuOps::scale(int64_t count, float alpha, float* x) { cpu::scale(count, alpha, x); }
 void CpuOps::copy(int64_t count, const float* x, float* y) { std::copy(x, x + count, y); }

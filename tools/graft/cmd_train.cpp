@@ -119,8 +119,8 @@ void register_train(CLI::App& app) {
                   "device when training on a GPU")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "device"}));
   sub->add_option("--cuda-graphs", opts.cuda_graphs,
-                  "CUDA: capture a full training step once as a graph and replay it (models with dropout, and "
-                  "--check-finite, run step by step)")
+                  "CUDA: capture a full training step once as a graph and replay it (with --check-finite, and "
+                  "for a partial last batch, steps run one by one)")
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   sub->add_option("--sync-every", opts.sync_every,
                   "Look at the loss and gradients' finiteness every N steps (and at each epoch's end) instead of "
