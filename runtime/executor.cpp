@@ -191,8 +191,8 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   }
   if (on_device_) {
     const DeviceBackend& b = require_cuda_backend();
-    staging_ =
-        std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(2 * (payload_bytes_ + labels_.bytes())), b.free_pinned);
+    slot_bytes_ = aligned(payload_bytes_ + labels_.bytes());
+    staging_ = std::unique_ptr<void, void (*)(void*)>(b.alloc_pinned(2 * slot_bytes_), b.free_pinned);
     device_sums_ = PoolBuffer(model_.pool(), 4 * sizeof(double), "input");
     ops_->zero(device_sums_.get(), device_sums_.bytes());
     if (options_.loss == LossKind::MSE) loss_divisor_ = classes;

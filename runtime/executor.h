@@ -242,10 +242,8 @@ class Executor {
   std::unique_ptr<void, void (*)(void*)> staging_{nullptr, [](void*) {}};  // pinned (input + labels) x 2
   int staging_cur_ = 0;
   // One staging slot: the floats of input() (or raw_input's images, then warps), then labels.
-  size_t payload_bytes_ = 0, warps_offset_ = 0;
-  char* staging_slot() const {
-    return static_cast<char*>(staging_.get()) + size_t(staging_cur_) * (payload_bytes_ + labels_.bytes());
-  }
+  size_t payload_bytes_ = 0, warps_offset_ = 0, slot_bytes_ = 0;  // slot_bytes_: 256-byte aligned
+  char* staging_slot() const { return static_cast<char*>(staging_.get()) + size_t(staging_cur_) * slot_bytes_; }
   PoolBuffer device_sums_;  // doubles: loss_sum, correct (the metrics), then the last batch's two
   PoolBuffer nonfinite_tag_;  // one int64 in the pool's memory: record_nonfinite's first tag
   mutable std::vector<float> output_host_;
