@@ -122,6 +122,11 @@ class Ops {
                         const math::SgdHyper& h, const math::StepScalars& s) = 0;
   virtual void adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
                          const math::AdamHyper& h, const math::StepScalars& s) = 0;
+  // The same with the scalars in the Ops' memory, read when the kernel runs (step graphs).
+  virtual void sgd_step_at(int64_t count, float* params, const float* grads, float* momentum_buf,
+                           const math::SgdHyper& h, const math::StepScalars* s) = 0;
+  virtual void adam_step_at(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                            const math::AdamHyper& h, const math::StepScalars* s) = 0;
 
   // --- memory ---
   virtual void zero(void* p, size_t bytes) = 0;

@@ -654,13 +654,15 @@ void Executor::write_dropout_streams(int64_t step) {
   ops_->upload(dropout_streams_.get(), host_streams_.data(), host_streams_.size() * sizeof(uint64_t));
 }
 
-void Executor::forward_backward(int64_t n, int64_t step) {
-  const bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
-  if (!graphable || (graph_ < 0 && full_steps_++ == 0)) {  // the first full step plans and allocates
+void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks) {
+  if (hooks && hooks->before) hooks->before();
+  auto run = [&] {  // the step as it is
     forward(n, /*training=*/true, step);
     backward(n);
-    return;
-  }
+    if (hooks && hooks->after) hooks->after();
+  };
+  const bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
+  if (!graphable || (graph_ < 0 && full_steps_++ == 0)) return run();  // the first full step plans and allocates
   if (!keep_input_) upload_input(n);
   write_dropout_streams(step);
   const bool keep = std::exchange(keep_input_, true);
@@ -675,6 +677,7 @@ void Executor::forward_backward(int64_t n, int64_t step) {
       try {
         forward(n, true, step);
         backward(n);
+        if (hooks && hooks->after) hooks->after();
         graph_ = ops_->end_capture();
         why = "a call could not be recorded";
       } catch (const std::exception& e) {
@@ -688,8 +691,7 @@ void Executor::forward_backward(int64_t n, int64_t step) {
       metrics_.count = count;
       backward_calls_ = calls;
       step_graphs_ = false;
-      forward(n, true, step);  // the batch is in already
-      backward(n);
+      run();  // the batch is in already
       keep_input_ = keep;
       return;
     }

@@ -16,6 +16,7 @@
 // with stop_after (inference) it runs the nodes up to that one and output() is its output.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -132,7 +133,13 @@ class Executor {
   // batch on a device runs as a CUDA graph: the second full step is captured, every later
   // one replays it (the batch, and dropout's per-step streams, are copied in first).
   // check_finite and profiling run as they are (their checks wait for the device).
-  void forward_backward(int64_t n, int64_t step);
+  // hooks (may be null): `before` runs every step first, outside any recording (the
+  // optimizer's host half and uploads); `after` issues device work after the backward (the
+  // optimizer's kernels), recorded into the graph with the rest and replayed with it.
+  struct StepHooks {
+    std::function<void()> before, after;
+  };
+  void forward_backward(int64_t n, int64_t step, const StepHooks* hooks = nullptr);
   // On: dropout reads its per-step streams from memory the executor writes before each
   // forward (ExecContext::dropout_streams), the same masks as without.
   void set_step_graphs(bool on);

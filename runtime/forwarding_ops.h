@@ -128,6 +128,14 @@ class ForwardingOps : public Ops {
                  const math::AdamHyper& h, const math::StepScalars& s) override {
     base_.adam_step(count, params, grads, exp_avg, exp_avg_sq, h, s);
   }
+  void sgd_step_at(int64_t count, float* params, const float* grads, float* momentum_buf, const math::SgdHyper& h,
+                   const math::StepScalars* s) override {
+    base_.sgd_step_at(count, params, grads, momentum_buf, h, s);
+  }
+  void adam_step_at(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                    const math::AdamHyper& h, const math::StepScalars* s) override {
+    base_.adam_step_at(count, params, grads, exp_avg, exp_avg_sq, h, s);
+  }
   void zero(void* p, size_t bytes) override { base_.zero(p, bytes); }
   void upload(void* dst, const void* host_src, size_t bytes) override { base_.upload(dst, host_src, bytes); }
   void download(void* host_dst, const void* src, size_t bytes) override { base_.download(host_dst, src, bytes); }

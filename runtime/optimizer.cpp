@@ -55,7 +55,7 @@ void OptimizerConfig::validate() const {
 }
 
 Optimizer::Optimizer(const OptimizerConfig& config, int64_t state_count, MemoryPool& pool)
-    : config_(config), state_count_(state_count) {
+    : config_(config), state_count_(state_count), pool_(pool) {
   config_.validate();
   if (state_count < 0) fail("optimizer state count must be >= 0, got ", state_count);
   const size_t bytes = static_cast<size_t>(state_count) * sizeof(float);
@@ -97,6 +97,11 @@ void Optimizer::upload_state(size_t which) {
 }
 
 void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
+  prepare(segments, lr);
+  launch(segments);
+}
+
+void Optimizer::prepare(std::span<const ParamSegment> segments, float lr) {
   if (!(lr >= 0.0f) || !std::isfinite(lr)) fail("optimizer step: learning rate must be finite and >= 0, got ", lr);
   int64_t total = 0;
   for (const ParamSegment& s : segments) {
@@ -113,46 +118,53 @@ void Optimizer::step(std::span<const ParamSegment> segments, float lr) {
   math::StepScalars scalars;
   scalars.lr = lr;
   scalars.first_step = t == 1 ? 1 : 0;
-
   if (is_sgd(config_)) {
-    math::SgdHyper h;
-    h.momentum = config_.momentum;
-    h.dampening = config_.dampening;
-    h.weight_decay = config_.weight_decay;
-    h.nesterov = config_.nesterov;
-    float* buf = state_.empty() ? nullptr : state_[0].floats();
-    int64_t offset = 0;
-    for (const ParamSegment& s : segments) {
-      if (s.count == 0) continue;
-      math::StepScalars group = scalars;
-      group.lr = lr * s.lr_scale;
-      ops_->sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, h, group);
-      offset += s.count;
-    }
-    return;
+    sgd_.momentum = config_.momentum;
+    sgd_.dampening = config_.dampening;
+    sgd_.weight_decay = config_.weight_decay;
+    sgd_.nesterov = config_.nesterov;
+  } else {
+    // PyTorch computes the bias corrections in double, from the betas as the user wrote
+    // them and a Python float step count.
+    const double b1 = decimal_value(config_.beta1), b2 = decimal_value(config_.beta2);
+    scalars.bias_correction1 = static_cast<float>(1.0 - std::pow(b1, static_cast<double>(t)));
+    scalars.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, static_cast<double>(t))));
+    adam_.beta1 = config_.beta1;
+    adam_.beta2 = config_.beta2;
+    adam_.eps = config_.eps;
+    adam_.weight_decay = config_.weight_decay;
+    adam_.decoupled = config_.kind == "adamw";
+    adam_.one_minus_beta1 = static_cast<float>(1.0 - b1);
+    adam_.one_minus_beta2 = static_cast<float>(1.0 - b2);
   }
+  scalars_.assign(segments.size(), scalars);
+  for (size_t i = 0; i < segments.size(); ++i) scalars_[i].lr = lr * segments[i].lr_scale;
+  if (!scalars_in_memory_ || scalars_.empty()) return;
+  const size_t bytes = scalars_.size() * sizeof(math::StepScalars);
+  if (scalars_buffer_.bytes() < bytes) scalars_buffer_ = PoolBuffer(pool_, bytes, "optimizer");
+  ops_->upload(scalars_buffer_.get(), scalars_.data(), bytes);  // pageable: staged before it returns
+}
 
-  // PyTorch computes the bias corrections in double, from the betas as the user wrote them
-  // and a Python float step count.
-  const double b1 = decimal_value(config_.beta1), b2 = decimal_value(config_.beta2);
-  scalars.bias_correction1 = static_cast<float>(1.0 - std::pow(b1, static_cast<double>(t)));
-  scalars.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, static_cast<double>(t))));
-  math::AdamHyper h;
-  h.beta1 = config_.beta1;
-  h.beta2 = config_.beta2;
-  h.eps = config_.eps;
-  h.weight_decay = config_.weight_decay;
-  h.decoupled = config_.kind == "adamw";
-  h.one_minus_beta1 = static_cast<float>(1.0 - b1);
-  h.one_minus_beta2 = static_cast<float>(1.0 - b2);
-  float* m = state_[0].floats();
-  float* v = state_[1].floats();
+void Optimizer::launch(std::span<const ParamSegment> segments) {
+  GRAFT_ASSERT(scalars_.size() == segments.size(), "optimizer launch of ", segments.size(), " segments, prepared ",
+               scalars_.size());
+  const auto* in_memory = static_cast<const math::StepScalars*>(scalars_buffer_.get());
+  const bool sgd = is_sgd(config_);
+  float* buf = sgd && !state_.empty() ? state_[0].floats() : nullptr;
+  float* m = sgd ? nullptr : state_[0].floats();
+  float* v = sgd ? nullptr : state_[1].floats();
   int64_t offset = 0;
-  for (const ParamSegment& s : segments) {
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const ParamSegment& s = segments[i];
     if (s.count == 0) continue;
-    math::StepScalars group = scalars;
-    group.lr = lr * s.lr_scale;
-    ops_->adam_step(s.count, s.param, s.grad, m + offset, v + offset, h, group);
+    if (sgd && scalars_in_memory_)
+      ops_->sgd_step_at(s.count, s.param, s.grad, buf ? buf + offset : nullptr, sgd_, in_memory + i);
+    else if (sgd)
+      ops_->sgd_step(s.count, s.param, s.grad, buf ? buf + offset : nullptr, sgd_, scalars_[i]);
+    else if (scalars_in_memory_)
+      ops_->adam_step_at(s.count, s.param, s.grad, m + offset, v + offset, adam_, in_memory + i);
+    else
+      ops_->adam_step(s.count, s.param, s.grad, m + offset, v + offset, adam_, scalars_[i]);
     offset += s.count;
   }
 }

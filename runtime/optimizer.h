@@ -43,8 +43,16 @@ class Optimizer {
   Optimizer(const OptimizerConfig& config, int64_t state_count, MemoryPool& pool);
 
   // One update of every segment at learning rate `lr`; segments are laid out in the state
-  // buffers in the order given, which must be the same every step.
+  // buffers in the order given, which must be the same every step. step = prepare + launch.
   void step(std::span<const ParamSegment> segments, float lr);
+  // The host's half of a step: checks, the step count, every segment's scalars (with
+  // scalars_in_memory, copied to the pool's memory in one upload).
+  void prepare(std::span<const ParamSegment> segments, float lr);
+  // The kernels of the prepared step, one per segment; with scalars_in_memory they read
+  // their scalars from the pool's memory when they run, so a recorded step graph can
+  // replay them after each prepare().
+  void launch(std::span<const ParamSegment> segments);
+  void set_scalars_in_memory(bool on) { scalars_in_memory_ = on; }
 
   const OptimizerConfig& config() const { return config_; }
   int64_t step_count() const { return step_count_; }
@@ -67,6 +75,12 @@ class Optimizer {
   std::unique_ptr<Ops> owned_ops_;
   Ops* ops_ = nullptr;  // the kernels of the pool's device
   std::vector<std::vector<float>> host_state_;  // device pools only
+  MemoryPool& pool_;
+  bool scalars_in_memory_ = false;
+  std::vector<math::StepScalars> scalars_;  // the prepared step's, per segment
+  PoolBuffer scalars_buffer_;               // their copy in the pool's memory
+  math::SgdHyper sgd_;
+  math::AdamHyper adam_;
 };
 
 }  // namespace graft

@@ -331,6 +331,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
   };
   // --sync-every > 1: the steps since the last look were queued with their step number; the
   // first bad one stops the run (its batch: one batch per step, so counted back from now).
+  optimizer.set_scalars_in_memory(sync_every > 1);
   auto check_deferred = [&](int epoch) {
     if (sync_every == 1) return;
     const int64_t bad = ex.first_nonfinite_tag();
@@ -369,13 +370,18 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       return raw ? source.next_raw_batch(batch, ex.raw_images(), ex.raw_warps(), ex.labels())
                  : source.next_batch(batch, ex.input(), ex.labels());
     };
+    // Deferred checks: the optimizer's step is part of the step the executor may record as a
+    // graph (its scalars go to device memory before each step, its kernels after backward).
+    Executor::StepHooks with_optimizer{[&] { optimizer.prepare(segments, static_cast<float>(lr)); },
+                                       [&] { optimizer.launch(segments); }};
     while (const int64_t n = next()) {
-      ex.forward_backward(n, at.micro_step);
-      ++at.micro_step;
-      ++at.batches_in_epoch;
       if (sync_every > 1) {
+        lr = learning_rate_at(schedule, at.step);
+        ex.forward_backward(n, at.micro_step, &with_optimizer);
+        ++at.micro_step;
+        ++at.batches_in_epoch;
         ex.record_nonfinite(at.step + 1);
-        optimizer_step();
+        ++at.step;
         if (at.batches_in_epoch % sync_every == 0) check_deferred(epoch);
         if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
         if (interrupt_requested()) {
@@ -384,6 +390,9 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
         }
         continue;
       }
+      ex.forward_backward(n, at.micro_step);
+      ++at.micro_step;
+      ++at.batches_in_epoch;
       bool finite = std::isfinite(ex.last_batch_loss());
       std::string culprit;
       if (!finite && ex.first_nonfinite_node() >= 0)

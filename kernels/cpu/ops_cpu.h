@@ -74,6 +74,14 @@ class CpuOps final : public Ops {
                 const math::StepScalars& s) override;
   void adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
                  const math::AdamHyper& h, const math::StepScalars& s) override;
+  void sgd_step_at(int64_t count, float* params, const float* grads, float* momentum_buf, const math::SgdHyper& h,
+                   const math::StepScalars* s) override {
+    sgd_step(count, params, grads, momentum_buf, h, *s);
+  }
+  void adam_step_at(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                    const math::AdamHyper& h, const math::StepScalars* s) override {
+    adam_step(count, params, grads, exp_avg, exp_avg_sq, h, *s);
+  }
 
   void zero(void* p, size_t bytes) override;
   void upload(void* dst, const void* host_src, size_t bytes) override;

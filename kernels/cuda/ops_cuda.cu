@@ -224,6 +224,15 @@ void CudaOps::adam_step(int64_t count, float* params, const float* grads, float*
   cuda::adam_step(count, params, grads, exp_avg, exp_avg_sq, h, d, stream_);
 }
 
+void CudaOps::sgd_step_at(int64_t count, float* params, const float* grads, float* momentum_buf,
+                          const math::SgdHyper& h, const math::StepScalars* s) {
+  cuda::sgd_step(count, params, grads, momentum_buf, h, s, stream_);
+}
+void CudaOps::adam_step_at(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
+                           const math::AdamHyper& h, const math::StepScalars* s) {
+  cuda::adam_step(count, params, grads, exp_avg, exp_avg_sq, h, s, stream_);
+}
+
 void CudaOps::zero(void* p, size_t bytes) {
   if (bytes) GRAFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
 }
