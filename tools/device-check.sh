@@ -149,6 +149,12 @@ if [ "$have_gpu" = 1 ] && [ -x "$BUILD_DIR/graft" ] && [ "${BENCH:-1}" = 1 ]; th
   timeout "$(cap 60)" "$BUILD_DIR/graft" bench --device cuda --kernels native --model vgg16 --input 224 --batch 64 \
     --mode frozen --precision bf16 --steps 5 --warmup 2 --json >"$OUT/bench-vgg16-frozen-bf16emu-native.json" \
     2>>"$OUT/bench-native.err" || true
+  # Step graphs where launches matter most: head-only steps on cached features, on and off.
+  for g in on off; do
+    timeout "$(cap 45)" "$BUILD_DIR/graft" bench --device cuda --kernels library --model vgg16 --input 224 --batch 64 \
+      --mode cached --cuda-graphs "$g" --steps 50 --warmup 10 --json >"$OUT/bench-vgg16-cached-graphs-$g.json" \
+      2>>"$OUT/bench-library.err" || true
+  done
   # --kernels auto: which layers the hand-written kernels win (chosen_kernels in the JSON).
   timeout "$(cap 90)" "$BUILD_DIR/graft" bench --device cuda --kernels auto --model vgg16 --input 224 --batch 64 \
     --mode frozen --steps 10 --warmup 3 --json >"$OUT/bench-vgg16-frozen-fp32-auto.json" 2>"$OUT/bench-auto.err" || true
