@@ -55,6 +55,13 @@ TEST_F(Cli, InfoShowsFrozenLayersAndThePlan) {
   EXPECT_NE(r.output.find("weights only"), std::string::npos) << "fc1 computes no input gradient";
   EXPECT_NE(r.output.find("trainable parameters 402826, frozen parameters 18816"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("planned memory for batch 64"), std::string::npos);
+  // The frozen layers planned 8 examples at a time: fewer activation bytes, and it says so.
+  const auto chunked = run("info --device cpu --model fmnist_cnn --freeze 'conv*' --batch 64 --frozen-chunk 8");
+  ASSERT_EQ(chunked.status, 0) << chunked.output;
+  EXPECT_NE(chunked.output.find("frozen chunks: the layers up to 'flatten' run 8 examples at a time"), std::string::npos)
+      << chunked.output;
+  auto activations = [](const std::string& out) { return out.substr(out.find("  activations "), 40); };
+  EXPECT_NE(activations(chunked.output), activations(r.output));
 }
 
 TEST_F(Cli, TrainSaveEvalAndInitFrom) {

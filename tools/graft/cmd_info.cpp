@@ -3,6 +3,7 @@
 
 #include "layers/zoo.h"
 #include "runtime/executor.h"
+#include "runtime/frozen_prefix.h"
 #include "runtime/memory_pool.h"
 #include "tools/graft/options.h"
 
@@ -14,6 +15,7 @@ struct InfoOptions {
   DataOptions data;
   std::vector<std::string> freeze;
   std::string optimizer = "adam";
+  std::string frozen_chunk = "auto";
   int num_classes = 0;
 } opts;
 }  // namespace
@@ -24,6 +26,8 @@ void register_info(CLI::App& app) {
   add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--num-classes", opts.num_classes, "Outputs of the model (default: the data's classes; 1000 for zoo models without --data)");
   sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
+  sub->add_option("--frozen-chunk", opts.frozen_chunk, "Plan the frozen layers N examples at a time: auto, off or N (as graft train)")
+      ->capture_default_str();
   sub->add_option("--optimizer", opts.optimizer, "sgd, adam or adamw (for the optimizer-state bytes)")
       ->capture_default_str()->check(CLI::IsMember({"sgd", "adam", "adamw"}));
 }
@@ -41,6 +45,10 @@ int run_info(CLI::App&) {
   eo.batch = opts.model.batch;
   eo.frozen = freeze_and_policy(*model, opts.freeze, opts.model);
   eo.optimizer_state_per_param = opts.optimizer == "sgd" ? 1 : 2;
+  const PrefixChunking chunking =
+      decide_prefix_chunking(parse_prefix_chunk_mode(opts.frozen_chunk), *model, eo.frozen, eo.batch);
+  eo.chunk_through = chunking.through;
+  eo.chunk = chunking.chunk;
   Executor ex(*model, eo);
   const auto shapes = model->infer_shapes(opts.model.batch);
 
@@ -72,6 +80,7 @@ int run_info(CLI::App&) {
   std::printf("  activations %s planned (%s if every tensor had its own buffer), workspace %s, input %s\n",
               human_bytes(p.arena_bytes).c_str(), human_bytes(p.unplanned_bytes).c_str(),
               human_bytes(p.workspace_bytes).c_str(), human_bytes(p.io_bytes).c_str());
+  if (!chunking.line.empty()) std::printf("  %s\n", chunking.line.c_str());
   return 0;
 }
 
