@@ -344,18 +344,6 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     source.start_epoch(o.seed, epoch, /*shuffle=*/true, o.augment, at.position_in_epoch);
     double lr = learning_rate_at(schedule, at.step);
     int pending = 0;  // micro-batches accumulated since the last optimizer step
-    auto save_and_stop = [&](int current) {
-      if (o.progress) std::fprintf(stderr, "\n");
-      at.partial = ex.read_metrics();
-      at.epochs_done = current - 1;
-      at.position_in_epoch = source.position();
-      const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
-      save(path, current - 1);
-      log << "interrupted at epoch " << current << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
-          << " (step " << at.step << "); saved " << path << ". Resume with the same command and --resume " << path
-          << std::endl;
-      throw Interrupted{interrupt_requested()};
-    };
     auto optimizer_step = [&] {
       if (o.grad_accumulation > 1) {
         const float scale = 1.0f / float(pending);
@@ -374,25 +362,9 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     // graph (its scalars go to device memory before each step, its kernels after backward).
     Executor::StepHooks with_optimizer{[&] { optimizer.prepare(segments, static_cast<float>(lr)); },
                                        [&] { optimizer.launch(segments); }};
-    while (const int64_t n = next()) {
-      if (sync_every > 1) {
-        lr = learning_rate_at(schedule, at.step);
-        ex.forward_backward(n, at.micro_step, &with_optimizer);
-        ++at.micro_step;
-        ++at.batches_in_epoch;
-        ex.record_nonfinite(at.step + 1);
-        ++at.step;
-        if (at.batches_in_epoch % sync_every == 0) check_deferred(epoch);
-        if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
-        if (interrupt_requested()) {
-          check_deferred(epoch);
-          save_and_stop(epoch);
-        }
-        continue;
-      }
-      ex.forward_backward(n, at.micro_step);
-      ++at.micro_step;
-      ++at.batches_in_epoch;
+    // Per step (--sync-every 1): the loss and gradients must be finite; false: the step is
+    // skipped (--skip-nonfinite), else the run stops naming the step.
+    auto per_step_checks_pass = [&](int epoch_now) {
       bool finite = std::isfinite(ex.last_batch_loss());
       std::string culprit;
       if (!finite && ex.first_nonfinite_node() >= 0)
@@ -404,26 +376,52 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
           culprit = "; the first non-finite gradient is " + bad + "'s";
         }
       }
-      if (!finite) {
-        if (at.nonfinite_skipped < o.skip_nonfinite) {
-          ++at.nonfinite_skipped;
-          log << "skipping step " << at.step + 1 << ": non-finite loss or gradient" << culprit << " ("
-              << at.nonfinite_skipped << " of " << o.skip_nonfinite << " allowed)" << std::endl;
-          continue;
+      if (finite) return true;
+      if (at.nonfinite_skipped < o.skip_nonfinite) {
+        ++at.nonfinite_skipped;
+        log << "skipping step " << at.step + 1 << ": non-finite loss or gradient" << culprit << " ("
+            << at.nonfinite_skipped << " of " << o.skip_nonfinite << " allowed)" << std::endl;
+        return false;
+      }
+      stop_nonfinite(epoch_now, at.step + 1, at.batches_in_epoch, std::isnan(ex.last_batch_loss()), culprit);
+      return false;  // not reached: stop_nonfinite throws
+    };
+    while (const int64_t n = next()) {
+      const bool deferred = sync_every > 1;
+      if (deferred) lr = learning_rate_at(schedule, at.step);
+      ex.forward_backward(n, at.micro_step, deferred ? &with_optimizer : nullptr);
+      ++at.micro_step;
+      ++at.batches_in_epoch;
+      if (deferred) {  // the optimizer ran inside forward_backward
+        ex.record_nonfinite(at.step + 1);
+        ++at.step;
+        if (at.batches_in_epoch % sync_every == 0) check_deferred(epoch);
+      } else {
+        if (!per_step_checks_pass(epoch)) continue;  // a skipped non-finite step
+        if (o.grad_accumulation > 1) {
+          float* acc = accumulated.floats();
+          const float* g = ex.gradients();
+          if (pending == 0)
+            std::memcpy(acc, g, size_t(ex.trainable_count()) * sizeof(float));
+          else
+            for (int64_t i = 0; i < ex.trainable_count(); ++i) acc[i] += g[i];
         }
-        stop_nonfinite(epoch, at.step + 1, at.batches_in_epoch, std::isnan(ex.last_batch_loss()), culprit);
+        if (++pending == o.grad_accumulation) optimizer_step();
       }
-      if (o.grad_accumulation > 1) {
-        float* acc = accumulated.floats();
-        const float* g = ex.gradients();
-        if (pending == 0)
-          std::memcpy(acc, g, size_t(ex.trainable_count()) * sizeof(float));
-        else
-          for (int64_t i = 0; i < ex.trainable_count(); ++i) acc[i] += g[i];
-      }
-      if (++pending == o.grad_accumulation) optimizer_step();
       if (o.progress) draw_progress(epoch, o.epochs, at.batches_in_epoch, batches_per_epoch, seconds_since(start));
-      if (pending == 0 && interrupt_requested()) save_and_stop(epoch);
+      if (pending == 0 && interrupt_requested()) {
+        check_deferred(epoch);  // never save a step that went bad
+        if (o.progress) std::fprintf(stderr, "\n");
+        at.partial = ex.read_metrics();
+        at.epochs_done = epoch - 1;
+        at.position_in_epoch = source.position();
+        const std::string path = o.save_path.empty() ? "graft-interrupted.safetensors" : o.save_path;
+        save(path, epoch - 1);
+        log << "interrupted at epoch " << epoch << ", batch " << at.batches_in_epoch << " of " << batches_per_epoch
+            << " (step " << at.step << "); saved " << path << ". Resume with the same command and --resume " << path
+            << std::endl;
+        throw Interrupted{interrupt_requested()};
+      }
     }
     if (pending > 0) optimizer_step();  // the epoch's last, partial accumulation
     check_deferred(epoch);
