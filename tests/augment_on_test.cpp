@@ -25,12 +25,7 @@ using testing::random_int;
 // Three classes of random RGB images of assorted sizes, PNG (exact) and JPEG.
 fs::path make_images(const testing::TempDir& dir, int per_class) {
   const fs::path root = dir.path / "images";
-  for (const char* cls : {"a", "b", "c"})
-    for (int i = 0; i < per_class; ++i) {
-      const int w = random_int(12, 48), h = random_int(12, 48);
-      testing::write_image(root / cls / ("x" + std::to_string(i) + (i % 2 ? ".png" : ".jpg")),
-                           testing::random_image(w, h));
-    }
+  testing::write_image_folder(root, {"a", "b", "c"}, per_class, 12, 48, /*jpeg=*/true);
   return root;
 }
 

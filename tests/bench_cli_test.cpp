@@ -166,9 +166,7 @@ TEST(BenchCli, Bf16RunsAndSaysSo) {
 // (--augment-on) gives the same run.
 TEST(BenchCli, DataFolderWithTheNormalizationInEitherPlace) {
   TempDir dir;
-  for (const char* cls : {"a", "b"})
-    for (int i = 0; i < 5; ++i)
-      write_image(dir.path / "data" / cls / ("x" + std::to_string(i) + ".png"), random_image(random_int(20, 50), 30));
+  write_image_folder(dir.path / "data", {"a", "b"}, 5, 20, 50);
   const Tiny t;
   std::vector<json> runs;
   for (const char* where : {"cpu", "device"}) {

@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 using testing::params;
 using testing::random_dataset;
 using testing::error_of;
+using testing::has;
 using testing::TempDir;
 
 // fmnist_cnn on 8x8 inputs with a head that has dropout (its masks must match cached or not).
@@ -104,7 +105,6 @@ TrainOptions options(int epochs, FeatureCacheMode cache) {
   return o;
 }
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 // --- the cut ---
 

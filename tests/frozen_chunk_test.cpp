@@ -20,9 +20,9 @@ namespace graft {
 namespace {
 
 using testing::error_of;
+using testing::has;
 using testing::params;
 
-bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 // vgg11 at 1/8 width on 32x32 images with a small head: the cut is 'head.0' (the head's flatten).
 std::unique_ptr<Model> vgg(MemoryPool& pool, uint64_t seed, std::string head = "flatten,dense:16,relu,dense:N") {

@@ -63,4 +63,14 @@ inline void write_image(const std::filesystem::path& p, const RgbImage& img, int
   write_image(p, img.width, img.height, 3, img.pixels, jpeg_quality);
 }
 
+// An image folder: root/<class>/x<i>.png for each class, per_class random RGB images whose
+// sides are uniform in [lo, hi]; with jpeg, every other one is x<i>.jpg instead.
+inline void write_image_folder(const std::filesystem::path& root, const std::vector<std::string>& classes,
+                               int per_class, int lo, int hi, bool jpeg = false) {
+  for (const auto& cls : classes)
+    for (int i = 0; i < per_class; ++i)
+      write_image(root / cls / ("x" + std::to_string(i) + (jpeg && i % 2 == 0 ? ".jpg" : ".png")),
+                  random_image(random_int(lo, hi), random_int(lo, hi)));
+}
+
 }  // namespace graft::testing

@@ -125,7 +125,9 @@ inline std::string current_test_name() {
   return name;
 }
 
-// A file's contents, whole: as text, and as bytes.
+// True when `text` contains `needle` (error messages, logs).
+inline bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
 // The message of the graft::Error that f() throws, or "(no error)".
 template <typename F>
 std::string error_of(F&& f) {
@@ -137,6 +139,7 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
+// A file's contents, whole: as text, and as bytes.
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -29,9 +29,7 @@ class AugmentStepGpu : public GpuTest {
 TEST_F(AugmentStepGpu, RawBatchesOnTheDeviceGiveTheCpuLogits) {
   TempDir dir;
   const fs::path root = dir.path / "images";
-  for (const char* cls : {"a", "b"})
-    for (int i = 0; i < 7; ++i)
-      write_image(root / cls / ("x" + std::to_string(i) + ".png"), random_image(random_int(20, 60), random_int(20, 60)));
+  write_image_folder(root, {"a", "b"}, 7, 20, 60);
   ImageFolderOptions o;
   o.height = o.width = 32;
   o.augment.normalize = Normalization::preset("imagenet");
