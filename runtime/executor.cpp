@@ -161,13 +161,12 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
     // The rounded copies of the largest operands: x or dy, and the weights or dy.
     int64_t a = 0, b = 0;
     for (int n = first_; n <= last_; ++n) {
-      const Layer& layer = *model_.nodes()[n].layer;
-      if (layer.kind() != "conv2d" && layer.kind() != "dense") continue;
-      const int64_t out = shapes_[n].numel() / options_.batch * planned_batch(n);
+      if (!gemm_node(n)) continue;
+      const int64_t out = shapes_[n].numel() / options_.batch * call_batch(n);
       int64_t in = 0;
-      for (const Shape& s : model_.node_input_shapes(n, shapes_, options_.batch)) in += s.numel() / options_.batch * planned_batch(n);
+      for (const Shape& s : model_.node_input_shapes(n, shapes_, options_.batch)) in += s.numel() / options_.batch * call_batch(n);
       a = std::max({a, in, out});
-      b = std::max({b, layer.param_specs().at(0).shape.numel(), out});
+      b = std::max({b, model_.nodes()[n].layer->param_specs().at(0).shape.numel(), out});
     }
     for (auto& e : emulations_) e->reserve(a, b);
   }
@@ -220,6 +219,11 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   if (candidates.size() > 1) choose_kernels(candidates);
 }
 
+bool Executor::gemm_node(int node) const {
+  const std::string kind = model_.nodes()[node].layer->kind();
+  return kind == "conv2d" || kind == "dense";
+}
+
 Ops* Executor::with_bf16(Ops* ops, bool bf16) {
   if (!bf16 || ops->computes_bf16()) return ops;
   emulations_.push_back(std::make_unique<Bf16EmulationOps>(*ops, model_.pool()));
@@ -235,10 +239,8 @@ void Executor::choose_kernels(const std::vector<std::pair<Ops*, std::string>>& c
   ctx_.training = options_.training;
   ctx_.step = 0;
   for (int k = first_; k <= last_; ++k) {
-    const std::string kind = model_.nodes()[k].layer->kind();
-    if (kind != "conv2d" && kind != "dense") continue;
-    // Nodes run in chunks (chunk_through's input included) see a chunk.
-    const int64_t n = k <= options_.chunk_through ? options_.chunk : options_.batch;
+    if (!gemm_node(k)) continue;
+    const int64_t n = call_batch(k);
     double best = 0;
     for (const auto& [ops, label] : candidates) {
       node_ops_[k] = ops;

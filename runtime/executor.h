@@ -211,6 +211,12 @@ class Executor {
   void plan_memory();
   bool in_chunk(int node) const { return node >= first_ && node < options_.chunk_through; }
   int64_t planned_batch(int node) const { return in_chunk(node) ? options_.chunk : options_.batch; }
+  // Examples one forward call of the node sees: a chunk up to chunk_through, else the batch.
+  int64_t call_batch(int node) const {
+    return node >= first_ && node <= options_.chunk_through ? options_.chunk : options_.batch;
+  }
+  // Convolutions and dense layers: what bf16 and --kernels auto act on.
+  bool gemm_node(int node) const;
   void check_chunking() const;
   // Forward of node k over n examples starting at example `row` of the batch (row > 0 only
   // for the nodes run in chunks).
