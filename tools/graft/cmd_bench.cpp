@@ -140,7 +140,7 @@ BenchModel build(const BenchOptions& o, MemoryPool& pool) {
   return b;
 }
 
-void check_options(const BenchOptions& o, Device device) {
+void check_options(const BenchOptions& o) {
   if (o.mode == "cached" && !o.data.empty())
     fail("--mode cached runs on features, not images: drop --data (or use --mode frozen to time the input pipeline)");
 }
@@ -193,7 +193,7 @@ int run_bench(CLI::App& app) {
   command_line_text = cmd.str();
 
   const Device device = resolve_device(opts.model);
-  check_options(opts, device);
+  check_options(opts);
   const auto pool_owner = make_pool(device);
   MemoryPool& pool = *pool_owner;
 
