@@ -15,11 +15,14 @@
 namespace graft {
 namespace {
 
-// Stated margin: averaged over kTrials few-shot draws, transfer must win by at least this
-// many percentage points (and win every draw). Single draws measured on this machine:
-// margins from 1.8 to 5 points (docs/architecture.md, Transfer test).
+// Stated margin: averaged over kTrials few-shot draws, transfer must win by more than this
+// many percentage points. Measured on this machine (2026-12-01): over 102 draws (51 seeds)
+// the per-draw margin had mean 3.9, s.d. 1.7, range -0.8 to 11.3, so about one draw in fifty
+// loses and no single draw is asserted. A frozen *random* base (the copy skipped, 12 draws)
+// had mean -1.3. Resampling those draws six at a time, the mean misses 1.5 points about 6
+// times in 10,000 with transfer, and reaches it about once in 100 without.
 constexpr double kMarginPoints = 1.5;
-constexpr uint64_t kTrials = 2;
+constexpr uint64_t kTrials = 6;
 
 TEST(Transfer, FrozenPretrainedBaseBeatsScratchAtK10) {
   if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
@@ -39,8 +42,9 @@ TEST(Transfer, FrozenPretrainedBaseBeatsScratchAtK10) {
   pre.seed = seed;
   train(*base, source, nullptr, pre, log);
 
-  // Two independent few-shot draws, each trained from scratch and on the frozen base with
-  // the same fine-tuning recipe: transfer must win each, and on average by the margin.
+  // Independent few-shot draws, each trained from scratch and on the frozen base with the
+  // same fine-tuning recipe and the same head initialisation: transfer must win on average
+  // by the margin.
   double scratch_sum = 0, transfer_sum = 0;
   for (uint64_t trial = 0; trial < kTrials; ++trial) {
     InMemorySource target(few_shot(select_classes(train_all, {5, 6, 7, 8, 9}), 10, seed + 1 + 100 * trial));
@@ -67,11 +71,11 @@ TEST(Transfer, FrozenPretrainedBaseBeatsScratchAtK10) {
 
     std::printf("[graft] K=10 test accuracy, draw %llu: scratch %.2f%%, frozen pretrained base %.2f%% (seed %llu)\n",
                 static_cast<unsigned long long>(trial), scratch_acc, transfer_acc, static_cast<unsigned long long>(seed));
-    EXPECT_GT(transfer_acc, scratch_acc) << "draw " << trial;
     scratch_sum += scratch_acc;
     transfer_sum += transfer_acc;
   }
-  EXPECT_GT(transfer_sum / kTrials, scratch_sum / kTrials + kMarginPoints);
+  EXPECT_GT(transfer_sum / kTrials, scratch_sum / kTrials + kMarginPoints)
+      << "mean over " << kTrials << " draws (seed " << seed << "; rerun with GRAFT_TEST_SEED=" << testing::test_seed() << ")";
 }
 
 }  // namespace
