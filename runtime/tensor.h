@@ -30,6 +30,11 @@ struct Shape {
   }
   bool operator==(const Shape&) const = default;
   std::string str() const;  // "[64, 28, 28, 1]"
+  Shape with_batch(int64_t n) const {  // the same shape with n as its first dimension
+    Shape s = *this;
+    s.dims.at(0) = n;
+    return s;
+  }
 };
 
 struct Tensor {
