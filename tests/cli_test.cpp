@@ -92,7 +92,9 @@ TEST_F(Cli, BadInputsAreNamedAndNothingIsOverwritten) {
   expect_error(run("train --device cpu --classes 0-1 --per-class 7000" + keep), "7000");
   expect_error(small_train("--freeze 'features.*'" + keep), "--freeze 'features.*' matches no layer");
   expect_error(small_train("--save " + file("no/such/dir/x.safetensors")), "does not exist");
-  expect_error(run("train --device cpu --epochs 0"), "--epochs");
+  expect_error(run("train --device cpu --epochs 0"), "--epochs: must be a whole number of at least 1, got 0");
+  expect_error(run("train --device cpu --batch 2.5"), "--batch: must be a whole number of at least 1, got 2.5");
+  expect_error(run("bench --device cpu --warmup -1"), "--warmup: must be a whole number of at least 0, got -1");
   expect_error(run("train --device cpu --bogus-flag"), "bogus-flag");
   expect_error(run("train --device cuda --per-class 1"), "--device cuda");
   EXPECT_TRUE(slurp(file("keep.safetensors")) == "precious") << "a failed run overwrote an existing file";

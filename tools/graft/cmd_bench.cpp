@@ -156,12 +156,12 @@ void register_bench(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("bench", "Time training steps of a transfer configuration (images/s, ms/step, memory, TFLOP/s)");
   opts.model.model = "vgg16";
   add_model_options(*sub, opts.model);
-  sub->add_option("--input", opts.input, "Square input size in pixels")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--classes", opts.classes, "Outputs of the head")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--input", opts.input, "Square input size in pixels")->capture_default_str()->check(at_least_one());
+  sub->add_option("--classes", opts.classes, "Outputs of the head")->capture_default_str()->check(at_least_one());
   sub->add_option("--mode", opts.mode, "frozen (frozen backbone, trained head), full (all trainable), cached (head on cached features)")
       ->capture_default_str()->check(CLI::IsMember({"frozen", "full", "cached"}));
-  sub->add_option("--steps", opts.steps, "Timed steps")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--warmup", opts.warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--steps", opts.steps, "Timed steps")->capture_default_str()->check(at_least_one());
+  sub->add_option("--warmup", opts.warmup, "Untimed steps first")->capture_default_str()->check(zero_or_more());
   sub->add_option("--data", opts.data, "An image folder: decode (and the step) inside the timing, to see whether input or compute limits");
   sub->add_option("--workers", opts.workers, "Decode threads with --data (-1: min(4, cores))")->capture_default_str();
   sub->add_option("--decoded-cache", opts.decoded_cache, "With --data: auto, memory, off or a FILE (as graft train)")

@@ -50,7 +50,7 @@ void register_predict(CLI::App& app) {
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint (its class map beside it names the classes)")->required();
-  sub->add_option("--top", opts.top, "How many classes to show per image")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--top", opts.top, "How many classes to show per image")->capture_default_str()->check(at_least_one());
   sub->add_flag("--json", opts.json, "Print JSON");
   sub->add_option("images", opts.images, "Image files")->required();
 }

@@ -72,7 +72,7 @@ void register_train(CLI::App& app) {
   sub->add_option("--init-from", opts.init_from, "Start from the parameters of this checkpoint (names and shapes that match)");
   sub->add_option("--init-only", opts.init_only, "With --init-from: load only layers matching this glob (repeatable); the rest start fresh");
   sub->add_flag("--strict", opts.strict, "With --init-from: every tensor must match, else stop");
-  sub->add_option("--epochs", opts.epochs, "Epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--epochs", opts.epochs, "Epochs")->capture_default_str()->check(at_least_one());
   sub->add_option("--optimizer", opts.optimizer.kind, "sgd, adam or adamw")->capture_default_str()
       ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
   sub->add_option("--lr", opts.optimizer.lr, "Learning rate")->capture_default_str();
@@ -99,10 +99,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--save-best", opts.save_best, "Also write a checkpoint here whenever --monitor improves");
   sub->add_option("--monitor", opts.monitor, "Metric for --save-best and early stopping: val_loss (default with --val), val_accuracy, loss, accuracy");
   sub->add_option("--patience", opts.patience, "Early stopping: stop after this many epochs without improvement (0: off)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(zero_or_more());
   sub->add_flag("--restore-best", opts.restore_best, "At the end, restore the parameters of the best epoch");
   sub->add_option("--grad-accumulation", opts.grad_accumulation, "Micro-batches per optimizer step")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(at_least_one());
   sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for layers matching a glob, GLOB=FACTOR (repeatable)");
   sub->add_option("--class-weights", opts.class_weights, "Cross-entropy class weights: auto (balanced) or a JSON file");
   sub->add_option("--cache-features", opts.cache_features,
@@ -126,10 +126,10 @@ void register_train(CLI::App& app) {
                   "Look at the loss and gradients' finiteness every N steps (and at each epoch's end) instead of "
                   "waiting for the GPU after each step; a bad step is still named exactly. 0: auto (1 on the CPU, 25 "
                   "on CUDA; 1 with --check-finite, --skip-nonfinite or --grad-accumulation)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(zero_or_more());
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(zero_or_more());
 }
 
 int run_train(CLI::App& app) {

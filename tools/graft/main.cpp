@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <iostream>
 
 #include "runtime/error.h"
 #if defined(GRAFT_HAVE_CUDA)
@@ -15,6 +16,17 @@
 #include "runtime/interrupt.h"
 #include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
+
+namespace {
+
+// What the run printed so far comes first, so a piped log reads in order.
+void report(const char* kind, const char* what) {
+  std::cout.flush();
+  std::fflush(stdout);
+  std::fprintf(stderr, "graft: %s: %s\n", kind, what);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
 #if defined(GRAFT_HAVE_CUDA)
@@ -38,7 +50,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const graft::Error& e) {
-    std::fprintf(stderr, "graft: error: %s\n", e.what());
+    report("error", e.what());
     return 2;
   }
   try {
@@ -52,10 +64,10 @@ int main(int argc, char** argv) {
   } catch (const graft::Interrupted& i) {
     return i.exit_code();
   } catch (const graft::Error& e) {
-    std::fprintf(stderr, "graft: error: %s\n", e.what());
+    report("error", e.what());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "graft: unexpected error: %s\n", e.what());
+    report("unexpected error", e.what());
     return 1;
   }
   return 1;

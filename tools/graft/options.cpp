@@ -2,7 +2,9 @@
 #include "tools/graft/options.h"
 
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <string>
 
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
@@ -12,6 +14,37 @@
 #include "runtime/image_folder.h"
 
 namespace graft::cli {
+
+namespace {
+
+// help_name: what --help shows beside the type (CLI11's own names for these checks).
+CLI::Validator whole_number_from(long long least, const char* help_name) {
+  return CLI::Validator(
+      [least](std::string& value) -> std::string {
+        long long v = 0;
+        size_t used = 0;
+        try {
+          v = std::stoll(value, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == value.size() && used > 0 && v >= least) return "";
+        return "must be a whole number of at least " + std::to_string(least) + ", got " + value;
+      },
+      help_name);
+}
+
+}  // namespace
+
+const CLI::Validator& at_least_one() {
+  static const CLI::Validator v = whole_number_from(1, "POSITIVE");
+  return v;
+}
+
+const CLI::Validator& zero_or_more() {
+  static const CLI::Validator v = whole_number_from(0, "NONNEGATIVE");
+  return v;
+}
 
 void add_data_options(CLI::App& app, DataOptions& o, bool training) {
   app.add_option("--data", o.data, "fashion-mnist (built in), or a folder with one subfolder of images per class")
@@ -28,7 +61,7 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training) {
   app.add_option("--workers", o.workers, "Image folders: decode threads (-1: up to 4)")->capture_default_str();
   if (!training) return;
   app.add_option("--per-class", o.per_class, "fashion-mnist: K training examples per class, drawn with --seed (default: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   app.add_option("--decoded-cache", o.decoded_cache,
                  "Image folders: keep each image decoded at the input size after its first read: auto (in memory "
                  "when it fits a quarter of RAM and there is no --random-resized-crop), memory, off, or a FILE "
@@ -65,11 +98,11 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
                  "optimizer, as autocast: bf16 tensor cores with --kernels library, emulated on the CPU and the "
                  "native kernels)")
       ->capture_default_str()->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
-  app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch", o.batch, "Batch size")->capture_default_str()->check(at_least_one());
   app.add_option("--head", o.head, "Replace the architecture's top: e.g. 'flatten,dense:1024,relu,dense:N' or 'gap,dense:N'");
   app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
   app.add_option("--width-divisor", o.width_divisor, "Divide every width (small test models)")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least_one());
   app.add_option("--bn", o.bn, "BatchNorm policy for layers matching a glob: GLOB=train|frozen-stats|frozen (repeatable)");
 }
 

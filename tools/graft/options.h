@@ -80,6 +80,12 @@ std::unique_ptr<MemoryPool> make_pool(Device device);
 // "cpu", or "cuda (library kernels: cuDNN/cuBLAS)" and the like, for graft info.
 std::string describe_backend(Device device);
 
+// Checks for whole-number flags. CLI11 2.1's PositiveNumber and NonNegativeNumber name the
+// range 0 to DBL_MAX (printed in full) whatever was wrong; these say what the flag needs:
+// "--batch: must be a whole number of at least 1, got 0".
+const CLI::Validator& at_least_one();
+const CLI::Validator& zero_or_more();
+
 using graft::human_bytes;  // runtime/human_bytes.h
 std::string join(const std::vector<std::string>& v);
 // At most `limit` names: the first and the last few, with the count.
