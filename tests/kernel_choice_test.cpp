@@ -4,9 +4,6 @@
 // GPU the candidates are the native and library kernels (tests/gpu covers them).
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <thread>
-
 #include "layers/zoo.h"
 #include "runtime/executor.h"
 #include "runtime/forwarding_ops.h"
@@ -15,10 +12,21 @@
 namespace graft {
 namespace {
 
-// The CPU kernels, with a pause in every convolution call or in every dense call.
+// A clock only the pauses below move. Timed with real sleeps, a loaded 2-core machine
+// lost more than a pause to scheduling now and then and the slower candidate won (seen
+// once in six runs of the suite); with this clock the choice depends on the pauses alone,
+// and the executor's marks must still bracket the calls it times.
+struct PauseClock {
+  double now_ms = 0;
+  std::vector<double> marks;
+};
+
+// The CPU kernels, with a 5 ms pause on the clock in every convolution call or in every
+// dense call.
 class SlowOps final : public ForwardingOps {
  public:
-  SlowOps(bool slow_conv, const char* name) : ForwardingOps(cpu_ops()), slow_conv_(slow_conv), name_(name) {}
+  SlowOps(bool slow_conv, const char* name, PauseClock& clock)
+      : ForwardingOps(cpu_ops()), slow_conv_(slow_conv), name_(name), clock_(clock) {}
   const char* name() const override { return name_; }
   void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* b, float* y,
                       float* ws) override {
@@ -38,11 +46,18 @@ class SlowOps final : public ForwardingOps {
     if (!slow_conv_) pause();
     base_.dense_backward_weights(n, in, out, x, dy, dw, db);
   }
+  int mark() override {
+    clock_.marks.push_back(clock_.now_ms);
+    return static_cast<int>(clock_.marks.size()) - 1;
+  }
+  double elapsed_ms(int a, int b) override { return clock_.marks.at(size_t(b)) - clock_.marks.at(size_t(a)); }
+  void clear_marks() override { clock_.marks.clear(); }
 
  private:
-  static void pause() { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }
+  void pause() { clock_.now_ms += 5; }
   bool slow_conv_;
   const char* name_;
+  PauseClock& clock_;
 };
 
 struct Result {
@@ -79,7 +94,8 @@ TEST(KernelChoice, EachLayerRunsWithTheCandidateThatTimedFaster) {
   plain.batch = batch;
   const Result reference = step(*m, plain, x, y);
 
-  SlowOps slow_conv(true, "slow-conv"), slow_dense(false, "slow-dense");
+  PauseClock clock;
+  SlowOps slow_conv(true, "slow-conv", clock), slow_dense(false, "slow-dense", clock);
   ExecutorOptions tuned = plain;
   tuned.kernel_candidates = {&slow_conv, &slow_dense};
   std::vector<std::string> chosen, described;
@@ -127,7 +143,8 @@ TEST(KernelChoice, FrozenChunksAreTimedOnTheirChunk) {
     if (m->nodes()[size_t(n)].name == "head.0") plain.chunk_through = n;
   plain.chunk = 2;
   const Result reference = step(*m, plain, x, y);
-  SlowOps slow_conv(true, "slow-conv"), slow_dense(false, "slow-dense");
+  PauseClock clock;
+  SlowOps slow_conv(true, "slow-conv", clock), slow_dense(false, "slow-dense", clock);
   ExecutorOptions tuned = plain;
   tuned.kernel_candidates = {&slow_conv, &slow_dense};
   std::vector<std::string> chosen;
