@@ -1,6 +1,8 @@
 // Conv2d: geometry, parameters and layouts; the arithmetic is the backend's (ExecContext::kernels()).
 #include "layers/conv2d.h"
 
+#include <cmath>
+
 #include "kernels/cpu/conv.h"
 #include "kernels/ops.h"
 #include "runtime/error.h"
@@ -51,6 +53,12 @@ std::vector<ParamSpec> Conv2d::param_specs() const {
                                 ParamInit::UniformFanIn, fan_in}};
   if (o_.bias)
     specs.push_back({"bias", Shape{o_.out_channels}, Shape{o_.out_channels}, ParamInit::UniformFanIn, fan_in});
+  if (kaiming_fan_out_) {
+    const int64_t fan_out = int64_t{o_.out_channels} * o_.kernel * o_.kernel;
+    specs[0].init = ParamInit::Normal;
+    specs[0].std = static_cast<float>(std::sqrt(2.0 / double(fan_out)));
+    if (o_.bias) specs[1].init = ParamInit::Zeros;
+  }
   return specs;
 }
 

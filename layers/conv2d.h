@@ -28,10 +28,15 @@ class Conv2d final : public Layer {
   void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
 
   Conv2dGeometry geometry(const Shape& input) const;
+  // torchvision's VGG and ResNet initialisation instead of PyTorch's Conv2d default:
+  // weight from kaiming_normal_(mode='fan_out', nonlinearity='relu'), i.e. N(0, 2 / fan_out)
+  // with fan_out = out_channels * kernel * kernel, and a zero bias.
+  void use_kaiming_normal_fan_out() { kaiming_fan_out_ = true; }
 
  private:
   int in_channels_;
   Conv2dOptions o_;
+  bool kaiming_fan_out_ = false;
 };
 
 }  // namespace graft

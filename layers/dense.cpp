@@ -27,6 +27,11 @@ Shape Dense::output_shape(const std::vector<Shape>& inputs) const {
 std::vector<ParamSpec> Dense::param_specs() const {
   std::vector<ParamSpec> specs{{"weight", Shape{out_, in_}, Shape{out_, in_}, ParamInit::UniformFanIn, in_}};
   if (bias_) specs.push_back({"bias", Shape{out_}, Shape{out_}, ParamInit::UniformFanIn, in_});
+  if (normal_std_ > 0) {
+    specs[0].init = ParamInit::Normal;
+    specs[0].std = normal_std_;
+    if (bias_) specs[1].init = ParamInit::Zeros;
+  }
   return specs;
 }
 

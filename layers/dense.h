@@ -23,12 +23,16 @@ class Dense final : public Layer {
   void set_flattened_from(int h, int w, int c);
   int in_features() const { return in_; }
   int out_features() const { return out_; }
+  // torchvision's VGG classifier instead of PyTorch's Linear default: weight from
+  // N(0, std^2) (normal_(0, 0.01)), zero bias.
+  void use_normal_init(float std) { normal_std_ = std; }
 
  private:
   // Checkpoint (CHW) column of internal (HWC) column j.
   int64_t checkpoint_column(int64_t j) const;
   int in_, out_;
   bool bias_;
+  float normal_std_ = 0;  // > 0: use_normal_init
   int flat_h_ = 0, flat_w_ = 0, flat_c_ = 0;  // 0: no permutation
 };
 

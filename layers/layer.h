@@ -15,8 +15,9 @@ namespace graft {
 class Ops;
 
 // How a parameter starts: PyTorch's defaults for conv and linear layers draw weight and
-// bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-enum class ParamInit { UniformFanIn, Zeros, Ones };
+// bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Normal draws N(0, std^2) (torchvision's
+// VGG and ResNet initialise their own layers so: see Conv2d and Dense).
+enum class ParamInit { UniformFanIn, Normal, Zeros, Ones };
 
 struct ParamSpec {
   std::string name;         // "weight", "bias"
@@ -27,6 +28,7 @@ struct ParamSpec {
   // A buffer is persistent state that is saved and loaded but never trained and never
   // gets a gradient (BatchNorm's running statistics). Forward may update it.
   bool buffer = false;
+  float std = 0;  // Normal's standard deviation
 };
 
 // What one forward or backward call sees. Shapes include the batch dimension.

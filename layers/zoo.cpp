@@ -10,6 +10,12 @@
 //               downsample.1 (bn) where shape changes; the parameter-free nodes are
 //               layerL.B.relu1/.relu2 (inner), layerL.B.add and layerL.B.relu (after the add).
 //               Bottleneck is v1.5: the stride sits on the 3x3 conv2.
+// Initialisation as torchvision's constructors do it (models built without weights):
+//   vgg:    convolutions kaiming_normal_(fan_out, relu) with zero bias; classifier
+//           Linear layers N(0, 0.01) with zero bias;
+//   resnet: convolutions kaiming_normal_(fan_out, relu); BatchNorm weight 1, bias 0;
+//           fc keeps PyTorch's Linear default;
+//   fmnist_cnn and grafted heads (--head): PyTorch's layer defaults, as a new nn.Linear.
 #include "layers/zoo.h"
 
 #include <map>
@@ -39,6 +45,20 @@ struct Builder {
   int in_channels() const { return static_cast<int>(spec.sample_shape[2]); }
   int64_t features() const { return m.infer_shapes(1).back().numel(); }
 };
+
+// torchvision's VGG and ResNet convolutions (see the top of this file).
+std::unique_ptr<Conv2d> torchvision_conv(const std::string& name, int in_channels, Conv2dOptions o) {
+  auto conv = std::make_unique<Conv2d>(name, in_channels, o);
+  conv->use_kaiming_normal_fan_out();
+  return conv;
+}
+
+// torchvision's VGG classifier layers.
+std::unique_ptr<Dense> vgg_linear(const std::string& name, int in_features, int out_features) {
+  auto dense = std::make_unique<Dense>(name, in_features, out_features);
+  dense->use_normal_init(0.01f);
+  return dense;
+}
 
 // --- fmnist_cnn ---
 
@@ -81,7 +101,7 @@ void vgg_backbone(Builder& b) {
       b.m.add(std::make_unique<Pool2d>(name(), PoolKind::Max, 2, 2, 0));
     } else {
       const int w = b.width(v);
-      b.m.add(std::make_unique<Conv2d>(name(), c, Conv2dOptions{w, 3, 1, 1, true}));
+      b.m.add(torchvision_conv(name(), c, Conv2dOptions{w, 3, 1, 1, true}));
       b.m.add(std::make_unique<ReLU>(name()));
       c = w;
     }
@@ -94,13 +114,13 @@ void vgg_top(Builder& b) {
   const int hidden = b.width(b.spec.classifier_width);
   b.m.add(std::make_unique<AdaptiveAvgPool2d>("avgpool", 7, 7));
   b.m.add(std::make_unique<Flatten>("flatten"));
-  b.m.add(std::make_unique<Dense>("classifier.0", static_cast<int>(b.features()), hidden));
+  b.m.add(vgg_linear("classifier.0", static_cast<int>(b.features()), hidden));
   b.m.add(std::make_unique<ReLU>("classifier.1"));
   b.m.add(std::make_unique<Dropout>("classifier.2", 0.5f));
-  b.m.add(std::make_unique<Dense>("classifier.3", hidden, hidden));
+  b.m.add(vgg_linear("classifier.3", hidden, hidden));
   b.m.add(std::make_unique<ReLU>("classifier.4"));
   b.m.add(std::make_unique<Dropout>("classifier.5", 0.5f));
-  b.m.add(std::make_unique<Dense>("classifier.6", hidden, b.spec.num_classes));
+  b.m.add(vgg_linear("classifier.6", hidden, b.spec.num_classes));
 }
 
 // --- ResNet ---
@@ -120,7 +140,7 @@ const std::map<std::string, ResNetConfig>& resnet_configs() {
 
 int conv_bn(Builder& b, const std::string& conv, const std::string& bn, int input, int c_in, int c_out, int kernel,
             int stride) {
-  b.m.add(std::make_unique<Conv2d>(conv, c_in, Conv2dOptions{c_out, kernel, stride, kernel / 2, false}), {input});
+  b.m.add(torchvision_conv(conv, c_in, Conv2dOptions{c_out, kernel, stride, kernel / 2, false}), {input});
   return b.m.add(std::make_unique<BatchNorm2d>(bn, c_out));
 }
 
@@ -149,7 +169,7 @@ int resnet_block(Builder& b, const std::string& p, int input, int inplanes, int 
 void resnet_backbone(Builder& b) {
   const auto& cfg = resnet_configs().at(b.spec.architecture);
   const int stem = b.width(64);
-  b.m.add(std::make_unique<Conv2d>("conv1", b.in_channels(), Conv2dOptions{stem, 7, 2, 3, false}));
+  b.m.add(torchvision_conv("conv1", b.in_channels(), Conv2dOptions{stem, 7, 2, 3, false}));
   b.m.add(std::make_unique<BatchNorm2d>("bn1", stem));
   b.m.add(std::make_unique<ReLU>("relu"));
   int x = b.m.add(std::make_unique<Pool2d>("maxpool", PoolKind::Max, 3, 2, 1));

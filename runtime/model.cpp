@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <memory>
+#include <numbers>
 #include <utility>
 
 #include "kernels/common/elementwise.h"
@@ -116,6 +117,12 @@ void Model::initialize_node(int n, uint64_t seed, float* host) {
         case ParamInit::UniformFanIn:
           data[i] = (2.0f * math::random_uniform(seed, 0x1000 + p, static_cast<uint64_t>(i)) - 1.0f) * bound;
           break;
+        case ParamInit::Normal: {  // Box-Muller over two counter-based uniforms
+          const double u1 = 1.0 - math::random_uniform(seed, 0x1000 + p, 2 * static_cast<uint64_t>(i));  // (0, 1]
+          const double u2 = math::random_uniform(seed, 0x1000 + p, 2 * static_cast<uint64_t>(i) + 1);
+          data[i] = static_cast<float>(s.std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2));
+          break;
+        }
         case ParamInit::Zeros: data[i] = 0.0f; break;
         case ParamInit::Ones: data[i] = 1.0f; break;
       }
