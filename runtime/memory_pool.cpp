@@ -1,4 +1,4 @@
-// The caching host pool.
+// The caching pool (size classes, the cache of freed blocks, statistics) and the host pool.
 #include "runtime/memory_pool.h"
 
 #include <cstdlib>
@@ -13,7 +13,7 @@ constexpr size_t kAlignment = 256;
 constexpr size_t kPowerOfTwoFrom = size_t{1} << 20;
 }  // namespace
 
-size_t HostPool::size_class(size_t bytes) {
+size_t CachingPool::size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (bytes <= kPowerOfTwoFrom) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
   size_t c = kPowerOfTwoFrom;
@@ -21,12 +21,7 @@ size_t HostPool::size_class(size_t bytes) {
   return c;
 }
 
-HostPool::~HostPool() {
-  for (auto& [ptr, block] : live_) std::free(ptr);
-  for (auto& [size, ptr] : cached_) std::free(ptr);
-}
-
-void* HostPool::allocate(size_t bytes, std::string_view tag) {
+void* CachingPool::allocate(size_t bytes, std::string_view tag) {
   std::lock_guard lock(mutex_);
   const size_t cls = size_class(bytes);
   void* ptr = nullptr;
@@ -34,11 +29,7 @@ void* HostPool::allocate(size_t bytes, std::string_view tag) {
     ptr = it->second;
     cached_.erase(it);
   } else {
-    ptr = std::aligned_alloc(kAlignment, cls);
-    if (!ptr)
-      fail("out of host memory: asked for ", bytes, " bytes (", std::string(tag), ") with ",
-           stats_.bytes_in_use, " bytes in use and ", stats_.bytes_reserved,
-           " reserved; try a smaller --batch");
+    ptr = system_allocate(cls, bytes, tag);
     stats_.bytes_reserved += cls;
     ++stats_.system_allocations;
   }
@@ -52,26 +43,52 @@ void* HostPool::allocate(size_t bytes, std::string_view tag) {
   return ptr;
 }
 
-void HostPool::release(void* ptr) {
+void CachingPool::release(void* ptr) {
   if (!ptr) return;
   std::lock_guard lock(mutex_);
   auto it = live_.find(ptr);
-  GRAFT_ASSERT(it != live_.end(), "release of a pointer the host pool does not own");
+  GRAFT_ASSERT(it != live_.end(), "release of a pointer this ", device_name(device()), " pool does not own");
   stats_.bytes_in_use -= it->second.bytes;
   stats_.in_use_by_tag[it->second.tag] -= it->second.bytes;
   cached_.emplace(it->second.bytes, ptr);
   live_.erase(it);
 }
 
-PoolStats HostPool::stats() const {
+PoolStats CachingPool::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
 }
 
-void HostPool::reset_peak() {
+void CachingPool::reset_peak() {
   std::lock_guard lock(mutex_);
   stats_.peak_bytes_in_use = stats_.bytes_in_use;
   stats_.peak_by_tag = stats_.in_use_by_tag;
 }
+
+void CachingPool::empty_cache_locked() {
+  for (auto& [size, ptr] : cached_) {
+    system_free(ptr);
+    stats_.bytes_reserved -= size;
+  }
+  cached_.clear();
+}
+
+void CachingPool::free_all() {
+  std::lock_guard lock(mutex_);
+  empty_cache_locked();
+  for (auto& [ptr, block] : live_) system_free(ptr);
+  live_.clear();
+}
+
+void* HostPool::system_allocate(size_t cls, size_t bytes, std::string_view tag) {
+  void* ptr = std::aligned_alloc(kAlignment, cls);
+  if (!ptr)
+    fail("out of host memory: asked for ", bytes, " bytes (", std::string(tag), ") with ",
+         stats_locked().bytes_in_use, " bytes in use and ", stats_locked().bytes_reserved,
+         " reserved; try a smaller --batch");
+  return ptr;
+}
+
+void HostPool::system_free(void* ptr) { std::free(ptr); }
 
 }  // namespace graft

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <functional>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -25,17 +24,9 @@
 namespace graft {
 namespace {
 
+using testing::error_of;
 using testing::random_floats;
 using testing::relative_error;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 const SafetensorsFile& state_dicts() {
   static const SafetensorsFile f = read_safetensors(GRAFT_FIXTURE_DIR "/torchvision_state_dicts.safetensors");
