@@ -1,7 +1,5 @@
 // Datasets: Fashion-MNIST loading (the installed data set when present, generated files
 // always), class lists, class and few-shot selection, seeded epoch order, batch gathering.
-#include <zlib.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -10,45 +8,17 @@
 
 #include "runtime/dataset.h"
 #include "runtime/error.h"
+#include "tests/idx_writing.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using graft::testing::expect_error;
+using graft::testing::idx_bytes;
 using graft::testing::TempDir;
+using graft::testing::write_gzip;
+using graft::testing::write_plain;
 
 namespace {
-
-std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
-  std::vector<uint8_t> out = {0, 0, 8, static_cast<uint8_t>(dims.size())};
-  for (uint32_t d : dims)
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>((d >> s) & 0xff));
-  out.insert(out.end(), data.begin(), data.end());
-  return out;
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes, bool gzip) {
-  if (gzip) {
-    gzFile f = gzopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    if (!bytes.empty()) {
-      ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), int(bytes.size()));
-    }
-    ASSERT_EQ(gzclose(f), Z_OK);
-  } else {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  }
-}
-
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << parts.front() << "'";
-  } catch (const graft::Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
-  }
-}
 
 // A small dataset whose image i is filled with the value i, so selections can be traced.
 graft::Dataset traced_dataset(const std::vector<int32_t>& labels, int num_classes, int h = 2, int w = 3, int c = 1) {
@@ -100,8 +70,8 @@ TEST(Dataset, LoadsGeneratedFashionMnistPlainAndGzip) {
   std::vector<uint8_t> pixels(n * 28 * 28), labels(n);
   for (auto& p : pixels) p = static_cast<uint8_t>(graft::testing::random_int(0, 255));
   for (auto& l : labels) l = static_cast<uint8_t>(graft::testing::random_int(0, 9));
-  write_file(dir.file("t10k-images-idx3-ubyte"), idx_bytes({n, 28, 28}, pixels), false);
-  write_file(dir.file("t10k-labels-idx1-ubyte.gz"), idx_bytes({n}, labels), true);
+  write_plain(dir.file("t10k-images-idx3-ubyte"), idx_bytes({n, 28, 28}, pixels));
+  write_gzip(dir.file("t10k-labels-idx1-ubyte.gz"), idx_bytes({n}, labels));
   const graft::Dataset d = graft::load_fashion_mnist(dir.path.string(), false);
   ASSERT_EQ(d.size(), int64_t{n});
   EXPECT_EQ(d.images.shape, (graft::Shape{int64_t{n}, 28, 28, 1}));
@@ -117,14 +87,14 @@ TEST(Dataset, LoadsGeneratedFashionMnistPlainAndGzip) {
 
 TEST(Dataset, FashionMnistInconsistentFilesAreRejected) {
   TempDir dir;
-  write_file(dir.file("train-images-idx3-ubyte"), idx_bytes({3, 28, 28}, std::vector<uint8_t>(3 * 784, 7)), false);
-  write_file(dir.file("train-labels-idx1-ubyte"), idx_bytes({2}, {1, 2}), false);
+  write_plain(dir.file("train-images-idx3-ubyte"), idx_bytes({3, 28, 28}, std::vector<uint8_t>(3 * 784, 7)));
+  write_plain(dir.file("train-labels-idx1-ubyte"), idx_bytes({2}, {1, 2}));
   expect_error([&] { graft::load_fashion_mnist(dir.path.string(), true); }, {"3 images", "2 labels"});
-  write_file(dir.file("train-labels-idx1-ubyte"), idx_bytes({3}, {1, 10, 2}), false);
+  write_plain(dir.file("train-labels-idx1-ubyte"), idx_bytes({3}, {1, 10, 2}));
   expect_error([&] { graft::load_fashion_mnist(dir.path.string(), true); },
                {"train-labels-idx1-ubyte", "label 10 at index 1"});
-  write_file(dir.file("train-images-idx3-ubyte"), idx_bytes({3, 28, 27}, std::vector<uint8_t>(3 * 28 * 27, 7)),
-             false);
+  write_plain(dir.file("train-images-idx3-ubyte"),
+                       idx_bytes({3, 28, 27}, std::vector<uint8_t>(3 * 28 * 27, 7)));
   expect_error([&] { graft::load_fashion_mnist(dir.path.string(), true); }, {"28 x 27"});
 }
 

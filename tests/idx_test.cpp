@@ -1,61 +1,28 @@
 // IDX files: generated plain and gzip files read back exactly; truncated, mislabelled and
 // oversized files refused with a message naming the file and the problem.
-#include <zlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "runtime/error.h"
 #include "runtime/idx.h"
+#include "tests/idx_writing.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
+using graft::testing::expect_error;
+using graft::testing::idx_bytes;
 using graft::testing::read_bytes;
 using graft::testing::TempDir;
+using graft::testing::write_gzip;
+using graft::testing::write_plain;
 
 namespace {
-
-std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data,
-                               uint8_t type = 0x08) {
-  std::vector<uint8_t> out = {0, 0, type, static_cast<uint8_t>(dims.size())};
-  for (uint32_t d : dims)
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>((d >> s) & 0xff));
-  out.insert(out.end(), data.begin(), data.end());
-  return out;
-}
-
-void write_plain(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good());
-}
-
-void write_gzip(const std::string& path, const std::vector<uint8_t>& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  if (!bytes.empty()) {
-      ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), int(bytes.size()));
-    }
-  ASSERT_EQ(gzclose(f), Z_OK);
-}
 
 std::vector<uint8_t> random_bytes(size_t n) {
   std::vector<uint8_t> v(n);
   for (auto& b : v) b = static_cast<uint8_t>(graft::testing::random_int(0, 255));
   return v;
-}
-
-// Expects `f` to throw a graft::Error whose message holds every one of `parts`.
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << parts.front() << "'";
-  } catch (const graft::Error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
-  }
 }
 
 }  // namespace
