@@ -78,6 +78,7 @@ int run_predict(CLI::App& app) {
     try {
       load_input(path, sample, opts.data, ex.input());
     } catch (const Error& e) {
+      std::fflush(stdout);  // the images before it first, in a piped log too
       std::fprintf(stderr, "graft: error: %s\n", e.what());
       ++failures;
       continue;
