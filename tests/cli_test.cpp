@@ -112,6 +112,21 @@ TEST_F(Cli, BadInputsAreNamedAndNothingIsOverwritten) {
   expect_error(run("eval --device cpu --classes 0-2 --checkpoint " + file("absent.safetensors")), "absent.safetensors");
 }
 
+// A typo in a flag costs no data loading: the error comes before the "data:" line.
+TEST_F(Cli, CheapMistakesAreFoundBeforeTheDataIsRead) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"--model vgg17", "--model 'vgg17' is not a known architecture"},
+      {"--head 'flatten,dens:3'", "'dens:3' is not a known layer"},
+      {"--init-from " + file("absent.safetensors"), "absent.safetensors: no such file"},
+      {"--resume " + file("absent.safetensors"), "absent.safetensors: no such file"},
+  };
+  for (const auto& [flags, message] : cases) {
+    const auto r = run("train --device cpu --progress off " + flags);
+    expect_error(r, message);
+    EXPECT_FALSE(testing::has(r.output, "data:")) << flags << ":\n" << r.output;
+  }
+}
+
 TEST_F(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   ASSERT_EQ(small_train("--save " + file("run.safetensors")).status, 0);
   const std::string before = slurp(file("run.safetensors"));

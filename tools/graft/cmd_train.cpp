@@ -6,6 +6,7 @@
 #include <iostream>
 
 
+#include "layers/head.h"
 #include "layers/zoo.h"
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
@@ -58,6 +59,16 @@ void check_writable_target(const std::string& path, const std::string& flag) {
   if (!fs::is_directory(dir)) fail(flag, " ", path, ": the folder ", dir.string(), " does not exist; create it first");
   if (::access(dir.c_str(), W_OK) != 0) fail(flag, " ", path, ": the folder ", dir.string(), " is not writable");
   if (fs::is_directory(path)) fail(flag, " ", path, " is a folder; give a file name such as model.safetensors");
+}
+
+// Mistakes that cost nothing to find, found before any data is read (a folder of photos
+// can take minutes to scan and decode).
+void check_before_reading_data() {
+  (void)backbone_patterns(opts.model.model);  // an unknown --model: the error lists the known ones
+  if (!opts.model.head.empty()) (void)parse_head(opts.model.head);
+  for (const auto& [path, flag] : {std::pair{&opts.init_from, "--init-from"}, std::pair{&opts.resume, "--resume"}})
+    if (!path->empty() && !std::filesystem::is_regular_file(*path))
+      fail(flag, " ", *path, ": no such file", std::filesystem::is_directory(*path) ? " (it is a folder)" : "");
 }
 
 }  // namespace
@@ -143,6 +154,7 @@ int run_train(CLI::App& app) {
   if (!opts.save_best.empty()) check_writable_target(opts.save_best, "--save-best");
   if (!opts.save.empty()) check_writable_target(opts.save, "--save");
   if (!opts.metrics.empty()) check_writable_target(opts.metrics, "--metrics");
+  check_before_reading_data();
 
   Sources sources = open_training_data(opts.data);
   BatchSource& data = *sources.train;
