@@ -1,8 +1,6 @@
 // BatchNorm2d, and the per-node policy.
 #include "layers/batchnorm.h"
 
-#include <fnmatch.h>
-
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/ops.h"
 #include "runtime/error.h"
@@ -108,9 +106,10 @@ void apply_batchnorm_policy(Model& model, const std::vector<bool>& frozen_nodes,
     names += (names.empty() ? "" : ", ") + model.nodes()[n].name;
   }
   for (const auto& [glob, policy] : overrides) {
+    const auto selected = select_nodes(model, glob, "--bn");
     bool matched = false;
     for (size_t n = 0; n < model.nodes().size(); ++n) {
-      if (!bn[n] || fnmatch(glob.c_str(), model.nodes()[n].name.c_str(), 0) != 0) continue;
+      if (!bn[n] || !selected[n]) continue;
       bn[n]->set_policy(policy);
       matched = true;
     }

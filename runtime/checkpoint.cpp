@@ -1,8 +1,6 @@
 // Checkpoint save and load, with layout conversion at the boundary.
 #include "runtime/checkpoint.h"
 
-#include <fnmatch.h>
-
 #include <nlohmann/json.hpp>
 
 #include "runtime/error.h"
@@ -62,12 +60,12 @@ LoadReport load_parameters(Model& model, const SafetensorsFile& file, const std:
   LoadReport r;
   const auto arch = file.metadata.find("architecture");
   const bool foreign = arch != file.metadata.end() && arch->second != model.architecture();
-  auto wanted = [&](const ParamInfo& info) {
-    if (options.only.empty()) return true;
-    for (const auto& g : options.only)
-      if (fnmatch(g.c_str(), model.nodes()[info.node].name.c_str(), 0) == 0) return true;
-    return false;
-  };
+  std::vector<bool> only(model.nodes().size(), options.only.empty());
+  for (const auto& pattern : options.only) {
+    const auto selected = select_nodes(model, pattern, "--init-only");
+    for (size_t n = 0; n < only.size(); ++n) only[n] = only[n] || selected[n];
+  }
+  auto wanted = [&](const ParamInfo& info) { return only[size_t(info.node)]; };
   float* host = model.host_params();  // a device model: a host copy, uploaded below
   for (const auto& [name, t] : file.tensors) {
     if (name.rfind("optimizer.", 0) == 0) continue;

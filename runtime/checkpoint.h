@@ -41,7 +41,7 @@ struct LoadReport {
 
 struct LoadOptions {
   bool strict = false;                // any skip or mismatch is an error
-  std::vector<std::string> only;      // node-name globs to load (empty: all)
+  std::vector<std::string> only;      // layer patterns to load (select_nodes; empty: all)
 };
 
 // Loads the parameters whose names and shapes match. Throws (naming the file, tensors and

@@ -162,24 +162,60 @@ int64_t Model::parameter_count() const {
   return c;
 }
 
+namespace {
+
+std::string layers_with_parameters(const Model& m) {
+  std::string names;
+  for (int n = 0; n < m.num_nodes(); ++n)
+    if (m.node_param_count(n)) names += (names.empty() ? "" : ", ") + m.nodes()[n].name;
+  return names;
+}
+
+// One end of a range: a node name, or a node index; empty: the first or the last node.
+int range_end(const Model& m, const std::string& pattern, const std::string& flag, const std::string& end,
+              int if_empty) {
+  if (end.empty()) return if_empty;
+  if (end.find_first_not_of("0123456789") == std::string::npos) {
+    const long long i = end.size() <= 9 ? std::stoll(end) : -1;
+    if (i < 0 || i >= m.num_nodes())
+      fail(flag, " '", pattern, "': ", m.architecture(), " has nodes 0 to ", m.num_nodes() - 1, ", not ", end);
+    return static_cast<int>(i);
+  }
+  const int n = m.find_node(end);
+  if (n < 0)
+    fail(flag, " '", pattern, "': ", m.architecture(), " has no layer named '", end,
+         "'; its layers with parameters are: ", layers_with_parameters(m), " (graft info lists every node)");
+  return n;
+}
+
+}  // namespace
+
+std::vector<bool> select_nodes(const Model& m, const std::string& pattern, const std::string& flag) {
+  std::vector<bool> selected(m.nodes().size(), false);
+  const auto dots = pattern.find("..");
+  if (dots == std::string::npos) {
+    for (int n = 0; n < m.num_nodes(); ++n) selected[size_t(n)] = fnmatch(pattern.c_str(), m.nodes()[n].name.c_str(), 0) == 0;
+    return selected;
+  }
+  const int first = range_end(m, pattern, flag, pattern.substr(0, dots), 0);
+  const int last = range_end(m, pattern, flag, pattern.substr(dots + 2), m.num_nodes() - 1);
+  if (first > last)
+    fail(flag, " '", pattern, "': '", m.nodes()[first].name, "' comes after '", m.nodes()[last].name, "' in ",
+         m.architecture(), "; give the earlier layer first");
+  for (int n = first; n <= last; ++n) selected[size_t(n)] = true;
+  return selected;
+}
+
 std::vector<bool> resolve_freeze_patterns(const Model& m, const std::vector<std::string>& patterns) {
   std::vector<bool> frozen(m.nodes().size(), false);
   for (const auto& pattern : patterns) {
+    const auto selected = select_nodes(m, pattern, "--freeze");
     bool matched = false;
-    for (int n = 0; n < m.num_nodes(); ++n) {
-      if (m.node_param_count(n) == 0) continue;
-      if (fnmatch(pattern.c_str(), m.nodes()[n].name.c_str(), 0) == 0) {
-        frozen[n] = true;
-        matched = true;
-      }
-    }
-    if (!matched) {
-      std::string names;
-      for (int n = 0; n < m.num_nodes(); ++n)
-        if (m.node_param_count(n)) names += (names.empty() ? "" : ", ") + m.nodes()[n].name;
+    for (int n = 0; n < m.num_nodes(); ++n)
+      if (selected[size_t(n)] && m.node_param_count(n) > 0) frozen[size_t(n)] = matched = true;
+    if (!matched)
       fail("--freeze '", pattern, "' matches no layer with parameters in ", m.architecture(),
-           "; its layers with parameters are: ", names);
-    }
+           "; its layers with parameters are: ", layers_with_parameters(m));
   }
   return frozen;
 }

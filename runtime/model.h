@@ -84,8 +84,16 @@ class Model {
   bool finalized_ = false;
 };
 
-// Which nodes are frozen, from name globs (fnmatch on the node name, e.g. 'conv*',
-// 'features.*'). Each pattern must match at least one node with parameters.
+// The nodes a layer pattern selects, for every flag that names layers (--freeze,
+// --init-only, --lr-mult, --bn): a glob on the node name (fnmatch: 'conv*', 'features.*'),
+// or a range FROM..TO of nodes in the model's order, both ends included, each a node name
+// or a node index, either left out for the first or the last node ('..features.23':
+// everything up to VGG16's fourth block; '..14': Keras's layers[:15]). `flag` names the
+// pattern in errors (an unknown end, ends in the wrong order).
+std::vector<bool> select_nodes(const Model& m, const std::string& pattern, const std::string& flag);
+
+// Which nodes are frozen: the layers with parameters that the patterns select
+// (select_nodes). Each pattern must select at least one.
 std::vector<bool> resolve_freeze_patterns(const Model& m, const std::vector<std::string>& patterns);
 
 }  // namespace graft

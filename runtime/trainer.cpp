@@ -147,10 +147,26 @@ std::vector<float> resolve_class_weights(const std::string& spec, const BatchSou
   return w;
 }
 
+void apply_lr_mult(const Model& model, const std::vector<std::pair<std::string, float>>& lr_mult,
+                   std::vector<ParamSegment>& segments) {
+  for (const auto& [pattern, factor] : lr_mult) {
+    const auto selected = select_nodes(model, pattern, "--lr-mult");
+    bool used = false;
+    for (auto& s : segments) {
+      const int node = model.find_node(s.name.substr(0, s.name.rfind('.')));
+      if ((node >= 0 && selected[size_t(node)]) || fnmatch(pattern.c_str(), s.name.c_str(), 0) == 0) {
+        s.lr_scale = factor;
+        used = true;
+      }
+    }
+    if (!used) fail("--lr-mult '", pattern, "=", factor, "' matches no trainable layer");
+  }
+}
+
 std::pair<std::string, float> parse_lr_mult(const std::string& spec) {
   const auto eq = spec.rfind('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
-    fail("--lr-mult '", spec, "': expected GLOB=FACTOR, e.g. 'features.2[4-9].*=0.1'");
+    fail("--lr-mult '", spec, "': expected LAYERS=FACTOR, e.g. 'features.24..features.30=0.1'");
   const std::string factor = spec.substr(eq + 1);
   size_t used = 0;
   float f = 0;
@@ -245,19 +261,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
     accumulated = PoolBuffer(model.pool(), size_t(ex.trainable_count()) * sizeof(float), "gradients");
     for (auto& s : segments) s.grad = accumulated.floats() + (s.grad - ex.gradients());
   }
-  for (auto& s : segments) {
-    const std::string node = s.name.substr(0, s.name.rfind('.'));
-    for (const auto& [glob, factor] : o.lr_mult)
-      if (fnmatch(glob.c_str(), node.c_str(), 0) == 0 || fnmatch(glob.c_str(), s.name.c_str(), 0) == 0)
-        s.lr_scale = factor;
-  }
-  for (const auto& [glob, factor] : o.lr_mult) {
-    bool used = false;
-    for (const auto& s : segments)
-      used = used || fnmatch(glob.c_str(), s.name.substr(0, s.name.rfind('.')).c_str(), 0) == 0 ||
-             fnmatch(glob.c_str(), s.name.c_str(), 0) == 0;
-    if (!used) fail("--lr-mult '", glob, "=", factor, "' matches no trainable layer");
-  }
+  apply_lr_mult(model, o.lr_mult, segments);
 
   Progress at;
   at.seed = o.seed;

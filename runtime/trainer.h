@@ -29,7 +29,7 @@ struct TrainOptions {
   float label_smoothing = 0.0f;
   std::vector<float> class_weights;  // cross-entropy weight per class (empty: none)
   std::vector<bool> frozen;    // per node
-  std::vector<std::pair<std::string, float>> lr_mult;  // node-name glob -> learning-rate factor
+  std::vector<std::pair<std::string, float>> lr_mult;  // layer pattern -> learning-rate factor (apply_lr_mult)
   int grad_accumulation = 1;   // micro-batches per optimizer step
   bool augment = false;        // ask the source to augment training batches
   // Where image batches are warped, flipped and normalized: in the decode workers (Cpu), or
@@ -94,7 +94,12 @@ Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, 
 // file, the class, the value.
 std::vector<float> resolve_class_weights(const std::string& spec, const BatchSource& data);
 
-// Parses "glob=factor" (e.g. 'features.2[4-9].*=0.1'); errors name the flag and the text.
+// Parses "LAYERS=factor" (e.g. 'features.24..features.30=0.1'); errors name the flag and the text.
 std::pair<std::string, float> parse_lr_mult(const std::string& spec);
+// Sets the learning-rate factor of every segment whose layer a pattern selects
+// (select_nodes), or whose parameter name a glob matches ('fc1.bias'); later patterns win.
+// A pattern that reaches no trainable parameter is an error.
+void apply_lr_mult(const Model& model, const std::vector<std::pair<std::string, float>>& lr_mult,
+                   std::vector<ParamSegment>& segments);
 
 }  // namespace graft

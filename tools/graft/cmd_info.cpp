@@ -25,7 +25,7 @@ void register_info(CLI::App& app) {
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--num-classes", opts.num_classes, "Outputs of the model (default: the data's classes; 1000 for zoo models without --data)");
-  sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
+  add_freeze_option(*sub, opts.freeze);
   sub->add_option("--frozen-chunk", opts.frozen_chunk, "Plan the frozen layers N examples at a time: auto, off or N (as graft train)")
       ->capture_default_str();
   sub->add_option("--optimizer", opts.optimizer, "sgd, adam or adamw (for the optimizer-state bytes)")

@@ -79,9 +79,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--config", opts.config_file, "Read flags from a YAML or JSON file; flags on the command line override it");
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data, /*training=*/true);
-  sub->add_option("--freeze", opts.freeze, "Freeze layers whose name matches this glob (repeatable), e.g. 'conv*'");
+  add_freeze_option(*sub, opts.freeze);
   sub->add_option("--init-from", opts.init_from, "Start from the parameters of this checkpoint (names and shapes that match)");
-  sub->add_option("--init-only", opts.init_only, "With --init-from: load only layers matching this glob (repeatable); the rest start fresh");
+  sub->add_option("--init-only", opts.init_only, "With --init-from: load only these layers (repeatable; a glob or a range, as --freeze); the rest start fresh");
   sub->add_flag("--strict", opts.strict, "With --init-from: every tensor must match, else stop");
   sub->add_option("--epochs", opts.epochs, "Epochs")->capture_default_str()->check(at_least_one());
   sub->add_option("--optimizer", opts.optimizer.kind, "sgd, adam or adamw")->capture_default_str()
@@ -114,7 +114,7 @@ void register_train(CLI::App& app) {
   sub->add_flag("--restore-best", opts.restore_best, "At the end, restore the parameters of the best epoch");
   sub->add_option("--grad-accumulation", opts.grad_accumulation, "Micro-batches per optimizer step")
       ->capture_default_str()->check(at_least_one());
-  sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for layers matching a glob, GLOB=FACTOR (repeatable)");
+  sub->add_option("--lr-mult", opts.lr_mult, "Learning-rate factor for some layers, LAYERS=FACTOR (repeatable; LAYERS a glob or a range, as --freeze, or a parameter's name)");
   sub->add_option("--class-weights", opts.class_weights, "Cross-entropy class weights: auto (balanced) or a JSON file");
   sub->add_option("--cache-features", opts.cache_features,
                   "Compute the frozen layers' outputs once and train only the layers after them: auto (when "

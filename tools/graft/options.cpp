@@ -46,6 +46,13 @@ const CLI::Validator& zero_or_more() {
   return v;
 }
 
+void add_freeze_option(CLI::App& app, std::vector<std::string>& freeze) {
+  app.add_option("--freeze", freeze,
+                 "Freeze layers (repeatable): a glob on their names ('conv*', 'features.*'), or a range FROM..TO "
+                 "in the model's order, ends included, by name or node index, either end optional "
+                 "('..features.23': up to it)");
+}
+
 void add_data_options(CLI::App& app, DataOptions& o, bool training) {
   app.add_option("--data", o.data, "fashion-mnist (built in), or a folder with one subfolder of images per class")
       ->capture_default_str();
@@ -103,7 +110,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_flag("--no-top", o.no_top, "Keep the backbone only (no classifier)");
   app.add_option("--width-divisor", o.width_divisor, "Divide every width (small test models)")->capture_default_str()
       ->check(at_least_one());
-  app.add_option("--bn", o.bn, "BatchNorm policy for layers matching a glob: GLOB=train|frozen-stats|frozen (repeatable)");
+  app.add_option("--bn", o.bn, "BatchNorm policy for some layers: LAYERS=train|frozen-stats|frozen (repeatable; a glob or a range, as --freeze)");
 }
 
 bool is_image_folder(const DataOptions& o) { return o.data != "fashion-mnist"; }
@@ -219,7 +226,7 @@ std::vector<bool> freeze_and_policy(Model& model, const std::vector<std::string>
   std::vector<std::pair<std::string, BnPolicy>> overrides;
   for (const auto& spec : m.bn) {
     const auto eq = spec.rfind('=');
-    if (eq == std::string::npos || eq == 0) fail("--bn '", spec, "': expected GLOB=train|frozen-stats|frozen");
+    if (eq == std::string::npos || eq == 0) fail("--bn '", spec, "': expected LAYERS=train|frozen-stats|frozen");
     overrides.emplace_back(spec.substr(0, eq), parse_bn_policy(spec.substr(eq + 1)));
   }
   apply_batchnorm_policy(model, frozen, overrides);

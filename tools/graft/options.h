@@ -80,6 +80,9 @@ std::unique_ptr<MemoryPool> make_pool(Device device);
 // "cpu", or "cuda (library kernels: cuDNN/cuBLAS)" and the like, for graft info.
 std::string describe_backend(Device device);
 
+// --freeze (train, info): globs and ranges, as resolve_freeze_patterns reads them.
+void add_freeze_option(CLI::App& app, std::vector<std::string>& freeze);
+
 // Checks for whole-number flags. CLI11 2.1's PositiveNumber and NonNegativeNumber name the
 // range 0 to DBL_MAX (printed in full) whatever was wrong; these say what the flag needs:
 // "--batch: must be a whole number of at least 1, got 0".
