@@ -55,6 +55,11 @@ TEST_F(Cli, InfoShowsFrozenLayersAndThePlan) {
   EXPECT_NE(r.output.find("weights only"), std::string::npos) << "fc1 computes no input gradient";
   EXPECT_NE(r.output.find("trainable parameters 402826, frozen parameters 18816"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("planned memory for batch 64"), std::string::npos);
+  // Each row starts with the node index that layer ranges take: freezing '..3' (conv1 to
+  // conv2) gives the same totals as 'conv*'.
+  EXPECT_TRUE(testing::has(r.output, "\n   3  conv2 ")) << r.output;
+  const auto by_index = run("info --device cpu --model fmnist_cnn --freeze ..3 --batch 64");
+  EXPECT_TRUE(testing::has(by_index.output, "trainable parameters 402826, frozen parameters 18816")) << by_index.output;
   // The frozen layers planned 8 examples at a time: fewer activation bytes, and it says so.
   const auto chunked = run("info --device cpu --model fmnist_cnn --freeze 'conv*' --batch 64 --frozen-chunk 8");
   ASSERT_EQ(chunked.status, 0) << chunked.output;

@@ -54,7 +54,8 @@ int run_info(CLI::App&) {
 
   std::printf("model %s, input [%lld, %s (NHWC), %d outputs, device %s\n\n", model->architecture().c_str(),
               static_cast<long long>(opts.model.batch), input.str().substr(1).c_str(), classes, describe_backend(device).c_str());
-  std::printf("%-22s %-30s %-22s %10s  %-9s %s\n", "layer", "type", "output", "params", "state", "backward");
+  // '#': the node index that layer ranges (--freeze 10..20) may use instead of names.
+  std::printf("%4s  %-22s %-30s %-22s %10s  %-9s %s\n", "#", "layer", "type", "output", "params", "state", "backward");
   int64_t trainable = 0, frozen = 0;
   for (int n = 0; n < model->num_nodes(); ++n) {
     const auto& d = ex.decisions()[n];
@@ -66,7 +67,7 @@ int run_info(CLI::App&) {
       for (bool b : d.input_grad) input_grad = input_grad || b;
       bwd = d.weight_grad && input_grad ? "weights + input" : d.weight_grad ? "weights only" : "input only";
     }
-    std::printf("%-22s %-30s %-22s %10lld  %-9s %s\n", model->nodes()[n].name.c_str(),
+    std::printf("%4d  %-22s %-30s %-22s %10lld  %-9s %s\n", n, model->nodes()[n].name.c_str(),
                 model->nodes()[n].layer->describe().c_str(), shapes[n].str().c_str(), static_cast<long long>(count),
                 count == 0 ? "-" : d.frozen ? "frozen" : "trainable", bwd.c_str());
   }
