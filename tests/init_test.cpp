@@ -47,27 +47,27 @@ Moments moments_of(const float* x, int64_t n) {
 constexpr double kSigmas = 6;
 constexpr double kKurtosisFrom = 4096;
 
-void expect_normal(const Model& m, size_t p, double std) {
+// Mean 0, standard deviation `std` and (on large tensors) the kurtosis of the distribution
+// named `what`.
+void expect_moments(const Model& m, size_t p, double std, double kurtosis, const char* what) {
   const auto& info = m.params()[p];
   const Moments s = moments_of(m.param_data(p), info.spec.shape.numel());
   const double n = double(s.n);
   EXPECT_NEAR(s.mean, 0.0, kSigmas * std / std::sqrt(n)) << info.name;
-  EXPECT_NEAR(s.std, std, kSigmas * std * std::sqrt(2.0 / (4 * n))) << info.name;
+  EXPECT_NEAR(s.std, std, kSigmas * std * std::sqrt((kurtosis - 1) / (4 * n))) << info.name;
   if (n >= kKurtosisFrom) {
-    EXPECT_NEAR(s.kurtosis, 3.0, kSigmas * std::sqrt(24.0 / n)) << info.name << ": not normal";
+    EXPECT_NEAR(s.kurtosis, kurtosis, kSigmas * std::sqrt(24.0 / n)) << info.name << ": not " << what;
   }
 }
 
+void expect_normal(const Model& m, size_t p, double std) { expect_moments(m, p, std, 3.0, "normal"); }
+
 void expect_uniform(const Model& m, size_t p, double bound) {
-  const auto& info = m.params()[p];
-  const Moments s = moments_of(m.param_data(p), info.spec.shape.numel());
-  const double n = double(s.n), std = bound / std::sqrt(3.0);
-  EXPECT_LE(s.abs_max, bound * (1 + 1e-6)) << info.name;  // the bound rounded to float may sit above the double
-  EXPECT_NEAR(s.mean, 0.0, kSigmas * std / std::sqrt(n)) << info.name;
-  EXPECT_NEAR(s.std, std, kSigmas * std * std::sqrt(0.8 / (4 * n))) << info.name;
-  if (n >= kKurtosisFrom) {
-    EXPECT_NEAR(s.kurtosis, 1.8, kSigmas * std::sqrt(24.0 / n)) << info.name << ": not uniform";
-  }
+  const float* x = m.param_data(p);
+  const int64_t n = m.params()[p].spec.shape.numel();
+  // The bound rounded to float may sit above the double.
+  EXPECT_LE(moments_of(x, n).abs_max, bound * (1 + 1e-6)) << m.params()[p].name;
+  expect_moments(m, p, bound / std::sqrt(3.0), 1.8, "uniform");
 }
 
 void expect_constant(const Model& m, size_t p, float value) {
