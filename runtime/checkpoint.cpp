@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/error.h"
+#include "runtime/trace.h"
 
 namespace graft {
 
@@ -26,6 +27,7 @@ HostTensor export_tensor(const Model& model, size_t p, const float* internal) {
 
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer* optimizer,
                      const std::vector<ParamSegment>& segments, const CheckpointInfo& info) {
+  const trace::Range range("checkpoint write");
   std::map<std::string, HostTensor> tensors;
   const float* host = model.host_params();  // a device model's parameters, copied once
   for (size_t p = 0; p < model.params().size(); ++p)

@@ -280,6 +280,13 @@ class Executor {
   int graph_ = -1;
   std::vector<LayerTime> layer_times_;
   std::vector<std::pair<int, int>> marks_;  // (node, mark) of the call being profiled
+  // Per node, its NVTX ranges' names ("forward/<node> <kind>", "backward/<node> <kind>"),
+  // made once here so that a step builds no strings.
+  struct RangeNames {
+    std::string forward, backward;
+  };
+  static std::vector<RangeNames> range_names(const Model& model);
+  const std::vector<RangeNames> range_names_ = range_names(model_);
 };
 
 }  // namespace graft

@@ -9,8 +9,18 @@
 #include "kernels/cpu/loss.h"
 #include "layers/simple_layers.h"
 #include "runtime/error.h"
+#include "runtime/trace.h"
 
 namespace graft {
+
+std::vector<Executor::RangeNames> Executor::range_names(const Model& model) {
+  std::vector<RangeNames> names;
+  for (const auto& node : model.nodes()) {
+    const std::string label = node.name + " " + node.layer->kind();
+    names.push_back({"forward/" + label, "backward/" + label});
+  }
+  return names;
+}
 
 std::vector<const float*> Executor::input_ptrs(int n) const {
   std::vector<const float*> in;
@@ -86,6 +96,7 @@ bool Executor::gradients_finite(std::string* first_bad) {
 // Loss (and its gradient) of the last forward on the device: the batch's sums go to the
 // last two device doubles, then are added to the metrics' two.
 void Executor::device_loss(int64_t n, bool with_gradient) {
+  const trace::Range range("loss");
   const int N = model_.num_nodes();
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   double* sums = static_cast<double*>(device_sums_.get());
@@ -156,6 +167,7 @@ void Executor::forward(int64_t n, bool training, int64_t step) {
 }
 
 void Executor::forward_node(int k, int64_t n, int64_t row) {
+  const trace::Range range(range_names_[size_t(k)].forward.c_str());
   const auto& node = model_.nodes()[k];
   ctx_.node_index = k;
   ctx_.ops = node_ops_[k];
@@ -238,6 +250,7 @@ void Executor::accumulate_metrics(int64_t n) {
 // The loss of the last forward on the host (CPU models), into the metrics; with_gradient:
 // also its gradient into the output's gradient slot.
 void Executor::cpu_loss(int64_t n, bool with_gradient) {
+  const trace::Range range("loss");
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   float* dlogits = with_gradient ? at(grad_[model_.num_nodes() - 1]) : nullptr;
   const Metrics before = metrics_;
@@ -283,6 +296,7 @@ void Executor::backward(int64_t n) {
 // Node k's backward over n examples; gradients of inputs with several consumers arrive more
 // than once (`arrived` counts them): the first writes, later ones go to scratch and are added.
 void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
+  const trace::Range range(range_names_[size_t(k)].backward.c_str());
   const auto& d = decisions_[k];
   const auto& node = model_.nodes()[k];
   ctx_.node_index = k;

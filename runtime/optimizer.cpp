@@ -7,6 +7,7 @@
 #include "kernels/cpu/optimizer.h"
 #include "runtime/backend_registry.h"
 #include "runtime/error.h"
+#include "runtime/trace.h"
 
 namespace graft {
 
@@ -146,6 +147,7 @@ void Optimizer::prepare(std::span<const ParamSegment> segments, float lr) {
 }
 
 void Optimizer::launch(std::span<const ParamSegment> segments) {
+  const trace::Range range("optimizer");
   GRAFT_ASSERT(scalars_.size() == segments.size(), "optimizer launch of ", segments.size(), " segments, prepared ",
                scalars_.size());
   const auto* in_memory = static_cast<const math::StepScalars*>(scalars_buffer_.get());

@@ -20,6 +20,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/error.h"
 #include "runtime/interrupt.h"
+#include "runtime/trace.h"
 
 namespace graft {
 
@@ -359,6 +360,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       pending = 0;
     };
     auto next = [&] {
+      const trace::Range range("data wait");
       return raw ? source.next_raw_batch(batch, ex.raw_images(), ex.raw_warps(), ex.labels())
                  : source.next_batch(batch, ex.input(), ex.labels());
     };
@@ -391,6 +393,7 @@ std::vector<EpochReport> train(Model& model, BatchSource& data, BatchSource* val
       return false;  // not reached: stop_nonfinite throws
     };
     while (const int64_t n = next()) {
+      const trace::Range step_range("step");  // the micro-batch: forward, loss, backward, optimizer
       const bool deferred = sync_every > 1;
       if (deferred) lr = learning_rate_at(schedule, at.step);
       ex.forward_backward(n, at.micro_step, deferred ? &with_optimizer : nullptr);
