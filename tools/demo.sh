@@ -5,18 +5,24 @@
 #      trains (a) from scratch and (b) from the pretrained base with conv layers frozen
 #      and a fresh head, same epochs and seed;
 #   3. prints the test accuracy of each on the whole test split of classes 5-9.
-# Files go to build/demo/. DEMO_EPOCHS, DEMO_PRETRAIN_EPOCHS and DEMO_SEED override.
+# Files go to build/demo/. DEMO_EPOCHS, DEMO_PRETRAIN_EPOCHS and DEMO_SEED override;
+# DEMO_DEVICE (auto: the GPU when there is one), DEMO_DATA_DIR (a folder of Fashion-MNIST IDX
+# files instead of the Debian package's) and DEMO_OUT too. GRAFT=path/to/graft runs that binary
+# and installs and builds nothing (tools/gpu-run.sh runs the demo so on a GPU machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/deps.sh
-BUILD_TARGET=graft tools/build.sh >/dev/null
-graft=$PWD/build/graft
-out=build/demo
+if [ -z "${GRAFT:-}" ]; then
+  tools/deps.sh
+  BUILD_TARGET=graft tools/build.sh >/dev/null
+fi
+graft=${GRAFT:-$PWD/build/graft}
+out=${DEMO_OUT:-build/demo}
 mkdir -p "$out"
 seed=${DEMO_SEED:-1}
 epochs=${DEMO_EPOCHS:-30}
 pretrain_epochs=${DEMO_PRETRAIN_EPOCHS:-2}
-common=(--model fmnist_cnn --data fashion-mnist --device auto --seed "$seed")
+common=(--model fmnist_cnn --data fashion-mnist --device "${DEMO_DEVICE:-auto}" --seed "$seed")
+[ -n "${DEMO_DATA_DIR:-}" ] && common+=(--data-dir "$DEMO_DATA_DIR")
 
 echo "== 1. pretraining on classes 0-4 ($pretrain_epochs epochs)"
 "$graft" train "${common[@]}" --classes 0-4 --epochs "$pretrain_epochs" --batch 64 --progress off \
@@ -41,7 +47,7 @@ for k in 10 50; do
 done
 
 echo
-echo "Test accuracy on the 5,000 test images of classes 5-9 (seed $seed, $epochs epochs):"
+echo "Test accuracy on the test images of classes 5-9 (seed $seed, $epochs epochs):"
 printf "  %-8s %-12s %-24s\n" "K/class" "scratch" "frozen pretrained base"
 for k in 10 50; do
   printf "  %-8s %-12s %-24s\n" "$k" "${result[scratch$k]}%" "${result[transfer$k]}%"
