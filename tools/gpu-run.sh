@@ -295,8 +295,12 @@ if [ "$RUN" = 2 ]; then
     compare_env=(BENCH_DEVICE=cpu BENCH_MODELS=vgg11 BENCH_MODES=frozen BENCH_PRECISIONS=fp32 BENCH_INPUT=32 BENCH_BATCH=2
                  BENCH_STEPS=2 BENCH_WARMUP=1 BENCH_IMPLS=eager BENCH_GEMM=256 BENCH_GEMM_DTYPES=fp32)
   fi
+  have_torch=0
+  for py in ${PYTHON:-python3 /usr/bin/python3}; do "$py" -c 'import torch, torchvision' 2>/dev/null && have_torch=1 && break; done
   if skipped compare; then
     row compare skipped "SKIP"
+  elif [ "$have_torch" = 0 ] && [ "$have_gpu" = 0 ]; then
+    row compare skipped "no python3 with torch and torchvision here (the GPU image has them)"
   elif [ "$(left)" -gt 40 ]; then
     env "${compare_env[@]}" GRAFT="$GRAFT" OUT="$LOGS/compare" BENCH_DEADLINE=$(($(left) - 25)) \
       timeout --kill-after=10 "$(cap 600)" bash bench/compare.sh >"$LOGS/compare.log" 2>&1
