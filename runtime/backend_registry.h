@@ -17,6 +17,8 @@ struct DeviceBackend {
   bool (*available)(std::string* reason) = nullptr;
   // One line about the device (name, capability, memory).
   std::string (*summary)() = nullptr;
+  // The CUDA libraries' versions, at run time and at build time. Never throws.
+  std::string (*versions)() = nullptr;
   // Throws graft::Error when this build cannot run on the device.
   void (*check_supported)() = nullptr;
   // The caching device pool every device buffer comes from.

@@ -8,6 +8,7 @@
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/device_pool.h"
+#include "runtime/cuda/versions.h"
 
 namespace graft {
 
@@ -43,6 +44,7 @@ void register_cuda_backend() {
   DeviceBackend b;
   b.available = available;
   b.summary = cuda::device_summary;
+  b.versions = cuda::library_versions;
   b.check_supported = cuda::check_device_supported;
   b.make_pool = make_pool;
   b.make_ops = make_ops;

@@ -9,6 +9,7 @@
 #include <exception>
 #include <iostream>
 
+#include "runtime/backend_registry.h"
 #include "runtime/error.h"
 #if defined(GRAFT_HAVE_CUDA)
 #include "runtime/cuda/backend.h"
@@ -34,7 +35,12 @@ int main(int argc, char** argv) {
 #endif
   CLI::App app{"graft: a training engine for transfer learning"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "graft 0.1");
+  // With the CUDA backend, the libraries it found too: a GPU run records what it ran with.
+  app.set_version_flag("--version", [] {
+    std::string v = "graft 0.1";
+    if (const graft::DeviceBackend* cuda = graft::cuda_backend(); cuda && cuda->versions) v += "\n" + cuda->versions();
+    return v;
+  });
   graft::cli::register_info(app);
   graft::cli::register_train(app);
   graft::cli::register_eval(app);
