@@ -44,6 +44,7 @@ finish() {  # the table, last, and the archive
     echo
     echo "=== graft GPU run $RUN: $(date -u +%Y-%m-%dT%H:%M:%SZ), ${SECONDS}s of DEADLINE=${DEADLINE}s ==="
     while IFS='|' read -r a b c; do printf '%-12s %-8s %s\n' "$a" "$b" "$c"; done <"$ROWS"
+    [ -s "$LOGS/compare-table.txt" ] && cat "$LOGS/compare-table.txt"
     if [ "$status" != 0 ]; then echo "RESULT: FAIL"
     elif [ "${have_gpu:-0}" = 1 ]; then echo "RESULT: OK"
     else echo "RESULT: OK (no GPU here: the GPU stages were skipped, not passed)"; fi
@@ -162,6 +163,7 @@ else
   GEMM_BENCH=$BIN/graft_tc_gemm_bench
 fi
 "$GRAFT" --version >"$LOGS/graft-version.txt" 2>&1
+row libraries ok "$(sed -n 2p "$LOGS/graft-version.txt")"
 DATA=$KIT/data/fashion-mnist
 [ -d "$DATA" ] || DATA=/usr/share/datasets/fashion-mnist
 
@@ -312,6 +314,5 @@ if [ "$RUN" = 2 ]; then
   else
     row compare skipped "$(left) s left of DEADLINE=$DEADLINE"
   fi
-  [ -s "$LOGS/compare-table.txt" ] && { echo; cat "$LOGS/compare-table.txt"; }
 fi
 finish
