@@ -221,6 +221,8 @@ class Executor {
   // Forward of node k over n examples starting at example `row` of the batch (row > 0 only
   // for the nodes run in chunks).
   void forward_node(int k, int64_t n, int64_t row);
+  void note_bad_label(const int32_t* labels, int64_t n);
+  void refuse_bad_label() const;
   void backward_node(int k, int64_t n, std::vector<int>& arrived);
   // kernel_candidates or --kernels auto: time each candidate on every convolution and dense
   // node that runs, keep the fastest per node.
@@ -264,6 +266,9 @@ class Executor {
   ExecContext ctx_;
   int64_t last_n_ = 0;
   int first_nonfinite_node_ = -1;
+  // The first staged label outside the classes (row, value); row -1: none (note_bad_label).
+  int64_t bad_label_row_ = -1;
+  int32_t bad_label_ = 0;
   Metrics metrics_;
   double last_batch_loss_ = 0;
   std::vector<int64_t> backward_calls_;

@@ -97,6 +97,7 @@ bool Executor::gradients_finite(std::string* first_bad) {
 // last two device doubles, then are added to the metrics' two.
 void Executor::device_loss(int64_t n, bool with_gradient) {
   const trace::Range range("loss");
+  refuse_bad_label();
   const int N = model_.num_nodes();
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   double* sums = static_cast<double*>(device_sums_.get());
@@ -211,6 +212,27 @@ math::WarpExample* Executor::raw_warps() {
                     : static_cast<math::WarpExample*>(raw_warps_.get());
 }
 
+// A label outside the model's classes would index past a row of logits. The labels are
+// seen on the host as they are staged (inference batches carry none that matter), and the
+// loss refuses them there, naming the example: the kernels never meet them.
+void Executor::note_bad_label(const int32_t* labels, int64_t n) {
+  const int64_t classes = shapes_.back().numel() / options_.batch;
+  bad_label_row_ = -1;
+  for (int64_t i = 0; i < n && bad_label_row_ < 0; ++i)
+    if (labels[i] < 0 || labels[i] >= classes) {
+      bad_label_row_ = i;
+      bad_label_ = labels[i];
+    }
+}
+
+void Executor::refuse_bad_label() const {
+  if (bad_label_row_ < 0) return;
+  const int64_t classes = shapes_.back().numel() / options_.batch;
+  fail("label ", bad_label_, " of example ", bad_label_row_, " in the batch is outside the model's ", classes,
+       " classes (0-", classes - 1, "): the data has more classes than the model's output layer; check --classes, "
+       "the head (--head ...,dense:N) or the checkpoint's class map");
+}
+
 void Executor::upload_input(int64_t n) {
   if (!on_device_) return;
   if (options_.raw_input) {
@@ -220,6 +242,7 @@ void Executor::upload_input(int64_t n) {
     ops_->upload(input_.get(), input(), size_t(n * input_floats_) * sizeof(float));
   }
   ops_->upload(labels_.get(), labels(), size_t(n) * sizeof(int32_t));
+  note_bad_label(labels(), n);
   // The next batch goes to the other staging buffer, free once its last copy has run.
   ops_->fence(staging_cur_);
   staging_cur_ ^= 1;
@@ -251,6 +274,8 @@ void Executor::accumulate_metrics(int64_t n) {
 // also its gradient into the output's gradient slot.
 void Executor::cpu_loss(int64_t n, bool with_gradient) {
   const trace::Range range("loss");
+  note_bad_label(labels(), n);
+  refuse_bad_label();
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   float* dlogits = with_gradient ? at(grad_[model_.num_nodes() - 1]) : nullptr;
   const Metrics before = metrics_;
@@ -364,6 +389,7 @@ void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks)
   const bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
   if (!graphable || (graph_ < 0 && full_steps_++ == 0)) return run();  // the first full step plans and allocates
   if (!keep_input_) upload_input(n);
+  refuse_bad_label();  // the replayed loss reads these labels on the device
   write_dropout_streams(step);
   const bool keep = std::exchange(keep_input_, true);
   if (graph_ < 0) {
