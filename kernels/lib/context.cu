@@ -1,9 +1,10 @@
 #include "kernels/lib/context.h"
 
-#include <vector>
-
+#include "kernels/cuda/misc.h"
+#include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/tensor_core_gemm.h"
 #include "kernels/lib/plans.cuh"
+#include "runtime/cuda/capture.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/error.h"
 
@@ -53,16 +54,20 @@ cublasHandle_t LibraryContext::cublas(cudaStream_t stream) {
 
 void LibraryContext::reserve_workspace(size_t bytes) {
   if (bytes <= ws_.bytes()) return;
+  cuda::refuse_growth_under_capture(cuda::compute_stream(), "the cuDNN workspace", bytes);
   ws_.reset();  // stream order: earlier users of the old block are queued before later ones
   ws_ = PoolBuffer(pool_, bytes, "workspace");
 }
 
-const float* LibraryContext::ones(int n) {
+// Filled by a kernel on the caller's stream: a synchronous copy would be illegal under capture
+// (the growth check refuses that case first) and would not be ordered with the stream.
+const float* LibraryContext::ones(int n, cudaStream_t stream) {
   if (n > ones_count_) {
+    cuda::refuse_growth_under_capture(cuda::compute_stream(), "the bias-gradient ones vector",
+                                      sizeof(float) * static_cast<size_t>(n));
     ones_.reset();
     ones_ = PoolBuffer(pool_, sizeof(float) * static_cast<size_t>(n), "workspace");
-    const std::vector<float> host(static_cast<size_t>(n), 1.0f);
-    GRAFT_CUDA_CHECK(cudaMemcpy(ones_.get(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
+    cuda::fill(n, 1.0f, ones_.floats(), stream);
     ones_count_ = n;
   }
   return ones_.floats();
@@ -72,6 +77,7 @@ uint16_t* LibraryContext::bf16_staging(int which, size_t elements) {
   GRAFT_ASSERT(which >= 0 && which < 3, "bf16 staging buffer ", which);
   PoolBuffer& b = bf16_[which];
   if (elements * sizeof(uint16_t) > b.bytes()) {
+    cuda::refuse_growth_under_capture(cuda::compute_stream(), "a bf16 staging buffer", elements * sizeof(uint16_t));
     b.reset();  // stream order, as reserve_workspace
     b = PoolBuffer(pool_, elements * sizeof(uint16_t), "workspace");
   }

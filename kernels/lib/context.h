@@ -3,7 +3,9 @@
 // algorithm chosen for each convolution shape, pooling descriptors, cuBLASLt matmul plans.
 // Plans are made the first time a shape is seen (or ahead of time with the plan_* calls, at
 // executor build time), so a step after the first makes no allocation and no choice.
-// Workspaces come from the MemoryPool given at construction.
+// Workspaces come from the MemoryPool given at construction. A growth while the compute
+// stream records a CUDA graph throws graft::Error (runtime/cuda/capture.h) rather than
+// allocate or replace memory the graph would bake in.
 //
 // One context serves one stream at a time: workspaces are shared by every call through it
 // and are safe only in stream order. Creating a context needs a usable device (cudnnCreate
@@ -68,8 +70,9 @@ class LibraryContext {
   void* workspace() const { return ws_.get(); }
   size_t workspace_bytes() const { return ws_.bytes(); }
 
-  // A device vector of at least n ones (for bias gradients through GEMV); grown at plan time.
-  const float* ones(int n);
+  // A device vector of at least n ones (for bias gradients through GEMV); grown at plan
+  // time, filled in stream order on `stream`.
+  const float* ones(int n, cudaStream_t stream);
 
   // bf16 staging (options().bf16): buffer `which` (0, 1, 2) of at least `elements` bf16
   // values, grown when asked for more (at plan time; later calls find it big enough).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "kernels/lib/plans.cuh"
@@ -14,13 +15,27 @@ namespace {
 
 void check(int n, int in, int out) { GRAFT_ASSERT(n >= 0 && in > 0 && out > 0, "bad dense shape ", n, "x", in, "->", out); }
 
+// The alignment a plan assumes of its pointers: the largest power of two up to 16 bytes
+// that divides every address (the pool and the executor's arena give 256; a weight inside
+// the flat parameter buffer, or a chunk of rows, may give as little as 4). cuBLASLt's fast
+// kernels want 16; a plan is made per alignment, so a call never runs an algorithm chosen
+// for pointers it does not have.
+uint32_t alignment_of(std::initializer_list<const void*> pointers) {
+  uint32_t align = 16;
+  for (const void* p : pointers)
+    while (align > 1 && reinterpret_cast<uintptr_t>(p) % align != 0) align /= 2;
+  return align;
+}
+
+const char* precision_name(const LibraryOptions& o) { return o.bf16 ? "bf16" : o.allow_tf32 ? "tf32" : "fp32"; }
+
 cublasLtEpilogue_t epilogue_of(bool has_bias, bool relu) {
   if (has_bias) return relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
   return relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu) {
-  const LibraryContext::DenseKey key{n, in, out, (has_bias ? 1 : 0) | (relu ? 2 : 0)};
+DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu, uint32_t align) {
+  const LibraryContext::DenseKey key{n, in, out, (has_bias ? 1 : 0) | (relu ? 2 : 0) | int(align << 2)};
   if (auto it = ctx.dense_plans.find(key); it != ctx.dense_plans.end()) return *it->second;
   auto plan = std::make_unique<DensePlan>();
   DensePlan& p = *plan;
@@ -45,7 +60,6 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
   {
     const uint64_t max_ws = ctx.blas_workspace_bytes();
-    const uint32_t align = 4;  // callers may pass any float-aligned pointer into an arena
     st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws));
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
@@ -59,10 +73,14 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
       st = cublasLtMatmulAlgoGetHeuristic(ctx.cublas_lt(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &returned);
   }
   cublasLtMatmulPreferenceDestroy(pref);
-  GRAFT_CUBLAS_CHECK(st);
-  if (returned == 0)
-    fail("cuBLASLt has no algorithm for dense ", n, "x", in, " -> ", out, (has_bias ? " with bias" : ""),
-         (relu ? " and relu" : ""));
+  // The heuristic answers NOT_SUPPORTED when nothing fits: the same as no algorithm.
+  if (st != CUBLAS_STATUS_NOT_SUPPORTED) GRAFT_CUBLAS_CHECK(st);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || returned == 0)
+    fail("cuBLASLt has no algorithm for dense layer [", n, " x ", in, "] -> [", n, " x ", out, "] (",
+         precision_name(ctx.options()), (has_bias ? ", bias" : ""), (relu ? ", relu" : ""), ", pointers ", align,
+         "-byte aligned, workspace ", ctx.blas_workspace_bytes(), " bytes",
+         (ctx.options().deterministic ? ", deterministic" : ""),
+         "); try --kernels native for this model, or report the shape");
   p.algo = result.algo;
   p.ws = result.workspaceSize;
   if (ctx.options().bf16) {  // staging: 0 x or dy, 1 the weights, 2 dy (weight gradient)
@@ -78,16 +96,14 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
 void plan_dense(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu) {
   check(n, in, out);
   if (n == 0) return;
-  get_plan(ctx, n, in, out, has_bias, relu);
-  if (has_bias) ctx.ones(n);
+  get_plan(ctx, n, in, out, has_bias, relu, 16);  // the pool's and the arena's alignment
+  if (has_bias) ctx.ones(n, nullptr);
 }
 
 void dense_forward(LibraryContext& ctx, int n, int in, int out, const float* x, const float* w, const float* bias,
                    float* y, cudaStream_t stream, bool relu) {
   check(n, in, out);
   if (n == 0) return;
-  DensePlan& p = get_plan(ctx, n, in, out, bias != nullptr, relu);
-  if (bias) GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   const float one = 1.0f, zero = 0.0f;
   const void* a = w;
   const void* b = x;
@@ -95,6 +111,9 @@ void dense_forward(LibraryContext& ctx, int n, int in, int out, const float* x, 
     a = ctx.to_bf16(1, int64_t{in} * out, w, stream);
     b = ctx.to_bf16(0, int64_t{n} * in, x, stream);
   }
+  // The bias vector counts too: the epilogue reads it with the kernel's vector width.
+  DensePlan& p = get_plan(ctx, n, in, out, bias != nullptr, relu, alignment_of({a, b, y, bias}));
+  if (bias) GRAFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   GRAFT_CUBLAS_CHECK(cublasLtMatmul(ctx.cublas_lt(), p.op, &one, a, p.a, b, p.b, &zero, y, p.c, y, p.c, &p.algo,
                                     ctx.blas_workspace(), p.ws, stream));
 }
@@ -138,7 +157,7 @@ void dense_backward_weights(LibraryContext& ctx, int n, int in, int out, const f
   }
   if (dbias) {
     // dbias [out] = dy^T [out, n] * ones [n]
-    const float* ones = ctx.ones(n);
+    const float* ones = ctx.ones(n, stream);
     GRAFT_CUBLAS_CHECK(cublasSgemv(h, CUBLAS_OP_N, out, n, &one, dy, out, ones, 1, &zero, dbias, 1));
   }
 }

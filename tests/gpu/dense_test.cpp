@@ -73,6 +73,33 @@ class DenseGpu : public GpuTest {
   }
 };
 
+// Pointers inside a flat buffer (a weight after an odd-sized bias in the parameters, a chunk
+// of rows) may be only 4- or 8-byte aligned: cuBLASLt gets a plan made for the alignment
+// each call's pointers have (one per alignment), and the answer is the CPU's.
+TEST_F(DenseGpu, LibraryForwardOnPointersOfEveryAlignment) {
+  const DenseShape s{random_int(1, 40), random_int(1, 300), random_int(1, 200)};
+  SCOPED_TRACE(describe(s));
+  const auto x = random_floats(size_t(s.n) * s.in), w = random_floats(size_t(s.out) * s.in), b = random_floats(s.out);
+  std::vector<float> ref(size_t(s.n) * s.out);
+  cpu::dense_forward_reference(s.n, s.in, s.out, x.data(), w.data(), b.data(), ref.data());
+  auto at = [](const std::vector<float>& v, int offset) {
+    std::vector<float> padded(size_t(offset), 0.0f);
+    padded.insert(padded.end(), v.begin(), v.end());
+    return to_device(padded);
+  };
+  const size_t plans_before = lib().dense_plans.size();
+  for (int offset : {1, 2, 3, 0}) {  // 4, 8, 4 and 16-byte (or better) aligned
+    SCOPED_TRACE("offset " + std::to_string(offset) + " floats");
+    auto dx = at(x, offset), dw = at(w, offset), db = at(b, offset);
+    auto dy = to_device(poisoned(ref.size() + size_t(offset)));
+    lib::dense_forward(lib(), s.n, s.in, s.out, dx.get() + offset, dw.get() + offset, db.get() + offset,
+                       dy.get() + offset, stream(), false);
+    const auto got = dy.download();
+    EXPECT_LT(relative_error(got.data() + offset, ref.data(), ref.size()), kFp32Tolerance);
+  }
+  EXPECT_EQ(lib().dense_plans.size(), plans_before + 3) << "one plan per alignment: 4, 8, 16";
+}
+
 TEST_F(DenseGpu, NativeForward) { forward(Impl::Native); }
 TEST_F(DenseGpu, LibraryForward) { forward(Impl::Library); }
 TEST_F(DenseGpu, NativeBackward) { backward(Impl::Native); }
