@@ -1,5 +1,7 @@
 #include "kernels/cuda/ops_cuda.h"
 
+#include <exception>
+
 #include "kernels/cuda/augment.h"
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/conv.h"
@@ -9,6 +11,7 @@
 #include "kernels/cuda/misc.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/pool.h"
+#include "runtime/cuda/capture.h"
 #include "runtime/cuda/cuda_check.h"
 
 namespace graft::cuda {
@@ -41,19 +44,40 @@ bool CudaOps::begin_capture() {
   GRAFT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   return true;
 }
+
+// Ends the recording. Called from a catch block (the executor abandoning a capture that
+// threw), it only ends it and returns -1: the exception being handled is the report, and a
+// second one would escape the executor's fallback. Otherwise a capture or instantiation
+// that failed throws graft::Error with the CUDA error it got (the executor prints it and
+// runs the steps eagerly). Either way the stream leaves capture mode, usable.
 int CudaOps::end_capture() {
+  const bool abandoning = std::current_exception() != nullptr;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  const cudaError_t queried = cudaStreamIsCapturing(stream_, &status);
+  if (queried != cudaSuccess || status == cudaStreamCaptureStatusNone) {
+    (void)cudaGetLastError();
+    if (abandoning) return -1;
+    if (queried != cudaSuccess) GRAFT_CUDA_CHECK(queried);
+    fail("CUDA graph capture: the compute stream was not recording at the end of the step");
+  }
   cudaGraph_t graph = nullptr;
-  if (cudaStreamEndCapture(stream_, &graph) != cudaSuccess || !graph) {
-    (void)cudaGetLastError();  // an invalidated capture's error is not sticky: clear it
+  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  (void)cudaGetLastError();  // an invalidated capture's error is not sticky: clear it
+  if (ended != cudaSuccess || !graph || abandoning) {
     if (graph) (void)cudaGraphDestroy(graph);
-    return -1;
+    if (abandoning) return -1;
+    if (ended != cudaSuccess)
+      fail("CUDA graph capture of the step failed: cudaStreamEndCapture returned ", cudaGetErrorName(ended), " (",
+           cudaGetErrorString(ended), "); a call in the step could not be recorded");
+    fail("CUDA graph capture of the step failed: cudaStreamEndCapture returned no graph");
   }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
   (void)cudaGraphDestroy(graph);
   if (made != cudaSuccess) {
     (void)cudaGetLastError();
-    return -1;
+    fail("CUDA graph capture of the step failed: cudaGraphInstantiate returned ", cudaGetErrorName(made), " (",
+         cudaGetErrorString(made), ")");
   }
   graphs_.push_back(exec);
   return static_cast<int>(graphs_.size()) - 1;
@@ -209,16 +233,29 @@ void CudaOps::one_hot(int n, int classes, const int32_t* labels, float* targets)
 }
 void CudaOps::add_doubles(int count, const double* src, double* dst) { cuda::add_doubles(count, src, dst, stream_); }
 
+// A copy from host memory recorded into a graph would replay from that address long after
+// the caller's value (often on its stack) is gone: refused while recording (the recorded
+// step uploads before the capture and reads its scalars from device memory: *_step_at).
+namespace {
+void refuse_host_copy_under_capture(cudaStream_t stream, const char* what) {
+  if (stream_capturing(stream))
+    fail(what, " copies from host memory, which a CUDA graph of the step cannot record (it would replay from a "
+         "stale host address); upload before the capture or keep the values in device memory");
+}
+}  // namespace
+
 // The scalars go through one device slot: the copy and the launch are in stream order, so
 // the next segment's copy never overtakes this segment's kernel.
 void CudaOps::sgd_step(int64_t count, float* params, const float* grads, float* momentum_buf,
                        const math::SgdHyper& h, const math::StepScalars& s) {
+  refuse_host_copy_under_capture(stream_, "sgd_step with host scalars");
   auto* d = static_cast<math::StepScalars*>(scalars_.get());
   GRAFT_CUDA_CHECK(cudaMemcpyAsync(d, &s, sizeof s, cudaMemcpyHostToDevice, stream_));
   cuda::sgd_step(count, params, grads, momentum_buf, h, d, stream_);
 }
 void CudaOps::adam_step(int64_t count, float* params, const float* grads, float* exp_avg, float* exp_avg_sq,
                         const math::AdamHyper& h, const math::StepScalars& s) {
+  refuse_host_copy_under_capture(stream_, "adam_step with host scalars");
   auto* d = static_cast<math::StepScalars*>(scalars_.get());
   GRAFT_CUDA_CHECK(cudaMemcpyAsync(d, &s, sizeof s, cudaMemcpyHostToDevice, stream_));
   cuda::adam_step(count, params, grads, exp_avg, exp_avg_sq, h, d, stream_);
@@ -237,6 +274,7 @@ void CudaOps::zero(void* p, size_t bytes) {
   if (bytes) GRAFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
 }
 void CudaOps::upload(void* dst, const void* host_src, size_t bytes) {
+  if (bytes) refuse_host_copy_under_capture(stream_, "an upload");
   if (bytes) GRAFT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
 }
 void CudaOps::download(void* host_dst, const void* src, size_t bytes) {

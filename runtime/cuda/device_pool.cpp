@@ -5,6 +5,8 @@
 
 #include <sstream>
 
+#include "kernels/cuda/ops_cuda.h"
+#include "runtime/cuda/capture.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/error.h"
 
@@ -45,8 +47,13 @@ void DevicePool::out_of_memory(size_t bytes, size_t cls, std::string_view tag, c
 }
 
 // Past the limit or out of device memory, the cache goes back to the driver and the request
-// is tried once more.
+// is tried once more. Never while the compute stream records a step graph: cudaMalloc and
+// cudaFree there are illegal, and the graph would keep a pointer the pool may hand out again.
 void* DevicePool::system_allocate(size_t cls, size_t bytes, std::string_view tag) {
+  if (stream_capturing(compute_stream()))
+    fail("the device memory pool had to grow by ", cls, " bytes (a request of ", bytes, " bytes, tag '",
+         std::string(tag), "') while a CUDA graph of the step was being recorded; a recorded graph cannot "
+         "allocate. The eager step before the capture allocates everything a step needs: this request is new");
   if (limit_bytes_ && stats_locked().bytes_reserved + cls > limit_bytes_) empty_cache_locked();
   if (limit_bytes_ && stats_locked().bytes_reserved + cls > limit_bytes_)
     out_of_memory(bytes, cls, tag, detail::concat("the pool's limit is ", limit_bytes_, " bytes").c_str());

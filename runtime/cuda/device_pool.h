@@ -5,7 +5,8 @@
 // work on other streams that still reads it must be ordered by the caller.
 // Out of memory: the cache is returned to the driver and the request retried once; if it
 // still fails, graft::Error names the bytes asked, the pool's stats and the device's free
-// memory, and advises a smaller --batch. Nothing here aborts.
+// memory, and advises a smaller --batch. Nothing here aborts. A growth while the compute
+// stream records a CUDA graph is refused with graft::Error (runtime/cuda/capture.h).
 #pragma once
 #include <cstddef>
 #include <string_view>

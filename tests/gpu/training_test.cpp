@@ -5,6 +5,7 @@
 // the GPU model must load on the CPU and give the same logits. Also --kernels auto (each
 // layer on whichever was faster), --precision bf16 on both, and the frozen base in chunks.
 #include <filesystem>
+#include <functional>
 
 #include "gpu_testing.h"
 #include "layers/zoo.h"
@@ -62,8 +63,11 @@ void fill_batch(Executor& ex, const Model& m, int step, int classes) {
   for (int64_t i = 0; i < ex.batch(); ++i) ex.labels()[i] = int32_t(g() % uint64_t(classes));
 }
 
+// `in_step` (graphs only) runs inside each step, before the optimizer's update: inside the
+// recording when the step is captured.
 StepsResult train_steps(const Case& c, MemoryPool& pool, std::optional<KernelChoice> kernels, const std::string& save = {},
-                        bool bf16 = false, bool graphs = false, const std::string& optimizer = "sgd") {
+                        bool bf16 = false, bool graphs = false, const std::string& optimizer = "sgd",
+                        const std::function<void(MemoryPool&, int)>& in_step = {}) {
   auto model = build_model(c.spec, pool);
   ExecutorOptions eo;
   eo.batch = c.batch;
@@ -77,10 +81,14 @@ StepsResult train_steps(const Case& c, MemoryPool& pool, std::optional<KernelCho
   if (optimizer == "sgd") oc.momentum = 0.9f;
   Optimizer opt(oc, ex.trainable_count(), pool);
   opt.set_scalars_in_memory(graphs);
+  int step = 0;
   const Executor::StepHooks with_optimizer{[&] { opt.prepare(ex.trainable_segments(), oc.lr); },
-                                           [&] { opt.launch(ex.trainable_segments()); }};
+                                           [&] {
+                                             if (in_step) in_step(pool, step);
+                                             opt.launch(ex.trainable_segments());
+                                           }};
   StepsResult r;
-  for (int step = 0; step < kSteps; ++step) {
+  for (step = 0; step < kSteps; ++step) {
     fill_batch(ex, *model, step, c.spec.num_classes);
     if (graphs) {  // the optimizer inside the recorded step, its scalars in device memory
       ex.forward_backward(ex.batch(), step, &with_optimizer);
@@ -167,11 +175,30 @@ TEST_F(TrainingGpu, GpuCheckpointLoadsOnCpuWithTheSameLogits) {
   std::filesystem::remove(path);
 }
 
+// Bit equality of two library-kernel runs needs --deterministic: otherwise cuDNN may choose
+// backward algorithms that sum with atomics (and cuBLASLt split-K), different run to run.
+// The comparisons against the CPU above hold a tolerance and run without it.
+class DeterministicKernels {
+ public:
+  DeterministicKernels() : saved_(kernel_settings()) {
+    KernelSettings s = saved_;
+    s.deterministic = true;
+    set_kernel_settings(s);
+  }
+  ~DeterministicKernels() { set_kernel_settings(saved_); }
+  DeterministicKernels(const DeterministicKernels&) = delete;
+  DeterministicKernels& operator=(const DeterministicKernels&) = delete;
+
+ private:
+  KernelSettings saved_;
+};
+
 // CUDA graphs (--cuda-graphs): step 1 runs, step 2 is captured and replayed, step 3 replays,
 // the optimizer's update inside (its scalars read from device memory); the same kernels in
-// the same order, so the same bits as running them one by one, dropout included (fmnist_cnn
-// has two: their streams are read from device memory each replay).
+// the same order, so the same bits as running them one by one (deterministic algorithms),
+// dropout included (fmnist_cnn has two: their streams are read from device memory each replay).
 TEST_F(TrainingGpu, StepGraphsGiveTheSameBits) {
+  const DeterministicKernels deterministic;
   for (const Case& c : {small_vgg(), fmnist()})
     for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library}) {
       SCOPED_TRACE(std::string(c.spec.architecture) + " " + kernel_choice_name(k));
@@ -185,6 +212,31 @@ TEST_F(TrainingGpu, StepGraphsGiveTheSameBits) {
       EXPECT_TRUE(graph.params == eager.params);
       EXPECT_EQ(graph.mallocs_at_end, graph.mallocs_after_first);
     }
+}
+
+// A capture that meets a pool growth (here an allocation inside the recorded step, as a shape
+// first seen there would make) is refused with a graft::Error; the executor abandons the
+// recording, says why on stderr, and runs that step and the rest eagerly: the same bits as
+// an eager run (deterministic algorithms), and no graph.
+TEST_F(TrainingGpu, ACaptureThatMeetsAGrowthFallsBackToEagerSteps) {
+  const DeterministicKernels deterministic;
+  const size_t grow_bytes = (size_t{48} << 20) + size_t(random_int(0, 1 << 20));  // a class nothing cached
+  const auto grow_in_step_1 = [&](MemoryPool& pool, int step) {
+    if (step == 1) PoolBuffer grown(pool, grow_bytes, "test growth");
+  };
+  for (KernelChoice k : {KernelChoice::Native, KernelChoice::Library}) {
+    SCOPED_TRACE(kernel_choice_name(k));
+    const Case c = fmnist();
+    cuda::DevicePool a, b;
+    const StepsResult eager = train_steps(c, a, k, {}, false, false, "adam");
+    ::testing::internal::CaptureStderr();
+    const StepsResult fell_back = train_steps(c, b, k, {}, false, true, "adam", grow_in_step_1);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_FALSE(fell_back.graph);
+    EXPECT_TRUE(has(err, "cuda graphs: off") && has(err, "had to grow") && has(err, "test growth")) << err;
+    EXPECT_EQ(fell_back.losses, eager.losses);
+    EXPECT_TRUE(fell_back.params == eager.params);
+  }
 }
 
 // The frozen base in chunks on the device (--frozen-chunk): the same steps as whole batches

@@ -1,0 +1,122 @@
+// Step-graph capture on the device (CudaOps/LibOps begin_capture/end_capture): what cannot
+// be recorded is refused or reported, and the stream is usable after. A pool growth or a
+// library workspace growth while recording throws graft::Error saying what grew; ending the
+// capture from the handler (as the executor does) returns -1 and leaves capture mode; the
+// same call run eagerly next gives the CPU reference's answer. A capture invalidated by an
+// illegal call reports the CUDA error at its end. tests/gpu/training_test.cpp holds the
+// executor's fallback to eager steps to the same bits.
+#include <string>
+#include <vector>
+
+#include "gpu_testing.h"
+#include "kernels/cpu/dense.h"
+#include "kernels/lib/ops_lib.h"
+#include "runtime/cuda/capture.h"
+
+namespace graft::testing {
+namespace {
+
+class CaptureGpu : public GpuTest {
+ protected:
+  // Dense backward (weights and bias) of fresh inputs through `ops`, against the CPU.
+  static void expect_dense_backward_right(Ops& ops, int n, int in, int out) {
+    const auto x = random_floats(size_t(n) * in), dy = random_floats(size_t(n) * out);
+    std::vector<float> ref_dw(size_t(in) * out), ref_db(static_cast<size_t>(out));
+    cpu::dense_backward_weights_reference(n, in, out, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+    auto dx = to_device(x), ddy = to_device(dy);
+    auto dw = poisoned_device(ref_dw.size()), db = poisoned_device(ref_db.size());
+    ops.dense_backward_weights(n, in, out, dx.get(), ddy.get(), dw.get(), db.get());
+    ops.synchronize();
+    EXPECT_LT(relative_error(dw.download(), ref_dw), kFp32Tolerance) << "dw";
+    EXPECT_LT(relative_error(db.download(), ref_db), kFp32Tolerance) << "dbias";
+  }
+
+  // Runs `f` inside a capture that must throw; returns the message and what ending the
+  // capture from the handler gave.
+  template <class F>
+  static std::pair<std::string, int> capture_refused(Ops& ops, F&& f) {
+    EXPECT_TRUE(ops.begin_capture());
+    try {
+      f();
+    } catch (const Error& e) {
+      const int id = ops.end_capture();  // in the handler: abandons, as Executor::forward_backward
+      return {e.what(), id};
+    }
+    ADD_FAILURE() << "nothing was refused under capture";
+    return {"", ops.end_capture()};
+  }
+};
+
+TEST_F(CaptureGpu, PoolGrowthIsRefusedAndTheStreamStaysUsable) {
+  cuda::DevicePool dev;
+  lib::LibOps ops(dev);
+  const size_t mallocs = dev.stats().system_allocations, in_use = dev.stats().bytes_in_use;
+  const size_t bytes = size_t(random_int(3, 9)) << 20;
+  const auto [why, id] = capture_refused(ops, [&] { PoolBuffer grown(dev, bytes, "capture-test"); });
+  EXPECT_EQ(id, -1);
+  EXPECT_TRUE(has(why, "pool had to grow") && has(why, "capture-test") && has(why, "recorded")) << why;
+  EXPECT_FALSE(cuda::stream_capturing(ops.stream()));
+  EXPECT_EQ(dev.stats().system_allocations, mallocs);
+  EXPECT_EQ(dev.stats().bytes_in_use, in_use) << "a refused growth holds nothing";
+  expect_dense_backward_right(ops, random_int(2, 9), random_int(3, 50), random_int(2, 40));
+  PoolBuffer after(dev, bytes, "capture-test");  // eagerly, the pool grows
+  EXPECT_EQ(dev.stats().system_allocations, mallocs + 1);
+}
+
+// A bias gradient for a batch larger than any planned needs a longer ones vector: a
+// library-context growth, refused under capture before any allocation.
+TEST_F(CaptureGpu, WorkspaceGrowthIsRefusedAndTheEagerCallIsRight) {
+  cuda::DevicePool dev;
+  lib::LibOps ops(dev);
+  const int in = random_int(3, 50), out = random_int(2, 40), small = random_int(2, 8);
+  expect_dense_backward_right(ops, small, in, out);  // plans it; ones for `small` rows
+  const int large = small + random_int(1, 100);
+  const auto x = random_floats(size_t(large) * in), dy = random_floats(size_t(large) * out);
+  auto dx = to_device(x), ddy = to_device(dy);
+  auto dw = poisoned_device(size_t(in) * out), db = poisoned_device(size_t(out));
+  const auto [why, id] = capture_refused(
+      ops, [&] { ops.dense_backward_weights(large, in, out, dx.get(), ddy.get(), dw.get(), db.get()); });
+  EXPECT_EQ(id, -1);
+  EXPECT_TRUE(has(why, "ones vector had to grow") && has(why, "recorded")) << why;
+  EXPECT_FALSE(cuda::stream_capturing(ops.stream()));
+  expect_dense_backward_right(ops, large, in, out);
+}
+
+// An illegal call in the recording (a synchronize) invalidates it; the end of the capture
+// reports the CUDA error it got instead of a bare -1.
+TEST_F(CaptureGpu, AnInvalidatedCaptureReportsItsCudaError) {
+  cuda::DevicePool dev;
+  lib::LibOps ops(dev);
+  const int in = random_int(3, 50), out = random_int(2, 40), n = random_int(2, 8);
+  expect_dense_backward_right(ops, n, in, out);
+  ASSERT_TRUE(ops.begin_capture());
+  (void)cudaStreamSynchronize(ops.stream());
+  (void)cudaGetLastError();
+  expect_error([&] { ops.end_capture(); }, {"CUDA graph capture of the step failed", "cudaError"});
+  EXPECT_FALSE(cuda::stream_capturing(ops.stream()));
+  expect_dense_backward_right(ops, n, in, out);
+}
+
+// A clean capture still records and replays: the replay gives the eager answer.
+TEST_F(CaptureGpu, ACleanCaptureReplaysTheEagerResult) {
+  cuda::DevicePool dev;
+  lib::LibOps ops(dev);
+  const int in = random_int(3, 50), out = random_int(2, 40), n = random_int(2, 8);
+  expect_dense_backward_right(ops, n, in, out);  // plans the shape
+  const auto x = random_floats(size_t(n) * in), dy = random_floats(size_t(n) * out);
+  std::vector<float> ref_dw(size_t(in) * out), ref_db(static_cast<size_t>(out));
+  cpu::dense_backward_weights_reference(n, in, out, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+  auto dx = to_device(x), ddy = to_device(dy);
+  auto dw = poisoned_device(ref_dw.size()), db = poisoned_device(ref_db.size());
+  ASSERT_TRUE(ops.begin_capture());
+  ops.dense_backward_weights(n, in, out, dx.get(), ddy.get(), dw.get(), db.get());
+  const int id = ops.end_capture();
+  ASSERT_GE(id, 0);
+  ops.replay(id);
+  ops.synchronize();
+  EXPECT_LT(relative_error(dw.download(), ref_dw), kFp32Tolerance) << "dw";
+  EXPECT_LT(relative_error(db.download(), ref_db), kFp32Tolerance) << "dbias";
+}
+
+}  // namespace
+}  // namespace graft::testing
