@@ -25,14 +25,28 @@ bool exact_bwd_filter(cudnnConvolutionBwdFilterAlgo_t a) {
          a != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
 }
 
+// The math type the search runs with: exact fp32 allows FMA only (cuDNN's DEFAULT_MATH lets
+// fp32 convolutions use TF32 tensor cores on Ampere and later); tf32 allows TF32 through
+// DEFAULT_MATH; bf16 asks for tensor cores.
+cudnnMathType_t search_math(const LibraryOptions& o) {
+  return o.bf16 ? CUDNN_TENSOR_OP_MATH : o.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
 // Whether a perf entry may be used under the context's options.
 template <class Perf, class Exact>
 bool acceptable(const Perf& p, const LibraryOptions& o, Exact exact) {
   if (p.status != CUDNN_STATUS_SUCCESS || p.memory > o.max_conv_workspace_bytes) return false;
   if (o.deterministic && p.determinism != CUDNN_DETERMINISTIC) return false;
-  if (o.allow_tf32 || o.bf16) return true;
-  // The descriptor's FMA math type governs execution; reject only tensor-op entries.
-  return exact(p.algo) && p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  if (o.bf16) return true;
+  // TF32: any math but a down-conversion of fp32 operands to fp16/bf16.
+  if (o.allow_tf32) return p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  return exact(p.algo) && (p.mathType == CUDNN_FMA_MATH || p.mathType == CUDNN_DEFAULT_MATH);
+}
+
+// The math type a chosen entry runs with: its own, except that exact fp32 always runs FMA
+// (an entry reported as DEFAULT_MATH would otherwise be free to use TF32).
+cudnnMathType_t run_math(cudnnMathType_t found, const LibraryOptions& o) {
+  return o.bf16 || o.allow_tf32 ? found : CUDNN_FMA_MATH;
 }
 
 LibraryContext::ConvKey key_of(const Conv2dGeometry& g) {
@@ -61,8 +75,7 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
   GRAFT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv, g.pad, g.pad, g.stride, g.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   const LibraryOptions& o = ctx.options();
-  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(
-      p.conv, o.bf16 ? CUDNN_TENSOR_OP_MATH : o.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  const cudnnMathType_t searched = search_math(o);
   // bf16: the convolutions see bf16 tensors (cuDNN's BFLOAT16 configuration: bf16 x, w, y,
   // fp32 compute, the descriptor above); the algorithm search below runs on them.
   cudnnTensorDescriptor_t xd = p.x, yd = p.y;
@@ -94,6 +107,7 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
   {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, searched));
     GRAFT_CUDNN_CHECK(
         cudnnGetConvolutionForwardAlgorithm_v7(h, xd, wd, p.conv, yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     int pick = -1;
@@ -101,29 +115,37 @@ ConvPlan& get_plan(LibraryContext& ctx, const Conv2dGeometry& g) {
       if (acceptable(perf[i], o, exact_fwd)) pick = i;
     // The fallbacks are exact and deterministic.
     p.fwd_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    p.fwd_math = run_math(pick >= 0 ? perf[pick].mathType : searched, o);
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));  // the workspace depends on it
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, p.conv, yd, p.fwd_algo, &p.fwd_ws));
   }
   {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, searched));
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd, yd, p.conv, xd,
                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_bwd_data)) pick = i;
     p.bwd_data_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    p.bwd_data_math = run_math(pick >= 0 ? perf[pick].mathType : searched, o);
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
     GRAFT_CUDNN_CHECK(
         cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, p.conv, xd, p.bwd_data_algo, &p.bwd_data_ws));
   }
   {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, searched));
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         h, xd, yd, p.conv, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
     int pick = -1;
     for (int i = 0; i < count && pick < 0; ++i)
       if (acceptable(perf[i], o, exact_bwd_filter)) pick = i;
     p.bwd_filter_algo = pick >= 0 ? perf[pick].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    p.bwd_filter_math = run_math(pick >= 0 ? perf[pick].mathType : searched, o);
+    GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
     GRAFT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, p.conv, wd, p.bwd_filter_algo,
                                                                      &p.bwd_filter_ws));
   }
@@ -142,6 +164,7 @@ void conv2d_forward(LibraryContext& ctx, const Conv2dGeometry& g, const float* x
   if (g.n == 0) return;
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
+  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd_math));
   const float one = 1.0f, zero = 0.0f;
   if (ctx.options().bf16) {
     uint16_t *x16 = ctx.to_bf16(0, g.input_numel(), x, stream), *w16 = ctx.to_bf16(1, g.weight_numel(), w, stream);
@@ -161,6 +184,7 @@ void conv2d_backward_data(LibraryContext& ctx, const Conv2dGeometry& g, const fl
   if (g.n == 0) return;
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
+  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_data_math));
   const float one = 1.0f, zero = 0.0f;
   if (ctx.options().bf16) {
     uint16_t *dy16 = ctx.to_bf16(0, g.output_numel(), dy, stream), *w16 = ctx.to_bf16(1, g.weight_numel(), w, stream);
@@ -183,6 +207,7 @@ void conv2d_backward_filter(LibraryContext& ctx, const Conv2dGeometry& g, const 
   }
   ConvPlan& p = get_plan(ctx, g);
   cudnnHandle_t h = ctx.cudnn(stream);
+  GRAFT_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.bwd_filter_math));
   const float one = 1.0f, zero = 0.0f;
   if (ctx.options().bf16) {
     uint16_t *x16 = ctx.to_bf16(0, g.input_numel(), x, stream), *dy16 = ctx.to_bf16(2, g.output_numel(), dy, stream);

@@ -14,7 +14,11 @@ struct ConvPlan {
   // above stay fp32 for the bias and the conversions around them.
   cudnnTensorDescriptor_t x16 = nullptr, y16 = nullptr;
   cudnnFilterDescriptor_t w16 = nullptr;
+  // One descriptor for the three directions; each call first sets the math type of the
+  // algorithm chosen for its direction (cuDNN runs an algorithm only with the math type it
+  // was found with).
   cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnMathType_t fwd_math = CUDNN_FMA_MATH, bwd_data_math = CUDNN_FMA_MATH, bwd_filter_math = CUDNN_FMA_MATH;
   cudnnConvolutionFwdAlgo_t fwd_algo{};
   cudnnConvolutionBwdDataAlgo_t bwd_data_algo{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo{};
