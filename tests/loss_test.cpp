@@ -137,6 +137,51 @@ TEST(LossTest, CrossEntropyAccumulatesLossAndCorrect) {
   EXPECT_NEAR(uniform, std::log(4.0), 1e-9);
 }
 
+// A label outside [0, classes) is never an index: that row's loss and gradient row are NaN
+// (so the NaN guard sees them) and it is not counted correct; the other rows are as alone.
+TEST(LossTest, CrossEntropyOutOfRangeLabelGivesNaNRowWithoutReadingPastTheLogits) {
+  for (const auto& c : kCases) {
+    if (c.n < 2) continue;
+    const auto z = random_floats(size_t(c.n) * c.classes, -4.0f, 4.0f);
+    auto labels = random_labels(c.n, c.classes);
+    const int bad_row = random_int(0, c.n - 1);
+    const int32_t bad_labels[] = {-1, c.classes, c.classes + 1000000, -2000000000};
+    labels[size_t(bad_row)] = bad_labels[random_int(0, 3)];
+    SCOPED_TRACE(::testing::Message() << c.n << "x" << c.classes << " row " << bad_row << " label "
+                                      << labels[size_t(bad_row)]);
+    std::vector<float> d(z.size(), 7.0f);  // finite: the bad row's NaN must be written
+    double loss_sum = 0, correct = 0;
+    graft::cpu::softmax_cross_entropy(c.n, c.classes, z.data(), labels.data(), c.smoothing, 1.0f, d.data(),
+                                      &loss_sum, &correct);
+    EXPECT_TRUE(std::isnan(loss_sum));
+    // The good rows, one at a time, against the formula; the bad row all NaN.
+    double good_correct = 0;
+    for (int i = 0; i < c.n; ++i) {
+      const std::vector<float> row(z.begin() + ptrdiff_t(i) * c.classes, z.begin() + ptrdiff_t(i + 1) * c.classes);
+      const std::vector<float> got(d.begin() + ptrdiff_t(i) * c.classes, d.begin() + ptrdiff_t(i + 1) * c.classes);
+      if (i == bad_row) {
+        for (float v : got) EXPECT_TRUE(std::isnan(v));
+        continue;
+      }
+      const std::vector<int32_t> one = {labels[size_t(i)]};
+      EXPECT_LT(relative_error(got, ce_formula(1, c.classes, row, one, c.smoothing, 1.0).dlogits), 1e-5) << i;
+      graft::cpu::softmax_cross_entropy(1, c.classes, row.data(), one.data(), c.smoothing, 1.0f, nullptr, nullptr,
+                                        &good_correct);
+    }
+    EXPECT_EQ(correct, good_correct);
+
+    std::vector<float> weights = random_floats(size_t(c.classes), 0.5f, 2.0f);
+    std::vector<float> dw(z.size(), 7.0f);
+    double wloss = 0, wsum = 0, wcorrect = 0;
+    graft::cpu::softmax_cross_entropy_weighted(c.n, c.classes, z.data(), labels.data(), weights.data(), c.smoothing,
+                                               1.0f, dw.data(), &wloss, &wsum, &wcorrect);
+    EXPECT_TRUE(std::isnan(wloss));
+    EXPECT_TRUE(std::isnan(wsum));
+    EXPECT_EQ(wcorrect, good_correct);
+    for (int j = 0; j < c.classes; ++j) EXPECT_TRUE(std::isnan(dw[size_t(bad_row) * c.classes + j]));
+  }
+}
+
 TEST(LossTest, MseMatchesFormulaAndFiniteDifferences) {
   for (int64_t count : {1, 7, 1000}) {
     auto p = random_floats(size_t(count)), t = random_floats(size_t(count));

@@ -1,11 +1,27 @@
 // Losses on the CPU: fused softmax cross-entropy (stable: row max subtracted, log-sum-exp in
-// double) and MSE. Sums accumulate into caller-provided doubles.
+// double) and MSE. Sums accumulate into caller-provided doubles. A label outside
+// [0, classes) is never used as an index: that row's loss (and weight) and its gradient row
+// are NaN, and it is not correct, the same as the CUDA kernel; the NaN guard and the epoch
+// line then show it (the executor's host-side check names the label first).
 #include "kernels/cpu/loss.h"
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace graft::cpu {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+bool label_in_range(int label, int classes) { return label >= 0 && label < classes; }
+
+void nan_row(float* d, int classes) {
+  for (int j = 0; j < classes; ++j) d[j] = std::numeric_limits<float>::quiet_NaN();
+}
+
+}  // namespace
 
 void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels, float smoothing,
                            float grad_scale, float* dlogits, double* loss_sum, double* correct) {
@@ -15,6 +31,11 @@ void softmax_cross_entropy(int n, int classes, const float* logits, const int32_
   for (int i = 0; i < n; ++i) {
     const float* z = logits + int64_t{i} * classes;
     const int label = labels[i];
+    if (!label_in_range(label, classes)) {
+      total_loss += kNaN;
+      if (dlogits) nan_row(dlogits + int64_t{i} * classes, classes);
+      continue;
+    }
     int argmax = 0;
     for (int j = 1; j < classes; ++j)
       if (z[j] > z[argmax]) argmax = j;  // first maximum wins
@@ -53,6 +74,12 @@ void softmax_cross_entropy_weighted(int n, int classes, const float* logits, con
   for (int i = 0; i < n; ++i) {
     const float* z = logits + int64_t{i} * classes;
     const int label = labels[i];
+    if (!label_in_range(label, classes)) {
+      total_loss += kNaN;
+      total_weight += kNaN;
+      if (dlogits) nan_row(dlogits + int64_t{i} * classes, classes);
+      continue;
+    }
     const double w_label = class_weights[label];
     int argmax = 0;
     for (int j = 1; j < classes; ++j)

@@ -19,6 +19,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // Row i's loss, as the CPU reference: t = (1 - s) onehot(label) + s / C,
 // loss = -(1 - s) logp[label] - (s / C) sum_j logp[j], logp = z - max - log(sum exp(z - max)).
+// A label outside [0, classes) is never read through: that row's loss and gradient are NaN
+// (as on the CPU), so the NaN guard and the epoch line show it.
 __global__ void __launch_bounds__(kLossThreads) softmax_xent_kernel(int n, int classes, const float* logits,
                                                                     const int32_t* labels, float smoothing,
                                                                     float grad_scale, float* dlogits,
@@ -62,7 +64,9 @@ __global__ void __launch_bounds__(kLossThreads) softmax_xent_kernel(int n, int c
     sum_z = warp_sum(sum_z);
     const float log_sum = logf(sum_exp);
     const int label = labels[row];
-    if (lane == 0) {
+    const bool bad_label = label < 0 || label >= classes;
+    if (lane == 0 && bad_label) my_loss += __longlong_as_double(0x7ff8000000000000LL);  // NaN
+    if (lane == 0 && !bad_label) {
       const double logp_label = double(z[label]) - double(zmax) - double(log_sum);
       const double sum_logp = double(sum_z) - double(classes) * double(log_sum);
       my_loss += -(1.0 - double(smoothing)) * logp_label - double(off) * sum_logp;
@@ -73,7 +77,7 @@ __global__ void __launch_bounds__(kLossThreads) softmax_xent_kernel(int n, int c
       for (int j = lane; j < classes; j += 32) {
         const float p = expf(z[j] - zmax - log_sum);
         const float t = (j == label ? 1.0f - smoothing : 0.0f) + off;
-        d[j] = (p - t) * grad_scale;
+        d[j] = bad_label ? __int_as_float(0x7fc00000) : (p - t) * grad_scale;
       }
     }
   }

@@ -61,9 +61,14 @@ __global__ void round_to_bf16_kernel(int64_t count, const float* x, float* y) {
   GRAFT_MISC_LOOP(i, count) y[i] = math::round_to_bf16(x[i]);
 }
 
+// A label outside [0, classes) gives a NaN row (the loss then shows it, as cross-entropy's).
 __global__ void one_hot_kernel(int n, int classes, const int32_t* labels, float* t) {
   const int64_t count = int64_t{n} * classes;
-  GRAFT_MISC_LOOP(i, count) t[i] = labels[i / classes] == static_cast<int32_t>(i % classes) ? 1.0f : 0.0f;
+  GRAFT_MISC_LOOP(i, count) {
+    const int32_t label = labels[i / classes];
+    t[i] = label < 0 || label >= classes ? __int_as_float(0x7fc00000)
+                                         : label == static_cast<int32_t>(i % classes) ? 1.0f : 0.0f;
+  }
 }
 
 __global__ void add_doubles_kernel(int count, const double* src, double* dst) {

@@ -1,5 +1,6 @@
 // Losses on the device against the CPU reference: the sums (into device doubles, added to
 // what is there), the correct count, the gradients, and bitwise determinism.
+#include <cmath>
 #include <vector>
 
 #include "gpu_testing.h"
@@ -48,6 +49,45 @@ TEST_F(LossGpu, SoftmaxCrossEntropy) {
                                   s2.get() + 1, stream());
       EXPECT_EQ(s1.download(), s2.download());
     }
+}
+
+// An out-of-range label reads nothing past the logits (the bad row's index would land far
+// outside the buffer) and gives that row a NaN loss and NaN gradient, as the CPU reference;
+// the other rows' gradients and the correct count are the CPU's.
+TEST_F(LossGpu, OutOfRangeLabelGivesNaNRowAsTheCpu) {
+  for (const int classes : {3, 10, 1000}) {
+    const int n = random_int(2, 40), bad_row = random_int(0, n - 1);
+    const int32_t bad_labels[] = {-1, classes, classes + 1000000, -2000000000};
+    const auto logits = random_floats(static_cast<size_t>(n) * classes, -4.0f, 4.0f);
+    std::vector<int32_t> labels(static_cast<size_t>(n));
+    for (auto& l : labels) l = random_int(0, classes - 1);
+    labels[size_t(bad_row)] = bad_labels[random_int(0, 3)];
+    SCOPED_TRACE("n " + std::to_string(n) + " classes " + std::to_string(classes) + " row " +
+                 std::to_string(bad_row) + " label " + std::to_string(labels[size_t(bad_row)]));
+    std::vector<float> ref_d(logits.size(), 7.0f);
+    double ref_loss = 0, ref_correct = 0;
+    cpu::softmax_cross_entropy(n, classes, logits.data(), labels.data(), 0.1f, 1.0f, ref_d.data(), &ref_loss,
+                               &ref_correct);
+    ASSERT_TRUE(std::isnan(ref_loss));
+    auto dz = to_device(logits);
+    auto dl = to_device(labels);
+    auto dd = to_device(std::vector<float>(logits.size(), 7.0f));  // finite: the NaN row must be written
+    auto sums = to_device(std::vector<double>{0.0, 0.0});
+    cuda::softmax_cross_entropy(n, classes, dz.get(), dl.get(), 0.1f, 1.0f, dd.get(), sums.get(), sums.get() + 1,
+                                stream());
+    const auto got = sums.download();
+    EXPECT_TRUE(std::isnan(got[0])) << got[0];
+    EXPECT_EQ(got[1], ref_correct);
+    const auto d = dd.download();
+    for (int i = 0; i < n; ++i) {
+      const size_t at = size_t(i) * size_t(classes);
+      if (i == bad_row) {
+        for (int j = 0; j < classes; ++j) EXPECT_TRUE(std::isnan(d[at + size_t(j)])) << j;
+      } else {
+        EXPECT_LT(relative_error(d.data() + at, ref_d.data() + at, size_t(classes)), kFp32Tolerance) << "row " << i;
+      }
+    }
+  }
 }
 
 TEST_F(LossGpu, Mse) {
