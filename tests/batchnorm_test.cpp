@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/batchnorm.h"
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
 #include "runtime/error.h"
@@ -184,6 +185,41 @@ TEST(BatchNorm, TrainingOnOneValuePerChannelIsAnErrorNamingTheLayer) {
   }
   bn.layer.set_policy(BnPolicy::FrozenStats);
   EXPECT_NO_THROW(bn.forward(x, true));
+}
+
+// The kernels themselves on one value per channel (the layer refuses first, above): batch
+// statistics give mean = x and variance 0, so y = beta, dx = 0, dgamma = 0, dbeta = dy, and
+// nothing divides by zero; updating the running statistics (the unbiased variance divides
+// by rows - 1) is an error that leaves them as they were. tests/gpu/batchnorm_test.cpp holds
+// the CUDA kernels to the same.
+TEST(BatchNorm, KernelsOnOneValuePerChannelDefineTheirResult) {
+  const int c = testing::random_int(1, 40);
+  const float eps = 1e-5f;
+  const auto x = random_floats(size_t(c), -3.0f, 3.0f), gamma = random_floats(size_t(c), 0.5f, 2.0f);
+  const auto beta = random_floats(size_t(c)), dy = random_floats(size_t(c));
+  std::vector<double> scratch(size_t(c) * cpu::kBatchNormScratchDoubles);
+  auto y = testing::poisoned(size_t(c));
+  cpu::batchnorm_forward_batch(1, c, eps, 0.1f, x.data(), gamma.data(), beta.data(), y.data(), nullptr, nullptr,
+                               scratch.data());
+  EXPECT_LT(relative_error(y, beta), 1e-6);
+
+  auto rmean = random_floats(size_t(c)), rvar = random_floats(size_t(c), 0.5f, 2.0f);
+  const auto rmean0 = rmean, rvar0 = rvar;
+  testing::expect_error([&] {
+    cpu::batchnorm_forward_batch(1, c, eps, 0.1f, x.data(), gamma.data(), beta.data(), y.data(), rmean.data(),
+                                 rvar.data(), scratch.data());
+  }, {"more than 1 value per channel", "got 1 row"});
+  EXPECT_EQ(rmean, rmean0);
+  EXPECT_EQ(rvar, rvar0);
+
+  auto dx = testing::poisoned(size_t(c)), dgamma = testing::poisoned(size_t(c)), dbeta = testing::poisoned(size_t(c));
+  cpu::batchnorm_backward_batch(1, c, eps, x.data(), dy.data(), gamma.data(), dx.data(), dgamma.data(), dbeta.data(),
+                                scratch.data());
+  for (int ch = 0; ch < c; ++ch) {
+    EXPECT_EQ(dx[size_t(ch)], 0.0f) << ch;
+    EXPECT_EQ(dgamma[size_t(ch)], 0.0f) << ch;
+  }
+  EXPECT_EQ(dbeta, dy);
 }
 
 TEST(BatchNorm, ParamsAndBuffersHaveTorchvisionNamesAndInits) {

@@ -53,7 +53,12 @@ void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, con
   }
   affine(rows, c, x, scale, shift, y);
   if (running_mean) {
-    GRAFT_ASSERT(running_var && rows >= 2, "running statistics need two or more values per channel");
+    GRAFT_ASSERT(running_var, "running_mean without running_var");
+    // The unbiased variance divides by rows - 1: one value per channel has none (PyTorch:
+    // "Expected more than 1 value per channel when training"). The CUDA kernel refuses alike.
+    if (rows < 2)
+      fail("batch norm in training needs more than 1 value per channel to update its running statistics (got ",
+           rows, " row of ", c, " channels: batch x height x width must be at least 2)");
     const double m = momentum;
     const double unbias = double(rows) / double(rows - 1);
     for (int ch = 0; ch < c; ++ch) {

@@ -2,6 +2,7 @@
 
 #include "kernels/common/batchnorm_math.h"
 #include "kernels/cuda/launch.cuh"
+#include "runtime/error.h"
 
 namespace graft::cuda {
 
@@ -136,6 +137,10 @@ void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, con
                              const float* beta, float* y, float* running_mean, float* running_var,
                              float* num_batches_tracked, double* scratch, cudaStream_t stream) {
   if (rows <= 0 || c <= 0) return;
+  // As the CPU reference: the running variance's unbiased estimate divides by rows - 1.
+  if (running_mean && rows < 2)
+    fail("batch norm in training needs more than 1 value per channel to update its running statistics (got ",
+         rows, " row of ", c, " channels: batch x height x width must be at least 2)");
   bn_stats_kernel<<<c, kBnThreads, 0, stream>>>(rows, c, eps, momentum, x, gamma, beta, running_mean, running_var,
                                                  num_batches_tracked, scratch);
   GRAFT_CUDA_CHECK_LAUNCH();
