@@ -48,6 +48,7 @@ void backward(LibraryContext& ctx, const Pool2dGeometry& g, Mode mode, const flo
   if (g.n == 0) return;
   PoolPlan& p = get_plan(ctx, g, mode);
   const float one = 1.0f, zero = 0.0f;
+  // cuDNN 9's order (cudnn_ops.h): alpha, (yDesc, y), (dyDesc, dy), (xDesc, x), beta, (dxDesc, dx).
   GRAFT_CUDNN_CHECK(cudnnPoolingBackward(ctx.cudnn(stream), p.pool, &one, p.y, y, p.y, dy, p.x, x, &zero, p.x, dx));
 }
 
@@ -80,7 +81,8 @@ void avgpool2d_forward(LibraryContext& ctx, const Pool2dGeometry& g, const float
 }
 
 // Average pooling's gradient does not depend on x or y; cuDNN's interface still takes them,
-// so dy and dx stand in (never read in this mode).
+// so dy stands in for y and dx for x (never read in this mode: tests/gpu/pool_test.cpp
+// poisons dx with NaN before the call, so a read would show).
 void avgpool2d_backward(LibraryContext& ctx, const Pool2dGeometry& g, const float* dy, float* dx, cudaStream_t stream) {
   backward(ctx, g, kAvg, dx, dy, dy, dx, stream);
 }
