@@ -35,6 +35,10 @@ std::string BatchNorm2d::describe() const {
   return detail::concat("batchnorm ", channels_, " (", bn_policy_name(policy_), ")");
 }
 
+std::string BatchNorm2d::training_randomness() const {
+  return policy_ == BnPolicy::Train ? "(batch norm, policy train) normalises with each batch's statistics in training" : "";
+}
+
 Shape BatchNorm2d::output_shape(const std::vector<Shape>& inputs) const {
   const Shape& in = inputs.at(0);
   if ((in.rank() != 4 && in.rank() != 2) || in[in.rank() - 1] != channels_)

@@ -38,6 +38,8 @@ class BatchNorm2d final : public Layer {
   BatchNorm2d(std::string name, int channels, float eps = 1e-5f, float momentum = 0.1f);
   std::string kind() const override { return "batchnorm"; }
   std::string describe() const override;
+  // Policy train: batch statistics in training (the same input, another batch, another output).
+  std::string training_randomness() const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;
   size_t workspace_floats(const std::vector<Shape>& inputs) const override;

@@ -17,6 +17,7 @@ class Conv2d final : public Layer {
  public:
   Conv2d(std::string name, int in_channels, Conv2dOptions o);
   std::string kind() const override { return "conv2d"; }
+  bool is_gemm() const override { return true; }
   std::string describe() const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;

@@ -49,7 +49,7 @@ void Dense::backward(const BackwardArgs& a) {
   if (a.dinputs[0]) a.ctx->kernels().dense_backward_data(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
 }
 
-void Dense::set_flattened_from(int h, int w, int c) {
+void Dense::bind_flattened_input(int h, int w, int c) {
   if (int64_t{h} * w * c != in_)
     fail("layer ", name(), ": flattened input ", h, "x", w, "x", c, " does not have ", in_, " features");
   flat_h_ = h;

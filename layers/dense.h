@@ -1,6 +1,7 @@
 // Dense (PyTorch's Linear): y = x W^T + b, W [out, in].
 // After a Flatten of an NHWC activation the input features are ordered (h, w, c) while
-// PyTorch's are (c, h, w); the graph tells the layer the flattened shape, and the weight's
+// PyTorch's are (c, h, w); the graph tells the layer the flattened shape (also through dropout,
+// relu and other pass-through layers between the two), and the weight's
 // columns are permuted at the checkpoint boundary so logits match PyTorch's exactly.
 #pragma once
 #include "layers/layer.h"
@@ -11,6 +12,9 @@ class Dense final : public Layer {
  public:
   Dense(std::string name, int in_features, int out_features, bool bias = true);
   std::string kind() const override { return "dense"; }
+  bool is_gemm() const override { return true; }
+  // The input is a flattened [H, W, C] activation: permute weight columns at the boundary.
+  void bind_flattened_input(int h, int w, int c) override;
   std::string describe() const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;
@@ -19,8 +23,6 @@ class Dense final : public Layer {
   void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
   void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
 
-  // The input is a flattened [H, W, C] activation: permute weight columns at the boundary.
-  void set_flattened_from(int h, int w, int c);
   int in_features() const { return in_; }
   int out_features() const { return out_; }
   // torchvision's VGG classifier instead of PyTorch's Linear default: weight from

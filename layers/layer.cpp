@@ -1,4 +1,5 @@
-// Default parameter layout conversions: the internal layout is PyTorch's.
+// The Layer interface's defaults: parameter layouts (the internal one is PyTorch's), and
+// the reason a random layer gives.
 #include "layers/layer.h"
 
 #include <algorithm>
@@ -8,6 +9,10 @@
 namespace graft {
 
 Ops& ExecContext::kernels() const { return ops ? *ops : cpu_ops(reference_kernels); }
+
+std::string Layer::training_randomness() const {
+  return draws_random_numbers() ? "(" + kind() + ") draws random numbers in training" : "";
+}
 
 void Layer::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
   const auto n = param_specs().at(index).shape.numel();

@@ -71,6 +71,14 @@ struct BackwardArgs {
   float* workspace = nullptr;
 };
 
+// How a layer treats the order of its input's features, so Model::finalize can tell a
+// dense layer that its input is a flattened NHWC activation (see Layer::bind_flattened_input).
+enum class LayoutRole {
+  Other,        // a flattened order stops here (new features, or parameters per feature)
+  Flatten,      // [N, H, W, C] -> [N, H*W*C] in (h, w, c) order
+  PassThrough,  // elementwise on one input, no parameters: the features keep their order
+};
+
 class Layer {
  public:
   explicit Layer(std::string name) : name_(std::move(name)) {}
@@ -95,6 +103,22 @@ class Layer {
 
   virtual void forward(const ForwardArgs& a) = 0;
   virtual void backward(const BackwardArgs& a) = 0;
+
+  // What the runtime asks, so that it never needs the concrete type.
+  virtual LayoutRole layout_role() const { return LayoutRole::Other; }
+  // The input is a flattened [H, W, C] activation (a flatten, perhaps through pass-through
+  // layers): its features come in (h, w, c) order, PyTorch's in (c, h, w). Default: no matter.
+  virtual void bind_flattened_input(int /*h*/, int /*w*/, int /*c*/) {}
+  // A matrix product (convolution, dense): the executor times its kernels (--kernels auto)
+  // and rounds its operands for bf16 emulation.
+  virtual bool is_gemm() const { return false; }
+  // Whether forward in training draws from the counter-based RNG (seed, step, node).
+  virtual bool draws_random_numbers() const { return false; }
+  // Why the same input can give another output in training, as the words that follow the
+  // node's name in a sentence ("(dropout, p 0.5) is random in training"), or "": such a
+  // layer ends the frozen prefix (runtime/frozen_prefix.h). Default: a generic reason when
+  // draws_random_numbers(), else "".
+  virtual std::string training_randomness() const;
 
   // Internal layout <-> checkpoint (PyTorch) layout of parameter `index`; also used for
   // optimizer state, which has the parameter's layout. Default: identical.

@@ -17,6 +17,9 @@ Dropout::Dropout(std::string name, float p) : Layer(std::move(name)), p_(p) {
   if (!(p >= 0.0f && p < 1.0f)) fail("layer ", this->name(), ": dropout rate must be in [0, 1), got ", p);
 }
 std::string Dropout::describe() const { return detail::concat("dropout ", p_); }
+std::string Dropout::training_randomness() const {
+  return p_ > 0.0f ? detail::concat("(dropout, p ", p_, ") is random in training") : "";
+}
 
 uint64_t dropout_stream(int64_t step, int node) {
   return static_cast<uint64_t>(step) << 16 ^ static_cast<uint64_t>(node);

@@ -10,6 +10,7 @@ class ReLU final : public Layer {
   using Layer::Layer;
   std::string kind() const override { return "relu"; }
   std::string describe() const override { return "relu"; }
+  LayoutRole layout_role() const override { return LayoutRole::PassThrough; }
   Shape output_shape(const std::vector<Shape>& inputs) const override { return inputs.at(0); }
   bool backward_reads_inputs() const override { return false; }
   bool backward_reads_output() const override { return true; }
@@ -28,6 +29,9 @@ class Dropout final : public Layer {
   Dropout(std::string name, float p);
   std::string kind() const override { return "dropout"; }
   std::string describe() const override;
+  LayoutRole layout_role() const override { return LayoutRole::PassThrough; }
+  bool draws_random_numbers() const override { return p_ > 0.0f; }
+  std::string training_randomness() const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override { return inputs.at(0); }
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
@@ -44,6 +48,7 @@ class Flatten final : public Layer {
   using Layer::Layer;
   std::string kind() const override { return "flatten"; }
   std::string describe() const override { return "flatten"; }
+  LayoutRole layout_role() const override { return LayoutRole::Flatten; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;

@@ -209,10 +209,7 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   if (candidates.size() > 1) choose_kernels(candidates);
 }
 
-bool Executor::gemm_node(int node) const {
-  const std::string kind = model_.nodes()[node].layer->kind();
-  return kind == "conv2d" || kind == "dense";
-}
+bool Executor::gemm_node(int node) const { return model_.nodes()[node].layer->is_gemm(); }
 
 Ops* Executor::with_bf16(Ops* ops, bool bf16) {
   if (!bf16 || ops->computes_bf16()) return ops;

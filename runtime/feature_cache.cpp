@@ -9,8 +9,6 @@
 #include <cstring>
 #include <new>
 
-#include "layers/batchnorm.h"
-#include "layers/simple_layers.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/human_bytes.h"

@@ -3,21 +3,15 @@
 
 #include <algorithm>
 
-#include "layers/batchnorm.h"
-#include "layers/simple_layers.h"
 #include "runtime/error.h"
 #include "runtime/human_bytes.h"
 
 namespace graft {
 
 std::string training_randomness(const Model& model, int n) {
-  const Layer* layer = model.nodes()[size_t(n)].layer.get();
-  const std::string& name = model.nodes()[size_t(n)].name;
-  if (const auto* d = dynamic_cast<const Dropout*>(layer); d && d->p() > 0.0f)
-    return detail::concat("'", name, "' (dropout, p ", d->p(), ") is random in training");
-  if (const auto* bn = dynamic_cast<const BatchNorm2d*>(layer); bn && bn->policy() == BnPolicy::Train)
-    return detail::concat("'", name, "' (batch norm, policy train) normalises with each batch's statistics in training");
-  return "";
+  const Node& node = model.nodes()[size_t(n)];
+  const std::string why = node.layer->training_randomness();
+  return why.empty() ? "" : "'" + node.name + "' " + why;
 }
 
 FeatureCut find_feature_cut(const Model& model, const std::vector<bool>& frozen) {

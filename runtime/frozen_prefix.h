@@ -13,12 +13,12 @@
 namespace graft {
 
 // Why node n gives different outputs for the same input in training (dropout with p > 0,
-// batch norm with policy train), or "".
+// batch norm with policy train: Layer::training_randomness), or "".
 std::string training_randomness(const Model& model, int n);
 
 // Where a model can be cut: the last node such that every node up to and including it is
-// frozen (no trainable parameters) and deterministic in training (no dropout with p > 0,
-// no batch norm with policy train), and every later node reads only later nodes or the cut
+// frozen (no trainable parameters) and deterministic in training (training_randomness is
+// empty: no dropout with p > 0, no batch norm with policy train), and every later node reads only later nodes or the cut
 // itself (one tensor crosses; a residual connection across it rules a node out).
 struct FeatureCut {
   int node = -1;        // -1: no cut; why_not says why

@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "kernels/common/elementwise.h"
-#include "layers/dense.h"
 #include "runtime/backend_registry.h"
 #include "runtime/error.h"
 
@@ -51,12 +50,19 @@ std::vector<Shape> Model::infer_shapes(int64_t batch) const {
 void Model::finalize(uint64_t seed) {
   GRAFT_ASSERT(!finalized_ && !nodes_.empty(), "finalize() once, on a non-empty model");
   const auto shapes = infer_shapes(1);
+  // Per node: the [1, H, W, C] shape whose flattening its output is (a flatten's input,
+  // carried through pass-through layers), or none; the next layer is told.
+  std::vector<Shape> flattened_from(nodes_.size());
   for (int n = 0; n < num_nodes(); ++n) {
-    auto* dense = dynamic_cast<Dense*>(nodes_[n].layer.get());
+    Layer& layer = *nodes_[n].layer;
     const int src = nodes_[n].inputs[0];
-    if (dense && src != kModelInput && nodes_[src].layer->kind() == "flatten") {
-      const Shape in = node_input_shapes(src, shapes, 1)[0];
-      if (in.rank() == 4) dense->set_flattened_from(int(in[1]), int(in[2]), int(in[3]));
+    const Shape from = src == kModelInput || layer.num_inputs() != 1 ? Shape{} : flattened_from[size_t(src)];
+    if (from.rank() == 4) layer.bind_flattened_input(int(from[1]), int(from[2]), int(from[3]));
+    if (layer.layout_role() == LayoutRole::Flatten) {
+      const Shape in = node_input_shapes(n, shapes, 1)[0];
+      if (in.rank() == 4) flattened_from[size_t(n)] = in;
+    } else if (layer.layout_role() == LayoutRole::PassThrough) {
+      flattened_from[size_t(n)] = from;
     }
     const auto specs = nodes_[n].layer->param_specs();
     for (size_t i = 0; i < specs.size(); ++i) {

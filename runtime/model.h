@@ -34,7 +34,8 @@ class Model {
 
   // Adds a node fed by `inputs` (default: the previous node, or the model input); returns its index.
   int add(LayerPtr layer, std::vector<int> inputs = {});
-  // Infers shapes, tells dense layers after a flatten their source shape, allocates the
+  // Infers shapes, tells the layer after a flatten (directly or through pass-through layers:
+  // Layer::layout_role) the flattened shape, allocates the
   // flat parameter buffer and initialises it from `seed`. Call once, after the last add().
   void finalize(uint64_t seed);
   // Draws fresh initial values for the parameters of node `n` (a new head).
