@@ -73,9 +73,11 @@ void BatchNorm2d::forward(const ForwardArgs& a) {
   const float* gamma = a.params[0];
   const float* beta = a.params[1];
   if (uses_batch_stats(*a.ctx)) {
+    // PyTorch raises too: one value per channel has no variance to normalise by.
     if (rows < 2)
-      fail("layer ", name(), " (", describe(), "): training needs more than one value per channel, got input ",
-           a.input_shapes[0].str(), "; use a larger batch or input, or --bn-policy frozen-stats");
+      fail("layer ", name(), " (", describe(), "): expected more than 1 value per channel when training, got input size ",
+           a.input_shapes[0].str(), " (", rows, " value per channel); train with batches of at least 2 examples (the last ",
+           "batch of an epoch too), or normalise with the running statistics: --bn '", name(), "=frozen-stats'");
     a.ctx->kernels().batchnorm_forward_batch(rows, channels_, eps_, momentum_, a.inputs[0], gamma, beta, a.output,
                                              a.params[2], a.params[3], a.params[4],
                                              reinterpret_cast<double*>(a.workspace));

@@ -1,7 +1,8 @@
 // What the runtime asks a layer through the Layer interface, seen from the outside: a dense
 // layer after a flatten keeps PyTorch's CHW column order through pass-through layers
 // (dropout, relu) in its checkpoint; a layer that says it is random in training ends the
-// frozen prefix (feature cache, frozen chunks) with its own reason.
+// frozen prefix (feature cache, frozen chunks) with its own reason; batch norm in training
+// refuses one value per channel as PyTorch does.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -156,6 +157,37 @@ TEST(LayerInterface, ALayerRandomInTrainingEndsTheFrozenPrefix) {
     const std::string msg = error_of([&] { decide_prefix_chunking(chunks, *first, frozen_first, 8); });
     EXPECT_TRUE(has(msg, "--frozen-chunk 2") && has(msg, said)) << msg;
   }
+}
+
+// Training forward of a batch-norm-first head on `sample` with `batch` examples.
+std::string bn_forward_error(MemoryPool& pool, const Shape& sample, int64_t batch, bool training,
+                             const std::string& head = "bn,flatten,dense:N") {
+  auto m = head_model(pool, sample, head, 3, testing::test_seed());
+  ExecutorOptions o;
+  o.batch = batch;
+  o.training = training;
+  Executor ex(*m, o);
+  const auto x = testing::random_floats(size_t(batch * sample.numel()));
+  std::copy(x.begin(), x.end(), ex.input());
+  std::fill(ex.labels(), ex.labels() + batch, 0);
+  return error_of([&] { ex.forward(batch, training, 0); });
+}
+
+TEST(LayerInterface, BatchNormInTrainingRefusesOneValuePerChannel) {
+  HostPool pool;
+  const int c = testing::random_int(2, 6);
+  // As PyTorch: "Expected more than 1 value per channel when training, got input size ...".
+  std::string msg = bn_forward_error(pool, Shape{1, 1, c}, 1, true);
+  for (const std::string& part : {std::string("layer head.0"), std::string("expected more than 1 value per channel when training"),
+                                  "got input size [1, 1, 1, " + std::to_string(c) + "]", std::string("--bn 'head.0=frozen-stats'")})
+    EXPECT_TRUE(has(msg, part)) << "missing '" << part << "' in: " << msg;
+  // After a dense (BatchNorm1d): one example is one value per feature.
+  msg = bn_forward_error(pool, Shape{2, 2, c}, 1, true, "flatten,dense:4,bn,dense:N");
+  EXPECT_TRUE(has(msg, "layer head.2") && has(msg, "got input size [1, 4]")) << msg;
+  // More than one value per channel, or evaluation (running statistics): no error.
+  EXPECT_EQ(bn_forward_error(pool, Shape{2, 1, c}, 1, true), "(no error)");
+  EXPECT_EQ(bn_forward_error(pool, Shape{1, 1, c}, 2, true), "(no error)");
+  EXPECT_EQ(bn_forward_error(pool, Shape{1, 1, c}, 1, false), "(no error)");
 }
 
 }  // namespace
