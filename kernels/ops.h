@@ -147,9 +147,10 @@ class Ops {
 
   // --- step graphs (CUDA graphs) ---
   // begin_capture() starts recording the work issued after it instead of running it (false:
-  // this backend cannot, as the CPU); end_capture() ends it and returns a graph id, or -1
-  // when the recording failed (some call could not be captured; nothing ran, the stream is
-  // usable again); replay(id) runs the recorded work again, in stream order.
+  // this backend cannot, as the CPU); end_capture() ends it and returns a graph id; a failed
+  // recording throws graft::Error with the CUDA error, except when called from a handler of
+  // an exception (abandoning the recording), where it returns -1. Either way nothing ran and
+  // the stream is usable again. replay(id) runs the recorded work again, in stream order.
   virtual bool begin_capture() { return false; }
   virtual int end_capture() { return -1; }
   virtual void replay(int graph) {}

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/loss.h"
+#include "kernels/ops.h"
 #include "tests/testing.h"
 
 namespace {
@@ -211,3 +212,28 @@ TEST(LossTest, MseMatchesFormulaAndFiniteDifferences) {
 }
 
 }  // namespace
+
+namespace graft {
+namespace {
+
+// One-hot targets (the MSE loss's): a label outside the classes gives a NaN row, never an
+// index, as the CUDA kernel does (gpu/loss_test compares them).
+TEST(LossTest, OneHotOutOfRangeLabelGivesANaNRowAndWritesNothingElse) {
+  const int n = testing::random_int(2, 9), classes = testing::random_int(2, 12);
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (auto& l : labels) l = testing::random_int(0, classes - 1);
+  const int bad_row = testing::random_int(0, n - 1);
+  labels[size_t(bad_row)] = testing::random_int(0, 1) ? classes + testing::random_int(0, 3) : -1;
+  std::vector<float> targets(size_t(n * classes) + 8, 7.0f);  // 8 guard floats past the end
+  cpu_ops(false).one_hot(n, classes, labels.data(), targets.data());
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < classes; ++j) {
+      const float t = targets[size_t(i * classes + j)];
+      if (i == bad_row) EXPECT_TRUE(std::isnan(t)) << "row " << i << " class " << j;
+      else EXPECT_EQ(t, j == labels[size_t(i)] ? 1.0f : 0.0f) << "row " << i << " class " << j;
+    }
+  for (size_t k = size_t(n * classes); k < targets.size(); ++k) EXPECT_EQ(targets[k], 7.0f) << "wrote past the end";
+}
+
+}  // namespace
+}  // namespace graft

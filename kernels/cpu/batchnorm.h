@@ -19,7 +19,7 @@ void batchnorm_batch_stats(int64_t rows, int c, const float* x, double* mean, do
 
 // Batch statistics. Running statistics are updated when running_mean is not null (then
 // running_var must not be null either). Needs rows >= 2 when updating (the unbiased
-// variance), which the layer checks with a message.
+// variance), which the layer checks with a message and the kernels refuse with the same error (CPU and CUDA).
 void batchnorm_forward_batch(int64_t rows, int c, float eps, float momentum, const float* x, const float* gamma,
                              const float* beta, float* y, float* running_mean, float* running_var, double* scratch);
 void batchnorm_forward_running(int64_t rows, int c, float eps, const float* x, const float* gamma,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu/adaptive_pool.h"
 #include "kernels/cpu/augment.h"
@@ -171,7 +172,13 @@ void CpuOps::mse(int64_t count, const float* pred, const float* target, float gr
 }
 void CpuOps::one_hot(int n, int classes, const int32_t* labels, float* targets) {
   std::fill(targets, targets + int64_t{n} * classes, 0.0f);
-  for (int64_t i = 0; i < n; ++i) targets[i * classes + labels[i]] = 1.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t l = labels[i];  // out of range: a NaN row, as the CUDA kernel (never an index)
+    if (l < 0 || l >= classes)
+      std::fill(targets + i * classes, targets + (i + 1) * classes, std::numeric_limits<float>::quiet_NaN());
+    else
+      targets[i * classes + l] = 1.0f;
+  }
 }
 void CpuOps::add_doubles(int count, const double* src, double* dst) {
   for (int i = 0; i < count; ++i) dst[i] += src[i];
