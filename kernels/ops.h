@@ -72,12 +72,12 @@ class Ops {
   virtual void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) = 0;
   virtual void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy,
                                 float* dx) = 0;
-  // The same, with the stream read from the Ops' memory when the work runs (so a recorded
-  // step graph draws new masks on each replay).
-  virtual void dropout_forward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* x,
-                                  float* y) = 0;
-  virtual void dropout_backward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* dy,
-                                   float* dx) = 0;
+  // The same, with the stream math::layer_stream(*step, node) of the step count read from the
+  // Ops' memory when the work runs (so a recorded step graph draws new masks on each replay).
+  virtual void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+                                  const float* x, float* y) = 0;
+  virtual void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+                                   const float* dy, float* dx) = 0;
   virtual void add(int64_t count, const float* a, const float* b, float* y) = 0;  // y may alias a
   virtual void scale(int64_t count, float alpha, float* x) = 0;
   virtual void copy(int64_t count, const float* x, float* y) = 0;

@@ -40,9 +40,10 @@ struct ExecContext {
   int node_index = 0;
   bool reference_kernels = false;  // run the plain-loop oracle instead of the fast CPU path
   Ops* ops = nullptr;              // the backend's kernels; null: the CPU ones (per reference_kernels)
-  // Step graphs: per node, dropout's stream for this step (dropout_stream(step, node)) in the
-  // Ops' memory, written before each step; null: computed on the host from `step`.
-  const uint64_t* dropout_streams = nullptr;
+  // Step graphs: the step count in the Ops' memory, written before every step, eager or
+  // replayed, so recorded kernels read the step they run in. A layer that draws random
+  // numbers passes it (and node_index) to its kernels; null: it uses `step`.
+  const int64_t* step_counter = nullptr;
 
   // The kernels every layer calls: `ops`, else graft::cpu_ops(reference_kernels).
   Ops& kernels() const;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "kernels/common/elementwise.h"
 #include "kernels/ops.h"
 #include "runtime/error.h"
 
@@ -21,29 +22,25 @@ std::string Dropout::training_randomness() const {
   return p_ > 0.0f ? detail::concat("(dropout, p ", p_, ") is random in training") : "";
 }
 
-uint64_t dropout_stream(int64_t step, int node) {
-  return static_cast<uint64_t>(step) << 16 ^ static_cast<uint64_t>(node);
-}
-
 void Dropout::forward(const ForwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   const ExecContext& c = *a.ctx;
   if (!c.training || p_ == 0.0f)
     c.kernels().copy(n, a.inputs[0], a.output);
-  else if (c.dropout_streams)
-    c.kernels().dropout_forward_at(n, p_, c.seed, c.dropout_streams + c.node_index, a.inputs[0], a.output);
+  else if (c.step_counter)
+    c.kernels().dropout_forward_at(n, p_, c.seed, c.step_counter, c.node_index, a.inputs[0], a.output);
   else
-    c.kernels().dropout_forward(n, p_, c.seed, dropout_stream(c.step, c.node_index), a.inputs[0], a.output);
+    c.kernels().dropout_forward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), a.inputs[0], a.output);
 }
 void Dropout::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   const ExecContext& c = *a.ctx;
   if (!c.training || p_ == 0.0f)
     c.kernels().copy(n, a.doutput, a.dinputs[0]);
-  else if (c.dropout_streams)
-    c.kernels().dropout_backward_at(n, p_, c.seed, c.dropout_streams + c.node_index, a.doutput, a.dinputs[0]);
+  else if (c.step_counter)
+    c.kernels().dropout_backward_at(n, p_, c.seed, c.step_counter, c.node_index, a.doutput, a.dinputs[0]);
   else
-    c.kernels().dropout_backward(n, p_, c.seed, dropout_stream(c.step, c.node_index), a.doutput, a.dinputs[0]);
+    c.kernels().dropout_backward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), a.doutput, a.dinputs[0]);
 }
 
 Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {

@@ -20,10 +20,6 @@ class ReLU final : public Layer {
 
 // Inverted dropout: active only in training; the mask is recomputed in backward from the
 // counter-based RNG (seed, step, node), never stored.
-// Dropout's counter-based stream for a step and node: a mask is a function of (seed,
-// stream, element).
-uint64_t dropout_stream(int64_t step, int node);
-
 class Dropout final : public Layer {
  public:
   Dropout(std::string name, float p);

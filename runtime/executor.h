@@ -131,7 +131,7 @@ class Executor {
   void backward(int64_t n);
   // forward(n, true, step) then backward(n). With step graphs on (set_step_graphs), a full
   // batch on a device runs as a CUDA graph: the second full step is captured, every later
-  // one replays it (the batch, and dropout's per-step streams, are copied in first).
+  // one replays it (the batch and the step count are copied in first).
   // check_finite and profiling run as they are (their checks wait for the device).
   // hooks (may be null): `before` runs every step first, outside any recording (the
   // optimizer's host half and uploads); `after` issues device work after the backward (the
@@ -140,8 +140,8 @@ class Executor {
     std::function<void()> before, after;
   };
   void forward_backward(int64_t n, int64_t step, const StepHooks* hooks = nullptr);
-  // On: dropout reads its per-step streams from memory the executor writes before each
-  // forward (ExecContext::dropout_streams), the same masks as without.
+  // On: layers that draw random numbers read the step count from memory the executor writes
+  // before each step (ExecContext::step_counter): the same numbers as without.
   void set_step_graphs(bool on);
   bool step_graph_captured() const { return graph_ >= 0; }
   // Loss and accuracy of the last forward into the metrics, with no gradient (evaluation).
@@ -278,9 +278,11 @@ class Executor {
   bool profiling_ = false;
   bool step_graphs_ = false;
   bool capturing_ = false;
-  PoolBuffer dropout_streams_;              // step graphs with dropout: one uint64 per node
-  std::vector<uint64_t> host_streams_;
-  void write_dropout_streams(int64_t step);
+  PoolBuffer step_counter_;  // step graphs: the step count, for ExecContext::step_counter
+  int64_t host_step_ = 0;    // the upload's source, alive until the copy has run
+  void write_step_counter(int64_t step);
+  void begin_step(int64_t n, bool training, int64_t step);
+  void count_step(int64_t n, bool with_backward);
   int full_steps_ = 0;  // full-batch forward_backward calls before the capture
   int graph_ = -1;
   std::vector<LayerTime> layer_times_;

@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "kernels/cpu/loss.h"
-#include "layers/simple_layers.h"
 #include "runtime/error.h"
 #include "runtime/trace.h"
 
@@ -114,7 +113,6 @@ void Executor::device_loss(int64_t n, bool with_gradient) {
     ops_->softmax_cross_entropy(int(n), classes, at(act_.back()), labels, 0.0f, 0.0f, nullptr, nullptr, sums + 3);
   }
   ops_->add_doubles(2, sums + 2, sums);
-  metrics_.count += double(n);
 }
 // PyTorch's CrossEntropyLoss(weight=...): the batch loss is sum_i r_i / sum_i w[y_i]. The
 // metrics keep per-example sums, so the batch adds its weighted mean n times.
@@ -143,14 +141,36 @@ Shape Executor::input_shape(int64_t n) const {
   return Shape(dims);
 }
 
-void Executor::forward(int64_t n, bool training, int64_t step) {
+// The host's side of a step, the same whether its device work runs now or as a replay of a
+// recorded step graph: what the step is (begin_step), and what it did (count_step: the
+// metrics' example count, the backward passes that ran).
+void Executor::begin_step(int64_t n, bool training, int64_t step) {
   GRAFT_ASSERT(n >= 1 && n <= options_.batch, "batch of ", n, " in a plan for ", options_.batch);
   last_n_ = n;
   ctx_.training = training;
   ctx_.step = step;
   first_nonfinite_node_ = -1;
+}
+
+void Executor::count_step(int64_t n, bool with_backward) {
+  metrics_.count += double(n);
+  if (!with_backward) return;
+  for (int k = first_; k <= last_; ++k)
+    if (decisions_[k].needs_grad) ++backward_calls_[k];
+}
+
+// The step count in memory, for recorded kernels that draw random numbers
+// (ExecContext::step_counter); not while recording, when an upload cannot be recorded.
+void Executor::write_step_counter(int64_t step) {
+  if (!ctx_.step_counter || capturing_) return;
+  host_step_ = step;
+  ops_->upload(step_counter_.get(), &host_step_, sizeof(host_step_));
+}
+
+void Executor::forward(int64_t n, bool training, int64_t step) {
+  begin_step(n, training, step);
   if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
-  write_dropout_streams(step);
+  write_step_counter(step);
   if (options_.raw_input) {  // the augmentation, where the model is
     const Shape& s = model_.sample_shape();
     ops_->augment_batch(int(n), int(s[0]), int(s[1]), static_cast<const uint8_t*>(raw_images_.get()),
@@ -266,8 +286,11 @@ void Executor::add_layer_times(bool backward) {
 void Executor::accumulate_metrics(int64_t n) {
   GRAFT_ASSERT(n == last_n_, "metrics of a batch that was not forwarded");
   GRAFT_ASSERT(last_ == model_.num_nodes() - 1, "metrics of a plan that stops at ", model_.nodes()[last_].name);
-  if (on_device_) return device_loss(n, /*with_gradient=*/false);
-  cpu_loss(n, /*with_gradient=*/false);
+  if (on_device_)
+    device_loss(n, /*with_gradient=*/false);
+  else
+    cpu_loss(n, /*with_gradient=*/false);
+  count_step(n, /*with_backward=*/false);
 }
 
 // The loss of the last forward on the host (CPU models), into the metrics; with_gradient:
@@ -293,7 +316,6 @@ void Executor::cpu_loss(int64_t n, bool with_gradient) {
     metrics_.loss_sum += sum / classes;  // per-example loss: mean over its outputs
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
   }
-  metrics_.count += double(n);
   last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
 }
 
@@ -316,6 +338,7 @@ void Executor::backward(int64_t n) {
     if (profiling_) marks_.emplace_back(k, ops_->mark());
   }
   if (profiling_) add_layer_times(/*backward=*/true);
+  count_step(n, /*with_backward=*/true);
 }
 
 // Node k's backward over n examples; gradients of inputs with several consumers arrive more
@@ -354,7 +377,6 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
   }
   a.workspace = workspace_.floats();
   node.layer->backward(a);
-  ++backward_calls_[k];
   for (int i : accumulate) {
     const int64_t count = shapes_[i].with_batch(n).numel();
     ops_->add(count, at(grad_[i]), at(scratch_[i]), at(grad_[i]));
@@ -363,20 +385,8 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
 
 void Executor::set_step_graphs(bool on) {
   step_graphs_ = on;
-  bool dropout = false;
-  for (int k = first_; k <= last_; ++k)
-    if (const auto* d = dynamic_cast<const Dropout*>(model_.nodes()[k].layer.get()); d && d->p() > 0.0f) dropout = true;
-  if (on && dropout && !dropout_streams_.get()) {
-    dropout_streams_ = PoolBuffer(model_.pool(), size_t(model_.num_nodes()) * sizeof(uint64_t), "input");
-    host_streams_.assign(size_t(model_.num_nodes()), 0);
-  }
-  ctx_.dropout_streams = on ? static_cast<const uint64_t*>(dropout_streams_.get()) : nullptr;
-}
-
-void Executor::write_dropout_streams(int64_t step) {
-  if (!ctx_.dropout_streams || capturing_) return;
-  for (size_t k = 0; k < host_streams_.size(); ++k) host_streams_[k] = dropout_stream(step, int(k));
-  ops_->upload(dropout_streams_.get(), host_streams_.data(), host_streams_.size() * sizeof(uint64_t));
+  if (on && !step_counter_.get()) step_counter_ = PoolBuffer(model_.pool(), sizeof(int64_t), "input");
+  ctx_.step_counter = on ? static_cast<const int64_t*>(step_counter_.get()) : nullptr;
 }
 
 void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks) {
@@ -390,7 +400,7 @@ void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks)
   if (!graphable || (graph_ < 0 && full_steps_++ == 0)) return run();  // the first full step plans and allocates
   if (!keep_input_) upload_input(n);
   refuse_bad_label();  // the replayed loss reads these labels on the device
-  write_dropout_streams(step);
+  write_step_counter(step);
   const bool keep = std::exchange(keep_input_, true);
   if (graph_ < 0) {
     // Recording runs nothing; the host's side of the step (the metrics' count, the
@@ -422,12 +432,8 @@ void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks)
       return;
     }
   } else {
-    last_n_ = n;
-    ctx_.step = step;
-    first_nonfinite_node_ = -1;
-    metrics_.count += double(n);
-    for (int k = first_; k <= last_; ++k)
-      if (decisions_[k].needs_grad) ++backward_calls_[k];
+    begin_step(n, /*training=*/true, step);
+    count_step(n, /*with_backward=*/true);
   }
   keep_input_ = keep;
   ops_->replay(graph_);

@@ -26,6 +26,13 @@ GRAFT_HD float random_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   return static_cast<float>(random_bits(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
 }
 
+// A random layer's stream at a training step: the step count and the layer's node index,
+// so every layer draws its own numbers at every step (layers read the step from memory when
+// a step graph is replayed: ExecContext::step_counter).
+GRAFT_HD uint64_t layer_stream(int64_t step, int node) {
+  return static_cast<uint64_t>(step) << 16 ^ static_cast<uint64_t>(node);
+}
+
 // Inverted dropout: an element is kept with probability 1-p and scaled by 1/(1-p).
 // The mask is recomputed in backward from the same counter, never stored.
 GRAFT_HD float dropout_scale(float p, uint64_t seed, uint64_t stream, uint64_t index) {

@@ -16,6 +16,7 @@
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/pool.h"
+#include "kernels/common/elementwise.h"
 #include "runtime/error.h"
 
 namespace graft {
@@ -123,13 +124,13 @@ void CpuOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t str
 void CpuOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
   cpu::dropout_backward(count, p, seed, stream, dy, dx);
 }
-void CpuOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* x,
+void CpuOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* x,
                                 float* y) {
-  cpu::dropout_forward(count, p, seed, *stream, x, y);
+  cpu::dropout_forward(count, p, seed, math::layer_stream(*step, node), x, y);
 }
-void CpuOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* dy,
+void CpuOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* dy,
                                  float* dx) {
-  cpu::dropout_backward(count, p, seed, *stream, dy, dx);
+  cpu::dropout_backward(count, p, seed, math::layer_stream(*step, node), dy, dx);
 }
 void CpuOps::add(int64_t count, const float* a, const float* b, float* y) { cpu::add(count, a, b, y); }
 void CpuOps::scale(int64_t count, float alpha, float* x) { cpu::scale(count, alpha, x); }

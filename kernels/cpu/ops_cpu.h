@@ -39,9 +39,9 @@ class CpuOps final : public Ops {
   void relu_backward(int64_t count, const float* y, const float* dy, float* dx) override;
   void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) override;
   void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) override;
-  void dropout_forward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* x,
+  void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* x,
                           float* y) override;
-  void dropout_backward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* dy,
+  void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* dy,
                            float* dx) override;
   void add(int64_t count, const float* a, const float* b, float* y) override;
   void scale(int64_t count, float alpha, float* x) override;

@@ -16,10 +16,11 @@ __global__ void relu_forward_kernel(int64_t count, const float* x, float* y) {
 __global__ void relu_backward_kernel(int64_t count, const float* y, const float* dy, float* dx) {
   GRAFT_GRID_STRIDE(i, count) dx[i] = math::relu_grad_from_output(y[i], dy[i]);
 }
-// `d_stream` non-null: the RNG stream is read from device memory (graph replay).
-__global__ void dropout_kernel(int64_t count, float p, uint64_t seed, uint64_t stream, const uint64_t* d_stream,
+// `d_step` non-null: the stream is the node's at the step count read from device memory
+// (graph replay).
+__global__ void dropout_kernel(int64_t count, float p, uint64_t seed, uint64_t stream, const int64_t* d_step, int node,
                                const float* x, float* y) {
-  const uint64_t s = d_stream ? *d_stream : stream;
+  const uint64_t s = d_step ? math::layer_stream(*d_step, node) : stream;
   GRAFT_GRID_STRIDE(i, count) y[i] = x[i] * math::dropout_scale(p, seed, s, static_cast<uint64_t>(i));
 }
 __global__ void add_kernel(int64_t count, const float* a, const float* b, float* y) {
@@ -30,10 +31,10 @@ __global__ void scale_kernel(int64_t count, float alpha, float* x) {
 }
 
 // Dropout backward is dropout forward on the gradient with the same mask.
-void dropout(int64_t count, float p, uint64_t seed, uint64_t s, const uint64_t* d_s, const float* x, float* y,
-             cudaStream_t stream) {
+void dropout(int64_t count, float p, uint64_t seed, uint64_t s, const int64_t* d_step, int node, const float* x,
+             float* y, cudaStream_t stream) {
   if (count <= 0) return;
-  dropout_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, p, seed, s, d_s, x, y);
+  dropout_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, p, seed, s, d_step, node, x, y);
   GRAFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -53,19 +54,19 @@ void relu_backward(int64_t count, const float* y, const float* dy, float* dx, cu
 
 void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, const float* x, float* y,
                      cudaStream_t stream) {
-  dropout(count, p, seed, rng_stream, nullptr, x, y, stream);
+  dropout(count, p, seed, rng_stream, nullptr, 0, x, y, stream);
 }
 void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, const float* dy, float* dx,
                       cudaStream_t stream) {
-  dropout(count, p, seed, rng_stream, nullptr, dy, dx, stream);
+  dropout(count, p, seed, rng_stream, nullptr, 0, dy, dx, stream);
 }
-void dropout_forward_replayable(int64_t count, float p, uint64_t seed, const uint64_t* d_rng_stream, const float* x, float* y,
-                     cudaStream_t stream) {
-  dropout(count, p, seed, 0, d_rng_stream, x, y, stream);
+void dropout_forward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node, const float* x,
+                                float* y, cudaStream_t stream) {
+  dropout(count, p, seed, 0, d_step, node, x, y, stream);
 }
-void dropout_backward_replayable(int64_t count, float p, uint64_t seed, const uint64_t* d_rng_stream, const float* dy,
-                      float* dx, cudaStream_t stream) {
-  dropout(count, p, seed, 0, d_rng_stream, dy, dx, stream);
+void dropout_backward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node,
+                                 const float* dy, float* dx, cudaStream_t stream) {
+  dropout(count, p, seed, 0, d_step, node, dy, dx, stream);
 }
 
 void add(int64_t count, const float* a, const float* b, float* y, cudaStream_t stream) {

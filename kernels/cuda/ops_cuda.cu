@@ -176,13 +176,13 @@ void CudaOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rn
 void CudaOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng, const float* dy, float* dx) {
   cuda::dropout_backward(count, p, seed, rng, dy, dx, stream_);
 }
-void CudaOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* x,
-                                 float* y) {
-  cuda::dropout_forward_replayable(count, p, seed, stream, x, y, stream_);
+void CudaOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+                                 const float* x, float* y) {
+  cuda::dropout_forward_replayable(count, p, seed, step, node, x, y, stream_);
 }
-void CudaOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const uint64_t* stream, const float* dy,
-                                  float* dx) {
-  cuda::dropout_backward_replayable(count, p, seed, stream, dy, dx, stream_);
+void CudaOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+                                  const float* dy, float* dx) {
+  cuda::dropout_backward_replayable(count, p, seed, step, node, dy, dx, stream_);
 }
 void CudaOps::add(int64_t count, const float* a, const float* b, float* y) { cuda::add(count, a, b, y, stream_); }
 void CudaOps::scale(int64_t count, float alpha, float* x) { cuda::scale(count, alpha, x, stream_); }

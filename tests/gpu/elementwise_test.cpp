@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gpu_testing.h"
+#include "kernels/common/elementwise.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cuda/elementwise.h"
@@ -59,7 +60,10 @@ TEST_F(ElementwiseGpu, Dropout) {
   for (int64_t n : kCounts)
     for (float p : {0.0f, 0.3f, 0.5f}) {
       SCOPED_TRACE("count " + std::to_string(n) + " p " + std::to_string(p));
-      const uint64_t seed = rng()(), rs = rng()() % 1000;
+      const uint64_t seed = rng()();
+      const int64_t step = int64_t(rng()() % 100000);
+      const int node = int(rng()() % 64);
+      const uint64_t rs = math::layer_stream(step, node);
       const auto x = random_floats(static_cast<size_t>(n)), dy = random_floats(static_cast<size_t>(n));
       std::vector<float> ref_y(static_cast<size_t>(n)), ref_dx(static_cast<size_t>(n));
       cpu::dropout_forward(n, p, seed, rs, x.data(), ref_y.data());
@@ -70,11 +74,11 @@ TEST_F(ElementwiseGpu, Dropout) {
       cuda::dropout_backward(n, p, seed, rs, ddy.get(), ddx.get(), stream());
       EXPECT_LT(relative_error(y.download(), ref_y), kFp32Tolerance);
       EXPECT_LT(relative_error(ddx.download(), ref_dx), kFp32Tolerance);
-      // The graph-replayable variant reads the RNG stream from device memory.
-      auto d_rs = to_device(std::vector<uint64_t>{rs});
+      // The graph-replayable variant reads the step from device memory.
+      auto d_step = to_device(std::vector<int64_t>{step});
       auto y2 = poisoned_device(static_cast<size_t>(n)), dx2 = poisoned_device(static_cast<size_t>(n));
-      cuda::dropout_forward_replayable(n, p, seed, d_rs.get(), dx_in.get(), y2.get(), stream());
-      cuda::dropout_backward_replayable(n, p, seed, d_rs.get(), ddy.get(), dx2.get(), stream());
+      cuda::dropout_forward_replayable(n, p, seed, d_step.get(), node, dx_in.get(), y2.get(), stream());
+      cuda::dropout_backward_replayable(n, p, seed, d_step.get(), node, ddy.get(), dx2.get(), stream());
       EXPECT_EQ(y2.download(), y.download());
       EXPECT_EQ(dx2.download(), ddx.download());
     }
