@@ -1,0 +1,160 @@
+// The epochs of a training run, and each epoch's batches, each step (forward, loss, backward, optimizer; gradient
+// accumulation), the NaN/Inf checks per step or deferred (--sync-every), the progress bar,
+// and saving on an interrupt.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "runtime/error.h"
+#include "runtime/interrupt.h"
+#include "runtime/trace.h"
+#include "runtime/training_run.h"
+
+namespace graft {
+
+namespace {
+
+void draw_progress(int epoch, int epochs, int64_t done, int64_t total, double elapsed) {
+  const int width = 30;
+  const int filled = static_cast<int>(width * std::min(done, total) / std::max<int64_t>(total, 1));
+  const double eta = done ? elapsed / double(done) * double(std::max<int64_t>(total - done, 0)) : 0.0;
+  std::fprintf(stderr, "\repoch %d/%d [%s%s] %lld/%lld  ETA %4.0fs ", epoch, epochs, std::string(filled, '=').c_str(),
+               std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total), eta);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+std::vector<EpochReport> TrainingRun::run() {
+  for (int epoch = at_.epochs_done + 1; epoch <= o_.epochs; ++epoch) {
+    run_epoch(epoch);
+    if (end_epoch(epoch)) break;  // early stopping
+  }
+  restore_best();
+  return reports_;
+}
+
+void TrainingRun::run_epoch(int epoch) {
+  epoch_start_ = TrainClock::now();
+  ex_.set_metrics(at_.partial);
+  source_->start_epoch(o_.seed, epoch, /*shuffle=*/true, o_.augment, at_.position_in_epoch);
+  lr_ = learning_rate_at(plan_.schedule, at_.step);
+  pending_ = 0;
+  while (const int64_t n = next_batch()) {
+    const trace::Range step_range("step");  // the micro-batch: forward, loss, backward, optimizer
+    if (!step(n, epoch)) continue;          // a skipped non-finite step
+    if (o_.progress)
+      draw_progress(epoch, o_.epochs, at_.batches_in_epoch, plan_.batches_per_epoch, seconds_since(epoch_start_));
+    if (pending_ == 0 && interrupt_requested()) stop_interrupted(epoch);
+  }
+  if (pending_ > 0) optimizer_step();  // the epoch's last, partial accumulation
+  check_deferred(epoch);
+  if (o_.progress) std::fprintf(stderr, "\r%80s\r", "");
+}
+
+int64_t TrainingRun::next_batch() {
+  const trace::Range range("data wait");
+  return plan_.raw ? source_->next_raw_batch(plan_.batch, ex_.raw_images(), ex_.raw_warps(), ex_.labels())
+                   : source_->next_batch(plan_.batch, ex_.input(), ex_.labels());
+}
+
+bool TrainingRun::step(int64_t n, int epoch) {
+  if (sync_every_ > 1) {  // deferred: the optimizer runs inside forward_backward
+    lr_ = learning_rate_at(plan_.schedule, at_.step);
+    ex_.forward_backward(n, at_.micro_step, &with_optimizer_);
+    ++at_.micro_step;
+    ++at_.batches_in_epoch;
+    ex_.record_nonfinite(at_.step + 1);
+    ++at_.step;
+    if (at_.batches_in_epoch % sync_every_ == 0) check_deferred(epoch);
+    return true;
+  }
+  ex_.forward_backward(n, at_.micro_step, nullptr);
+  ++at_.micro_step;
+  ++at_.batches_in_epoch;
+  if (!step_is_finite(epoch)) return false;
+  if (o_.grad_accumulation > 1) accumulate_gradients();
+  if (++pending_ == o_.grad_accumulation) optimizer_step();
+  return true;
+}
+
+// Per step (--sync-every 1): the loss and gradients must be finite; false: the step is
+// skipped (--skip-nonfinite), else the run stops naming the step.
+bool TrainingRun::step_is_finite(int epoch) {
+  bool finite = std::isfinite(ex_.last_batch_loss());
+  std::string culprit;
+  if (!finite && ex_.first_nonfinite_node() >= 0)
+    culprit = "; the first layer whose output was not finite is " + model_.nodes()[ex_.first_nonfinite_node()].name;
+  if (finite) {
+    std::string bad;
+    if (!ex_.gradients_finite(&bad)) {
+      finite = false;
+      culprit = "; the first non-finite gradient is " + bad + "'s";
+    }
+  }
+  if (finite) return true;
+  if (at_.nonfinite_skipped < o_.skip_nonfinite) {
+    ++at_.nonfinite_skipped;
+    log_ << "skipping step " << at_.step + 1 << ": non-finite loss or gradient" << culprit << " ("
+         << at_.nonfinite_skipped << " of " << o_.skip_nonfinite << " allowed)" << std::endl;
+    return false;
+  }
+  stop_nonfinite(epoch, at_.step + 1, at_.batches_in_epoch, std::isnan(ex_.last_batch_loss()), culprit);
+}
+
+void TrainingRun::accumulate_gradients() {
+  float* acc = accumulated_.floats();
+  const float* g = ex_.gradients();
+  if (pending_ == 0)
+    std::memcpy(acc, g, size_t(ex_.trainable_count()) * sizeof(float));
+  else
+    for (int64_t i = 0; i < ex_.trainable_count(); ++i) acc[i] += g[i];
+}
+
+void TrainingRun::optimizer_step() {
+  if (o_.grad_accumulation > 1) {
+    const float scale = 1.0f / float(pending_);
+    for (int64_t i = 0; i < ex_.trainable_count(); ++i) accumulated_.floats()[i] *= scale;
+  }
+  lr_ = learning_rate_at(plan_.schedule, at_.step);
+  optimizer_.step(segments_, static_cast<float>(lr_));
+  ++at_.step;
+  pending_ = 0;
+}
+
+// --sync-every > 1: the steps since the last look were queued with their step number; the
+// first bad one stops the run (its batch: one batch per step, so counted back from now).
+void TrainingRun::check_deferred(int epoch) {
+  if (sync_every_ == 1) return;
+  const int64_t bad = ex_.first_nonfinite_tag();
+  if (bad >= 0) stop_nonfinite(epoch, bad, at_.batches_in_epoch - (at_.step - bad), false, "");
+}
+
+void TrainingRun::stop_nonfinite(int epoch, int64_t step, int64_t batch_no, bool nan, const std::string& culprit) {
+  const bool kept = !o_.save_path.empty() && std::filesystem::exists(o_.save_path);
+  fail("the loss or a gradient became ", nan ? "NaN" : "non-finite", " at epoch ", epoch, ", step ", step,
+       " (batch ", batch_no, " of ", plan_.batches_per_epoch, ")", culprit, "; stopping. ",
+       kept ? "The last good checkpoint, " + o_.save_path + ", is kept as it was."
+            : std::string("No checkpoint was written."),
+       o_.check_finite ? "" : " --check-finite names the layer where it starts;", " try a lower --lr.");
+}
+
+// Between optimizer steps: save where the run stands, then stop with graft::Interrupted.
+void TrainingRun::stop_interrupted(int epoch) {
+  check_deferred(epoch);  // never save a step that went bad
+  if (o_.progress) std::fprintf(stderr, "\n");
+  at_.partial = ex_.read_metrics();
+  at_.epochs_done = epoch - 1;
+  at_.position_in_epoch = source_->position();
+  const std::string path = o_.save_path.empty() ? "graft-interrupted.safetensors" : o_.save_path;
+  save(path, epoch - 1);
+  log_ << "interrupted at epoch " << epoch << ", batch " << at_.batches_in_epoch << " of " << plan_.batches_per_epoch
+       << " (step " << at_.step << "); saved " << path << ". Resume with the same command and --resume " << path
+       << std::endl;
+  throw Interrupted{interrupt_requested()};
+}
+
+}  // namespace graft
