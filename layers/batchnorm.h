@@ -40,6 +40,12 @@ class BatchNorm2d final : public Layer {
   std::string describe() const override;
   // Policy train: batch statistics in training (the same input, another batch, another output).
   std::string training_randomness() const override;
+  // After a flatten (BatchNorm1d over H*W*C features): the features keep their order, and
+  // the per-feature parameters and buffers are permuted to PyTorch's CHW at the boundary.
+  LayoutRole layout_role() const override { return LayoutRole::PassThrough; }
+  void bind_flattened_input(int h, int w, int c) override;
+  void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
+  void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;
   size_t workspace_floats(const std::vector<Shape>& inputs) const override;
@@ -56,6 +62,7 @@ class BatchNorm2d final : public Layer {
   int channels_;
   float eps_, momentum_;
   BnPolicy policy_ = BnPolicy::Train;
+  int flat_h_ = 0, flat_w_ = 0, flat_c_ = 0;  // 0: no permutation
 };
 
 // Sets every BatchNorm2d node's policy: nodes frozen in `frozen_nodes` (one flag per node,

@@ -75,9 +75,10 @@ struct BackwardArgs {
 // How a layer treats the order of its input's features, so Model::finalize can tell a
 // dense layer that its input is a flattened NHWC activation (see Layer::bind_flattened_input).
 enum class LayoutRole {
-  Other,        // a flattened order stops here (new features, or parameters per feature)
+  Other,        // a flattened order stops here (new features: dense, pooling, ...)
   Flatten,      // [N, H, W, C] -> [N, H*W*C] in (h, w, c) order
-  PassThrough,  // elementwise on one input, no parameters: the features keep their order
+  PassThrough,  // elementwise on one input: the features keep their order (a layer with a
+                // parameter per feature is told the flattened shape too)
 };
 
 class Layer {

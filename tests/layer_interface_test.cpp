@@ -1,10 +1,12 @@
 // What the runtime asks a layer through the Layer interface, seen from the outside: a dense
 // layer after a flatten keeps PyTorch's CHW column order through pass-through layers
-// (dropout, relu) in its checkpoint; a layer that says it is random in training ends the
+// (dropout, relu, batch norm, whose own per-feature values follow it) in its checkpoint; a layer that says it is random in training ends the
 // frozen prefix (feature cache, frozen chunks) with its own reason; batch norm in training
 // refuses one value per channel as PyTorch does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "layers/conv2d.h"
@@ -44,10 +46,15 @@ std::vector<float> eval_logits(Model& m, const std::vector<float>& x, int64_t n)
 }
 
 // PyTorch's view of the same head in evaluation, from the checkpoint alone: the NHWC input
-// flattened in (c, h, w) order, relu where the head has one (dropout is the identity), then
-// the saved dense weight [K, C*H*W] and bias.
+// flattened in (c, h, w) order, relu where the head has one (dropout is the identity), batch
+// norm `bn` with its running statistics where named, then the saved dense weight
+// [K, C*H*W] and bias.
 std::vector<double> torch_style_logits(const SafetensorsFile& f, const std::string& dense, bool relu,
-                                       const std::vector<float>& nhwc, int n, int h, int w, int c) {
+                                       const std::string& bn, const std::vector<float>& nhwc, int n, int h, int w,
+                                       int c) {
+  auto bn_tensor = [&](const std::string& t) { return bn.empty() ? std::vector<float>{} : f.tensors.at(bn + "." + t).to_floats(); };
+  const auto gamma = bn_tensor("weight"), beta = bn_tensor("bias"), mean = bn_tensor("running_mean"),
+             var = bn_tensor("running_var");
   const auto W = f.tensors.at(dense + ".weight").to_floats();
   const auto B = f.tensors.at(dense + ".bias").to_floats();
   const size_t in = size_t(h) * w * c, classes = B.size();
@@ -59,9 +66,11 @@ std::vector<double> torch_style_logits(const SafetensorsFile& f, const std::stri
       for (int ci = 0; ci < c; ++ci)
         for (int i = 0; i < h; ++i)
           for (int j = 0; j < w; ++j) {
+            const size_t feature = (size_t(ci) * h + i) * w + j;  // PyTorch's flatten order
             double v = nhwc[((size_t(b) * h + i) * w + j) * c + ci];
             if (relu) v = std::max(0.0, v);
-            s += W[k * in + (size_t(ci) * h + i) * w + j] * v;
+            if (!bn.empty()) v = (v - mean[feature]) / std::sqrt(double(var[feature]) + 1e-5) * gamma[feature] + beta[feature];
+            s += W[k * in + feature] * v;
           }
       y[size_t(b) * classes + k] = s;
     }
@@ -76,17 +85,31 @@ TEST(LayerInterface, DenseAfterFlattenKeepsChwOrderThroughPassThroughLayers) {
   struct Case {
     std::string head, dense;
     bool relu;
+    std::string bn;  // a batch norm (BatchNorm1d) between flatten and dense: its name
   };
-  for (const Case& k : {Case{"flatten,dense:N", "head.1", false}, Case{"flatten,dropout:0.5,dense:N", "head.2", false},
-                        Case{"flatten,relu,dense:N", "head.2", true}, Case{"flatten,relu,dropout:0.3,dense:N", "head.3", true}}) {
+  for (const Case& k : {Case{"flatten,dense:N", "head.1", false, ""}, Case{"flatten,dropout:0.5,dense:N", "head.2", false, ""},
+                        Case{"flatten,relu,dense:N", "head.2", true, ""},
+                        Case{"flatten,relu,dropout:0.3,dense:N", "head.3", true, ""},
+                        Case{"flatten,bn,dense:N", "head.2", false, "head.1"}}) {
     SCOPED_TRACE(k.head);
     auto m = head_model(pool, Shape{h, w, c}, k.head, classes, testing::test_seed() + testing::rng()());
+    if (!k.bn.empty()) {  // fresh statistics and affine values, one per feature (they start uniform)
+      float* host = m->host_params();
+      for (int p : m->node_params(m->find_node(k.bn))) {
+        const ParamInfo& info = m->params()[size_t(p)];
+        if (info.spec.shape.rank() != 1) continue;  // num_batches_tracked
+        const bool var = info.name.ends_with("running_var");
+        const auto v = testing::random_floats(size_t(info.spec.shape.numel()), var ? 0.5f : -1.0f, var ? 2.0f : 1.0f);
+        std::copy(v.begin(), v.end(), host + info.offset);
+      }
+      m->upload_params();
+    }
     const std::string file = dir.file("m.safetensors");
     save_checkpoint(file, *m, nullptr, {}, {});
     const auto f = read_safetensors(file);
     const auto x = testing::random_floats(size_t(n) * h * w * c);
     const auto ours = eval_logits(*m, x, n);
-    const auto theirs = torch_style_logits(f, k.dense, k.relu, x, n, h, w, c);
+    const auto theirs = torch_style_logits(f, k.dense, k.relu, k.bn, x, n, h, w, c);
     EXPECT_LT(testing::relative_error(ours, std::vector<float>(theirs.begin(), theirs.end())), testing::kFp32Tolerance);
   }
 }
