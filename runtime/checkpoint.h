@@ -24,7 +24,7 @@ struct CheckpointInfo {
   int64_t epoch = 0;
   std::vector<std::string> class_names;
   std::string config_json = "{}";
-  std::string progress_json;  // the trainer's resumable position (runtime/trainer.cpp)
+  std::string progress_json;  // the trainer's resumable position (runtime/training_progress.h)
 };
 
 // `segments` are the optimizer's segments in its state order (Executor::trainable_segments()).

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <ostream>
+#include <sstream>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -104,7 +105,9 @@ void TrainingRun::restore_best() {
   if (!o_.restore_best || best_params_.empty()) return;
   std::copy(best_params_.begin(), best_params_.end(), model_.host_params());
   model_.upload_params();
-  log_ << "restored the parameters of the best epoch (" << plan_.monitor << " " << *at_.best << ")" << std::endl;
+  std::ostringstream best;  // the log's stream keeps the epoch line's fixed precision
+  best << *at_.best;
+  log_ << "restored the parameters of the best epoch (" << plan_.monitor << " " << best.str() << ")" << std::endl;
 }
 
 }  // namespace graft

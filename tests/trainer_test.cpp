@@ -97,6 +97,36 @@ class InterruptingSource final : public BatchSource {
   int64_t served_ = 0;
 };
 
+// --restore-best: the parameters at the end are those of the best epoch (the same run
+// stopped there has them bit for bit), and the line says the best value in full.
+TEST(Trainer, RestoreBestPutsBackTheBestEpochAndNamesItsValue) {
+  HostPool pool;
+  InMemorySource data(random_dataset(40, 3)), val(random_dataset(24, 3));
+  std::ostringstream log;
+  const uint64_t init = testing::test_seed();
+  TrainOptions o = stepwise(6);
+  o.optimizer.lr = 0.03f;  // big steps: the validation loss wanders, so the best is often not the last
+  o.monitor = "val_loss";
+  o.restore_best = true;
+  auto full = model(pool, init);
+  const auto reports = train(*full, data, &val, o, log);
+  ASSERT_EQ(reports.size(), 6u);
+  size_t best = 0;
+  for (size_t i = 1; i < reports.size(); ++i)
+    if (reports[i].validation->loss() < reports[best].validation->loss()) best = i;
+  std::ostringstream value;
+  value << reports[best].validation->loss();
+  EXPECT_NE(log.str().find("restored the parameters of the best epoch (val_loss " + value.str() + ")"), std::string::npos)
+      << log.str();
+
+  TrainOptions upto = o;
+  upto.epochs = int(best) + 1;
+  upto.restore_best = false;
+  auto stopped = model(pool, init);
+  train(*stopped, data, &val, upto, log);
+  EXPECT_TRUE(params(*full) == params(*stopped)) << "the restored parameters are not epoch " << best + 1 << "'s";
+}
+
 TEST(Trainer, InterruptMidEpochSavesAndResumesBitIdentically) {
   TempDir dir;
   HostPool pool;
