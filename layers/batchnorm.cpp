@@ -40,25 +40,19 @@ std::string BatchNorm2d::training_randomness() const {
 }
 
 void BatchNorm2d::bind_flattened_input(int h, int w, int c) {
-  if (int64_t{h} * w * c != channels_)
-    fail("layer ", name(), ": flattened input ", h, "x", w, "x", c, " does not have ", channels_, " features");
-  flat_h_ = h;
-  flat_w_ = w;
-  flat_c_ = c;
+  flat_.bind(name(), h, w, c, channels_);
 }
 
 // Feature j of an (h, w, c)-ordered flattening sits at c * H * W + hw in PyTorch's; index 4
 // (num_batches_tracked) is one number.
 void BatchNorm2d::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
-  if (!flat_c_ || index > 3) return Layer::to_checkpoint_layout(index, internal, external);
-  const int64_t hw = int64_t{flat_h_} * flat_w_;
-  for (int64_t j = 0; j < channels_; ++j) external[(j % flat_c_) * hw + j / flat_c_] = internal[j];
+  if (!flat_.active() || index > 3) return Layer::to_checkpoint_layout(index, internal, external);
+  for (int64_t j = 0; j < channels_; ++j) external[flat_.pytorch_index(j)] = internal[j];
 }
 
 void BatchNorm2d::from_checkpoint_layout(size_t index, const float* external, float* internal) const {
-  if (!flat_c_ || index > 3) return Layer::from_checkpoint_layout(index, external, internal);
-  const int64_t hw = int64_t{flat_h_} * flat_w_;
-  for (int64_t j = 0; j < channels_; ++j) internal[j] = external[(j % flat_c_) * hw + j / flat_c_];
+  if (!flat_.active() || index > 3) return Layer::from_checkpoint_layout(index, external, internal);
+  for (int64_t j = 0; j < channels_; ++j) internal[j] = external[flat_.pytorch_index(j)];
 }
 
 Shape BatchNorm2d::output_shape(const std::vector<Shape>& inputs) const {

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "layers/flattened_order.h"
 #include "layers/layer.h"
 
 namespace graft {
@@ -62,7 +63,7 @@ class BatchNorm2d final : public Layer {
   int channels_;
   float eps_, momentum_;
   BnPolicy policy_ = BnPolicy::Train;
-  int flat_h_ = 0, flat_w_ = 0, flat_c_ = 0;  // 0: no permutation
+  FlattenedOrder flat_;  // after a flatten: the checkpoint's (CHW) order of its values
 };
 
 // Sets every BatchNorm2d node's policy: nodes frozen in `frozen_nodes` (one flag per node,

@@ -49,30 +49,18 @@ void Dense::backward(const BackwardArgs& a) {
   if (a.dinputs[0]) a.ctx->kernels().dense_backward_data(n, in_, out_, a.doutput, a.params[0], a.dinputs[0]);
 }
 
-void Dense::bind_flattened_input(int h, int w, int c) {
-  if (int64_t{h} * w * c != in_)
-    fail("layer ", name(), ": flattened input ", h, "x", w, "x", c, " does not have ", in_, " features");
-  flat_h_ = h;
-  flat_w_ = w;
-  flat_c_ = c;
-}
-
-int64_t Dense::checkpoint_column(int64_t j) const {
-  if (!flat_c_) return j;
-  const int64_t c = j % flat_c_, hw = j / flat_c_;
-  return c * (int64_t{flat_h_} * flat_w_) + hw;
-}
+void Dense::bind_flattened_input(int h, int w, int c) { flat_.bind(name(), h, w, c, in_); }
 
 void Dense::to_checkpoint_layout(size_t index, const float* internal, float* external) const {
-  if (index != 0 || !flat_c_) return Layer::to_checkpoint_layout(index, internal, external);
+  if (index != 0 || !flat_.active()) return Layer::to_checkpoint_layout(index, internal, external);
   for (int64_t o = 0; o < out_; ++o)
-    for (int64_t j = 0; j < in_; ++j) external[o * in_ + checkpoint_column(j)] = internal[o * in_ + j];
+    for (int64_t j = 0; j < in_; ++j) external[o * in_ + flat_.pytorch_index(j)] = internal[o * in_ + j];
 }
 
 void Dense::from_checkpoint_layout(size_t index, const float* external, float* internal) const {
-  if (index != 0 || !flat_c_) return Layer::from_checkpoint_layout(index, external, internal);
+  if (index != 0 || !flat_.active()) return Layer::from_checkpoint_layout(index, external, internal);
   for (int64_t o = 0; o < out_; ++o)
-    for (int64_t j = 0; j < in_; ++j) internal[o * in_ + j] = external[o * in_ + checkpoint_column(j)];
+    for (int64_t j = 0; j < in_; ++j) internal[o * in_ + j] = external[o * in_ + flat_.pytorch_index(j)];
 }
 
 }  // namespace graft

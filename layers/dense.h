@@ -4,6 +4,7 @@
 // relu and other pass-through layers between the two), and the weight's
 // columns are permuted at the checkpoint boundary so logits match PyTorch's exactly.
 #pragma once
+#include "layers/flattened_order.h"
 #include "layers/layer.h"
 
 namespace graft {
@@ -30,12 +31,10 @@ class Dense final : public Layer {
   void use_normal_init(float std) { normal_std_ = std; }
 
  private:
-  // Checkpoint (CHW) column of internal (HWC) column j.
-  int64_t checkpoint_column(int64_t j) const;
   int in_, out_;
   bool bias_;
   float normal_std_ = 0;  // > 0: use_normal_init
-  int flat_h_ = 0, flat_w_ = 0, flat_c_ = 0;  // 0: no permutation
+  FlattenedOrder flat_;  // the checkpoint's (CHW) columns after a flatten
 };
 
 }  // namespace graft

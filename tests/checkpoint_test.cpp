@@ -10,6 +10,7 @@
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "tests/testing.h"
+#include "tests/training.h"
 
 namespace graft {
 namespace {
@@ -19,16 +20,6 @@ using testing::TempDir;
 
 std::unique_ptr<Model> make(MemoryPool& pool, int classes, uint64_t seed, int side = 8) {
   return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{side, side, 1}, .num_classes = classes, .seed = seed}, pool);
-}
-
-std::vector<float> logits(Model& m, const std::vector<float>& x, int64_t n) {
-  ExecutorOptions o;
-  o.batch = n;
-  o.training = false;
-  Executor ex(m, o);
-  std::copy(x.begin(), x.end(), ex.input());
-  ex.forward(n, false, 0);
-  return std::vector<float>(ex.output(), ex.output() + ex.output_shape(n).numel());
 }
 
 TEST(Checkpoint, RoundTripRestoresParametersAndLogits) {
@@ -44,7 +35,7 @@ TEST(Checkpoint, RoundTripRestoresParametersAndLogits) {
   for (size_t p = 0; p < a->params().size(); ++p)
     EXPECT_EQ(0, std::memcmp(a->param_data(p), b->param_data(p), size_t(a->params()[p].spec.shape.numel()) * 4))
         << a->params()[p].name;
-  EXPECT_EQ(logits(*a, x, 3), logits(*b, x, 3));
+  EXPECT_EQ(testing::eval_logits(*a, x, 3), testing::eval_logits(*b, x, 3));
   const auto info = read_checkpoint_info(file);
   EXPECT_EQ(info.step, 7);
   EXPECT_EQ(info.epoch, 2);
@@ -195,7 +186,7 @@ TEST(Checkpoint, LayoutsMatchPyTorchsConventions) {
   const auto f = read_safetensors(dir.file("m.safetensors"));
   EXPECT_EQ(Shape(f.tensors.at("conv2.weight").shape), (Shape{64, 32, 3, 3}));
   const auto x = testing::random_floats(size_t(n) * side * side, 0, 1);
-  const auto ours = logits(*m, x, n);
+  const auto ours = testing::eval_logits(*m, x, n);
   const auto theirs = torch_style_forward(f, x, n, side, classes);
   std::vector<float> theirs_f(theirs.begin(), theirs.end());
   EXPECT_LT(testing::relative_error(ours, theirs_f), 1e-5);

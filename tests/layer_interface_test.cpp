@@ -18,6 +18,7 @@
 #include "runtime/executor.h"
 #include "runtime/frozen_prefix.h"
 #include "tests/testing.h"
+#include "tests/training.h"
 
 namespace graft {
 namespace {
@@ -33,16 +34,6 @@ std::unique_ptr<Model> head_model(MemoryPool& pool, const Shape& sample, const s
   graft_head(*m, parse_head(head), classes);
   m->finalize(seed);
   return m;
-}
-
-std::vector<float> eval_logits(Model& m, const std::vector<float>& x, int64_t n) {
-  ExecutorOptions o;
-  o.batch = n;
-  o.training = false;
-  Executor ex(m, o);
-  std::copy(x.begin(), x.end(), ex.input());
-  ex.forward(n, false, 0);
-  return std::vector<float>(ex.output(), ex.output() + ex.output_shape(n).numel());
 }
 
 // PyTorch's view of the same head in evaluation, from the checkpoint alone: the NHWC input
@@ -108,7 +99,7 @@ TEST(LayerInterface, DenseAfterFlattenKeepsChwOrderThroughPassThroughLayers) {
     save_checkpoint(file, *m, nullptr, {}, {});
     const auto f = read_safetensors(file);
     const auto x = testing::random_floats(size_t(n) * h * w * c);
-    const auto ours = eval_logits(*m, x, n);
+    const auto ours = testing::eval_logits(*m, x, n);
     const auto theirs = torch_style_logits(f, k.dense, k.relu, k.bn, x, n, h, w, c);
     EXPECT_LT(testing::relative_error(ours, std::vector<float>(theirs.begin(), theirs.end())), testing::kFp32Tolerance);
   }

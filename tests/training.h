@@ -1,10 +1,14 @@
-// Helpers of the training suites (trainer_test, feature_cache_test, gpu/resume_test): a
-// random labelled data set and a model's parameters as one vector.
+// Helpers of the training suites (trainer_test, feature_cache_test, gpu/resume_test,
+// checkpoint_test, layer_interface_test): a random labelled data set, a model's parameters
+// as one vector, its logits on a batch.
 #pragma once
 #include <string>
 #include <vector>
 
+#include <algorithm>
+
 #include "runtime/dataset.h"
+#include "runtime/executor.h"
 #include "runtime/model.h"
 #include "tests/testing.h"
 
@@ -26,6 +30,17 @@ inline Dataset random_dataset(int64_t n, int classes, Shape sample = Shape{8, 8,
 inline std::vector<float> params(const Model& m) {
   const float* p = m.host_params();
   return {p, p + m.total_param_count()};
+}
+
+// The model's logits for the n examples in x, in evaluation mode.
+inline std::vector<float> eval_logits(Model& m, const std::vector<float>& x, int64_t n) {
+  ExecutorOptions o;
+  o.batch = n;
+  o.training = false;
+  Executor ex(m, o);
+  std::copy(x.begin(), x.end(), ex.input());
+  ex.forward(n, false, 0);
+  return std::vector<float>(ex.output(), ex.output() + ex.output_shape(n).numel());
 }
 
 }  // namespace graft::testing
