@@ -2,7 +2,7 @@
 # One prepared run on a lent GPU machine (docs/gpu-runs.md says how to call it):
 #   OUT=$OUT bash tools/gpu-run.sh 1   every GPU suite, compute-sanitizer memcheck and racecheck,
 #                                      a CUDA training epoch (native and library kernels), the
-#                                      demo's GPU stage
+#                                      demo's GPU stage, the reference recipe (vgg16, 2 epochs)
 #   OUT=$OUT bash tools/gpu-run.sh 2   benchmarks: graft bench rows, bench/compare.sh against the
 #                                      machine's own PyTorch, the tensor-core GEMM bench
 # The binaries come from the kit (.gpu-kit/, tools/gpu-kit.sh) when they can run here; else
@@ -17,7 +17,7 @@
 # 330 for run 1, 420 for run 2), FROM_SOURCE=1 (ignore the kit), GRAFT_CUDA_LIBS (more folders
 # with libcudnn/libcublas, colon-separated), JOBS (nproc), PLAN_ONLY=1 (stop after saying
 # which binaries the run would use), SKIP (stages to leave out when time is short, e.g.
-# SKIP="racecheck demo"; run 1: gpu-tests memcheck racecheck train demo; run 2: bench gemm
+# SKIP="racecheck demo"; run 1: gpu-tests memcheck racecheck train demo recipe; run 2: bench gemm
 # compare; bench/compare.sh's BENCH_* variables pass through, e.g. BENCH_IMPLS=eager).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -237,6 +237,31 @@ demo_stage() {
   fi
   rm -f "$LOGS"/demo/*.safetensors
 }
+# The reference recipe (docs/recipes.md) on an image folder of a few hundred JPEGs written
+# here (tools/make-image-folder.py; the machine's Python has Pillow): vgg16 at 224, frozen
+# base, Flatten-1024-N head, Keras augmentation on the device, Adam, 2 epochs.
+recipe_stage() {
+  if skipped recipe; then row recipe skipped "SKIP"; return; fi
+  local py="" c
+  for c in python3 /usr/bin/python3; do "$c" -c 'import PIL' 2>/dev/null && { py=$c; break; }; done
+  if [ -z "$py" ]; then row recipe skipped "no python3 with Pillow to write the JPEGs"; return; fi
+  if ! "$py" tools/make-image-folder.py "$LOGS/images" --classes 3 --train 100 --val 20 --seed 1 >"$LOGS/recipe-images.log" 2>&1; then
+    row recipe FAIL "writing the image folder: $(tail -1 "$LOGS/recipe-images.log")"; return
+  fi
+  local args=(--model vgg16 --input 224 --epochs 2 --device cuda --augment-on device) note=""
+  if [ "$have_gpu" = 0 ]; then
+    args=(--model vgg11 --input 32 --epochs 1 --device cpu --augment-on cpu)
+    note=" (no GPU: vgg11 at 32 px on the CPU, to check the command)"
+  fi
+  if timeout --kill-after=10 "$(cap 180)" "$GRAFT" train "${args[@]}" --normalize unit --head 'flatten,dense:1024,relu,dense:3' \
+       --freeze 'features.*' --data "$LOGS/images/train" --val "$LOGS/images/val" --shear 0.2 --zoom 0.2 --hflip \
+       --optimizer adam --lr 0.001 --batch 32 --progress off --seed 1 >"$LOGS/recipe.log" 2>&1; then
+    row recipe ok "${args[1]}, 300 JPEGs: $(grep -E 'loss [0-9.]+ +acc' "$LOGS/recipe.log" | tail -1 | tr -s ' ' | cut -c1-110)$note"
+  else
+    row recipe FAIL "rc $?: $(tail -1 "$LOGS/recipe.log")"
+  fi
+  rm -rf "$LOGS/images"
+}
 
 if [ "$RUN" = 1 ] && skipped gpu-tests; then row "gpu tests" skipped "SKIP"; fi
 if [ "$RUN" = 1 ] && ! skipped gpu-tests; then
@@ -259,7 +284,7 @@ if [ "$RUN" = 1 ]; then
   # The sanitizers on small filters, beside the training checks.
   sanitizer memcheck 'ElementwiseGpu.*:LossGpu.*:OptimizerGpu.Sgd:PoolGpu.Native*:DenseGpu.NativeBackward:DevicePoolGpu.NoCudaMallocAfterWarmUp:TensorCoreGpu.SmallAndOddShapesAllEpilogues:TensorCoreGpu.MisalignedOperandsTakeTheElementWisePath:TensorCoreGpu.ConversionsMatchTheCpuBitForBit' &
   sanitizer racecheck 'ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*:TensorCoreGpu.SmallAndOddShapesAllEpilogues' --racecheck-report hazard &
-  { train_epoch native; train_epoch library; demo_stage; } &
+  { train_epoch native; train_epoch library; demo_stage; recipe_stage; } &
   wait
 fi
 
