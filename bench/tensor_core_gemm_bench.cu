@@ -18,7 +18,7 @@
 
 #include "kernels/common/bf16.h"
 #include "kernels/cuda/tensor_core_gemm.h"
-#include "runtime/cuda/cuda_check.h"
+#include "base/cuda/cuda_check.h"
 #include "runtime/cuda/device.h"
 
 namespace {

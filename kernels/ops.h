@@ -19,7 +19,7 @@
 #include "kernels/common/warp_math.h"
 #include "kernels/cpu/adaptive_pool.h"
 #include "kernels/cpu/geometry.h"
-#include "runtime/tensor.h"
+#include "base/shape.h"
 
 namespace graft {
 

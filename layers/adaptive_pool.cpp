@@ -2,7 +2,7 @@
 #include "layers/adaptive_pool.h"
 
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

@@ -3,7 +3,7 @@
 // at 224x224 input, a replication of the 1x1 feature map at 32x32.
 #pragma once
 #include "kernels/cpu/adaptive_pool.h"
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

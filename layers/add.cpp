@@ -2,7 +2,7 @@
 #include "layers/add.h"
 
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

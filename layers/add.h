@@ -2,7 +2,7 @@
 // unchanged to each input that needs a gradient (the executor sums the gradients of a node
 // with several consumers).
 #pragma once
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

@@ -3,7 +3,7 @@
 
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/model.h"
 
 namespace graft {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "layers/flattened_order.h"
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

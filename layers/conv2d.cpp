@@ -5,7 +5,7 @@
 
 #include "kernels/cpu/conv.h"
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

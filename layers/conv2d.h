@@ -1,7 +1,7 @@
 // Conv2d: NHWC input, weights stored OHWI internally (checkpoints: PyTorch's OIHW).
 #pragma once
 #include "kernels/cpu/geometry.h"
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

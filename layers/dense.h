@@ -5,7 +5,7 @@
 // columns are permuted at the checkpoint boundary so logits match PyTorch's exactly.
 #pragma once
 #include "layers/flattened_order.h"
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

@@ -8,7 +8,7 @@
 #include "layers/batchnorm.h"
 #include "layers/dense.h"
 #include "layers/simple_layers.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

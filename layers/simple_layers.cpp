@@ -5,7 +5,7 @@
 
 #include "kernels/common/elementwise.h"
 #include "kernels/ops.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

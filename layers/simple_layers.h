@@ -1,7 +1,7 @@
 // The parameter-free layers: ReLU, Dropout, Flatten, max/average/global-average pooling.
 #pragma once
 #include "kernels/cpu/geometry.h"
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 namespace graft {
 

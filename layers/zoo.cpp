@@ -27,7 +27,7 @@
 #include "layers/dense.h"
 #include "layers/head.h"
 #include "layers/simple_layers.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/common/elementwise.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

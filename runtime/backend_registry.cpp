@@ -1,6 +1,6 @@
 #include "runtime/backend_registry.h"
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

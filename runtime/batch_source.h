@@ -10,7 +10,7 @@
 
 #include "kernels/common/warp_math.h"
 #include "runtime/dataset.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/tensor.h"
 
 namespace graft {

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "runtime/atomic_file.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

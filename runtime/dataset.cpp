@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/idx.h"
 
 namespace graft {

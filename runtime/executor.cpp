@@ -7,7 +7,7 @@
 
 #include "kernels/ops.h"
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/frozen_prefix.h"
 
 namespace graft {

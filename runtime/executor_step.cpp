@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/loss.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/trace.h"
 
 namespace graft {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <new>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/human_bytes.h"
 

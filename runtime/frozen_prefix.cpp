@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/human_bytes.h"
 
 namespace graft {

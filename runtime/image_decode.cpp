@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wall"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "kernels/common/elementwise.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <new>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

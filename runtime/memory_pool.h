@@ -1,8 +1,5 @@
-// MemoryPool: where every buffer of a training run comes from. The host pool here and the
-// device pool of the CUDA backend share this interface, so the executor and the tests
-// read the same statistics on both: bytes in use, bytes reserved from the system, the
-// peak in use, how many system allocations were made, and bytes in use per tag
-// ("parameters", "gradients", "optimizer", "activations", "workspace", ...).
+// The host's memory pool, and CachingPool, the size classes and statistics it shares with
+// the CUDA backend's device pool. The interface both implement is base/memory_pool.h.
 #pragma once
 #include <cstddef>
 #include <map>
@@ -13,34 +10,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/tensor.h"
+#include "base/memory_pool.h"
 
 namespace graft {
-
-struct PoolStats {
-  size_t bytes_in_use = 0;
-  size_t bytes_reserved = 0;
-  size_t peak_bytes_in_use = 0;
-  size_t system_allocations = 0;  // malloc / cudaMalloc calls made so far
-  std::map<std::string, size_t> in_use_by_tag;
-  std::map<std::string, size_t> peak_by_tag;
-
-  size_t tag(const std::string& t) const {
-    auto it = in_use_by_tag.find(t);
-    return it == in_use_by_tag.end() ? 0 : it->second;
-  }
-};
-
-class MemoryPool {
- public:
-  virtual ~MemoryPool() = default;
-  virtual Device device() const = 0;
-  // Returns memory aligned to 256 bytes, or throws graft::Error naming the size and stats.
-  virtual void* allocate(size_t bytes, std::string_view tag) = 0;
-  virtual void release(void* ptr) = 0;
-  virtual PoolStats stats() const = 0;
-  virtual void reset_peak() = 0;
-};
 
 // The part HostPool and the CUDA backend's DevicePool share: size classes (256-byte
 // granules, then powers of two past 1 MiB), a cache of freed blocks reused for requests of
@@ -94,40 +66,6 @@ class HostPool final : public CachingPool {
  private:
   void* system_allocate(size_t cls, size_t bytes, std::string_view tag) override;
   void system_free(void* ptr) override;
-};
-
-// One buffer from a pool, released when it goes out of scope.
-class PoolBuffer {
- public:
-  PoolBuffer() = default;
-  PoolBuffer(MemoryPool& pool, size_t bytes, std::string_view tag)
-      : pool_(&pool), ptr_(bytes ? pool.allocate(bytes, tag) : nullptr), bytes_(bytes) {}
-  ~PoolBuffer() { reset(); }
-  PoolBuffer(PoolBuffer&& o) noexcept : pool_(o.pool_), ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; o.bytes_ = 0; }
-  PoolBuffer& operator=(PoolBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      pool_ = o.pool_; ptr_ = o.ptr_; bytes_ = o.bytes_;
-      o.ptr_ = nullptr; o.bytes_ = 0;
-    }
-    return *this;
-  }
-  PoolBuffer(const PoolBuffer&) = delete;
-  PoolBuffer& operator=(const PoolBuffer&) = delete;
-
-  void reset() {
-    if (ptr_) pool_->release(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-  }
-  float* floats() const { return static_cast<float*>(ptr_); }
-  void* get() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  MemoryPool* pool_ = nullptr;
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
 };
 
 }  // namespace graft

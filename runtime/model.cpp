@@ -10,7 +10,7 @@
 
 #include "kernels/common/elementwise.h"
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

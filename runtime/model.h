@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "layers/layer.h"
+#include "runtime/layer.h"
 #include "runtime/memory_pool.h"
 
 namespace graft {

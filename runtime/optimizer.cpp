@@ -6,7 +6,7 @@
 
 #include "kernels/cpu/optimizer.h"
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/trace.h"
 
 namespace graft {

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/atomic_file.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <string>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/interrupt.h"
 #include "runtime/trace.h"
 #include "runtime/training_run.h"

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/training_run.h"
 
 namespace graft {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "runtime/atomic_file.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

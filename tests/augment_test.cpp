@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/augment.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/image_decode.h"
 #include "tests/image_writing.h"
 #include "tests/testing.h"

@@ -8,7 +8,7 @@
 #include "kernels/cpu/batchnorm.h"
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/model.h"
 #include "tests/testing.h"
 

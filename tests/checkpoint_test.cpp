@@ -7,7 +7,7 @@
 
 #include "layers/zoo.h"
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "tests/testing.h"
 #include "tests/training.h"

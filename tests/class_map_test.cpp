@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "runtime/class_map.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tests/testing.h"
 
 namespace graft {

@@ -27,7 +27,7 @@
 #include "layers/zoo.h"
 #include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/memory_pool.h"
 #include "tests/testing.h"
 

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "runtime/dataset.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "tests/idx_writing.h"
 #include "tests/testing.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "runtime/decoded_cache.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/image_folder.h"
 #include "tests/image_writing.h"
 #include "tests/testing.h"

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/optimizer.h"
 #include "tests/testing.h"

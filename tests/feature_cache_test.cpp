@@ -17,7 +17,7 @@
 #include "layers/dense.h"
 #include "layers/simple_layers.h"
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/feature_cache.h"
 #include "runtime/image_folder.h"

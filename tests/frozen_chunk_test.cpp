@@ -8,7 +8,7 @@
 
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/frozen_prefix.h"
 #include "runtime/optimizer.h"

@@ -7,7 +7,7 @@
 #include "layers/batchnorm.h"
 #include "layers/head.h"
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/optimizer.h"
 #include "tests/testing.h"

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/idx.h"
 #include "tests/idx_writing.h"
 #include "tests/testing.h"

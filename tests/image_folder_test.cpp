@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "runtime/augment.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/image_decode.h"
 #include "runtime/image_folder.h"
 #include "tests/image_writing.h"

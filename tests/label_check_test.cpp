@@ -4,7 +4,7 @@
 #include <string>
 
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "tests/testing.h"
 

@@ -14,7 +14,7 @@
 #include "layers/head.h"
 #include "layers/simple_layers.h"
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/frozen_prefix.h"
 #include "tests/testing.h"

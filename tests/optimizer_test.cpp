@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/memory_pool.h"
 #include "runtime/optimizer.h"

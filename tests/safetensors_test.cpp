@@ -9,7 +9,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/safetensors.h"
 #include "tests/testing.h"
 

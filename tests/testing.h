@@ -19,7 +19,7 @@
 #include <system_error>
 #include <vector>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::testing {
 

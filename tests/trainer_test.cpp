@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "layers/zoo.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
 #include "tests/testing.h"

@@ -15,7 +15,7 @@
 #include "layers/batchnorm.h"
 #include "layers/zoo.h"
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/optimizer.h"
 #include "runtime/safetensors.h"

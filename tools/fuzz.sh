@@ -21,9 +21,9 @@ cd "$(dirname "$0")/.."
 # compiled once per source into build-fuzz/obj/ (coverage-instrumented, ASan + UBSan,
 # rebuilt when the source or a header it includes changes), archived per target, and
 # linked with the target. The CPU GEMM uses its built-in loop here (no OpenBLAS).
-all_cpu='runtime/*.cpp layers/*.cpp kernels/cpu/*.cpp'
+all_cpu='base/*.cpp runtime/*.cpp layers/*.cpp kernels/cpu/*.cpp'
 declare -A sources=(
-  [fuzz_safetensors]="runtime/safetensors.cpp runtime/tensor.cpp runtime/atomic_file.cpp"
+  [fuzz_safetensors]="runtime/safetensors.cpp base/shape.cpp runtime/atomic_file.cpp"
   [fuzz_idx]="runtime/idx.cpp"
   [fuzz_idx_gzip]="runtime/idx.cpp"
   [fuzz_image]="runtime/image_decode.cpp runtime/augment.cpp"

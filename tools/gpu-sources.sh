@@ -4,6 +4,6 @@
 # stores this list (tools/gpu-kit.sh); tools/gpu-run.sh compares it with the tree it runs in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-{ ls CMakeLists.txt cmake/*.cmake; find kernels runtime layers tools tests bench -type f \
+{ ls CMakeLists.txt cmake/*.cmake; find base kernels runtime layers tools tests bench -type f \
     \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name CMakeLists.txt \); } |
   LC_ALL=C sort | tr '\n' '\0' | xargs -0 sha1sum

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cpu {
 

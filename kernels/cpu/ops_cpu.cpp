@@ -17,7 +17,7 @@
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/common/elementwise.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft {
 

@@ -2,7 +2,7 @@
 // kernels/common/optimizer_math.h, shared with the fused CUDA kernels.
 #include "kernels/cpu/optimizer.h"
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cpu {
 

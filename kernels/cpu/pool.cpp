@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cpu {
 

@@ -2,7 +2,7 @@
 
 #include "kernels/common/batchnorm_math.h"
 #include "kernels/cuda/launch.cuh"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

@@ -2,7 +2,7 @@
 
 #include "kernels/common/elementwise.h"
 #include "kernels/cuda/launch.cuh"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

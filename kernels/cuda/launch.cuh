@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "runtime/cuda/cuda_check.h"
+#include "base/cuda/cuda_check.h"
 
 namespace graft::cuda::detail {
 

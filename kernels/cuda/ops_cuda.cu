@@ -11,8 +11,8 @@
 #include "kernels/cuda/misc.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/pool.h"
-#include "runtime/cuda/capture.h"
-#include "runtime/cuda/cuda_check.h"
+#include "base/cuda/capture.h"
+#include "base/cuda/cuda_check.h"
 
 namespace graft::cuda {
 

@@ -7,7 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/ops.h"
-#include "runtime/memory_pool.h"
+#include "base/memory_pool.h"
 
 namespace graft::cuda {
 

@@ -1,7 +1,7 @@
 #include "kernels/cuda/optimizer.h"
 
 #include "kernels/cuda/launch.cuh"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

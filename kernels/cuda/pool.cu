@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "kernels/cuda/launch.cuh"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

@@ -26,7 +26,7 @@
 #include "kernels/common/bf16.h"
 #include "kernels/common/elementwise.h"
 #include "kernels/cuda/launch.cuh"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

@@ -4,9 +4,9 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/tensor_core_gemm.h"
 #include "kernels/lib/plans.cuh"
-#include "runtime/cuda/capture.h"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/capture.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::lib {
 

@@ -4,7 +4,7 @@
 // Plans are made the first time a shape is seen (or ahead of time with the plan_* calls, at
 // executor build time), so a step after the first makes no allocation and no choice.
 // Workspaces come from the MemoryPool given at construction. A growth while the compute
-// stream records a CUDA graph throws graft::Error (runtime/cuda/capture.h) rather than
+// stream records a CUDA graph throws graft::Error (base/cuda/capture.h) rather than
 // allocate or replace memory the graph would bake in.
 //
 // One context serves one stream at a time: workspaces are shared by every call through it
@@ -22,7 +22,7 @@
 #include <memory>
 #include <tuple>
 
-#include "runtime/memory_pool.h"
+#include "base/memory_pool.h"
 
 namespace graft::lib {
 

@@ -5,8 +5,8 @@
 
 #include "kernels/cuda/tensor_core_gemm.h"
 #include "kernels/lib/plans.cuh"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::lib {
 

@@ -3,8 +3,8 @@
 #include <memory>
 
 #include "kernels/lib/plans.cuh"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::lib {
 

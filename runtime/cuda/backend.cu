@@ -5,7 +5,7 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/lib/ops_lib.h"
 #include "runtime/backend_registry.h"
-#include "runtime/cuda/cuda_check.h"
+#include "base/cuda/cuda_check.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/device_pool.h"
 #include "runtime/cuda/versions.h"

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

@@ -6,9 +6,9 @@
 #include <sstream>
 
 #include "kernels/cuda/ops_cuda.h"
-#include "runtime/cuda/capture.h"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/capture.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

@@ -6,7 +6,7 @@
 // Out of memory: the cache is returned to the driver and the request retried once; if it
 // still fails, graft::Error names the bytes asked, the pool's stats and the device's free
 // memory, and advises a smaller --batch. Nothing here aborts. A growth while the compute
-// stream records a CUDA graph is refused with graft::Error (runtime/cuda/capture.h).
+// stream records a CUDA graph is refused with graft::Error (base/cuda/capture.h).
 #pragma once
 #include <cstddef>
 #include <string_view>

@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/idx.h"
 #include "runtime/safetensors.h"
 

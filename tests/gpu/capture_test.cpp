@@ -11,7 +11,7 @@
 #include "gpu_testing.h"
 #include "kernels/cpu/dense.h"
 #include "kernels/lib/ops_lib.h"
-#include "runtime/cuda/capture.h"
+#include "base/cuda/capture.h"
 
 namespace graft::testing {
 namespace {

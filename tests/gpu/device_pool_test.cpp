@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "gpu_testing.h"
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::testing {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "kernels/cpu/geometry.h"
 #include "kernels/lib/context.h"
-#include "runtime/cuda/cuda_check.h"
+#include "base/cuda/cuda_check.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/device_pool.h"
 #include "testing.h"

@@ -22,7 +22,7 @@
 #include "layers/head.h"
 #include "layers/zoo.h"
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/executor.h"
 #include "runtime/frozen_prefix.h"
 #include "runtime/image_folder.h"

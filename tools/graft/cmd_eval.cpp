@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/evaluation.h"
 #include "tools/graft/checkpoint_config.h"
 #include "tools/graft/options.h"

@@ -7,7 +7,7 @@
 
 #include "runtime/augment.h"
 #include "runtime/checkpoint.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/evaluation.h"
 #include "runtime/executor.h"
 #include "runtime/image_decode.h"

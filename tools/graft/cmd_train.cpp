@@ -11,7 +11,7 @@
 #include "runtime/atomic_file.h"
 #include "runtime/checkpoint.h"
 #include "runtime/class_map.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/feature_cache.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"

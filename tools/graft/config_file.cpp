@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cli {
 

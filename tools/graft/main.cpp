@@ -10,7 +10,7 @@
 #include <iostream>
 
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #if defined(GRAFT_HAVE_CUDA)
 #include "runtime/cuda/backend.h"
 #endif

@@ -10,7 +10,7 @@
 #include "layers/zoo.h"
 #include "runtime/augment.h"
 #include "runtime/backend_registry.h"
-#include "runtime/error.h"
+#include "base/error.h"
 #include "runtime/image_folder.h"
 
 namespace graft::cli {

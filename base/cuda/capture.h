@@ -7,8 +7,8 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/error.h"
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
 
 namespace graft::cuda {
 

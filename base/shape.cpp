@@ -1,5 +1,5 @@
 // Shape formatting.
-#include "runtime/tensor.h"
+#include "base/shape.h"
 
 namespace graft {
 

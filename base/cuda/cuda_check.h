@@ -8,7 +8,7 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
-#include "runtime/error.h"
+#include "base/error.h"
 
 namespace graft::cuda_detail {
 

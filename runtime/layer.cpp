@@ -1,6 +1,6 @@
 // The Layer interface's defaults: parameter layouts (the internal one is PyTorch's), and
 // the reason a random layer gives.
-#include "layers/layer.h"
+#include "runtime/layer.h"
 
 #include <algorithm>
 
