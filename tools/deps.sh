@@ -2,10 +2,17 @@
 # Installs the Debian packages graft needs to build, test and run the demo, only those that
 # are missing (so a machine that has them is not touched). Run as root or with sudo.
 #   tools/deps.sh            build + test + demo dependencies
+#   tools/deps.sh --tests    also python3-venv and build/python-env (tools/python-env.sh),
+#                            the Python packages the interop tests read graft's files with
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config zlib1g-dev nlohmann-json3-dev libcli11-dev libstb-dev
           libopenblas-dev libyaml-cpp-dev googletest libgtest-dev dataset-fashion-mnist)
+with_tests=0
+if [[ "${1:-}" == "--tests" ]]; then
+  with_tests=1
+  packages+=(python3 python3-venv)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -17,4 +24,8 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ((with_tests)); then
+  "$(dirname "$0")/python-env.sh" >/dev/null
 fi

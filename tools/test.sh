@@ -9,7 +9,7 @@
 #                            GRAFT_ASAN_FILTER sets the default filter (see docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/deps.sh
+tools/deps.sh --tests
 
 if [[ "${1:-}" == "--asan" ]]; then
   shift
