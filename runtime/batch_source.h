@@ -3,14 +3,16 @@
 // order and augmentation are pure functions of (seed, epoch), so a resumed run can skip
 // straight to where it stopped and see the same batches.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/common/warp_math.h"
-#include "runtime/dataset.h"
 #include "base/error.h"
+#include "runtime/dataset.h"
+#include "runtime/shard.h"
 #include "runtime/tensor.h"
 
 namespace graft {
@@ -51,6 +53,21 @@ class BatchSource {
   virtual int64_t next_raw_batch(int64_t max, uint8_t* images, math::WarpExample* warps, int32_t* labels);
 
   int num_classes() const { return static_cast<int>(class_names().size()); }
+
+  // Data-parallel training: this process reads only its rank's rows of every global batch
+  // (runtime/shard.h). Set before start_epoch; positions (start_epoch's skip, position())
+  // are then in the rank's own order.
+  void set_shard(const Shard& s) { shard_ = s; }
+  const Shard& shard() const { return shard_; }
+
+ protected:
+  // The order an epoch reads: epoch_order(size(), ...), the rank's part of it when sharded.
+  std::vector<int64_t> order_for_epoch(uint64_t seed, int64_t epoch, bool shuffle) const {
+    return shard_.select(epoch_order(size(), seed, epoch, shuffle));
+  }
+
+ private:
+  Shard shard_;
 };
 
 inline void BatchSource::set_raw_batches(bool on) {
@@ -73,8 +90,8 @@ class InMemorySource final : public BatchSource {
   std::string origin() const override { return data_.origin; }
   std::vector<int32_t> labels() const override { return data_.labels; }
   void start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool /*augment*/, int64_t skip) override {
-    order_ = epoch_order(data_.size(), seed, epoch, shuffle);
-    cursor_ = std::min<int64_t>(skip, data_.size());
+    order_ = order_for_epoch(seed, epoch, shuffle);
+    cursor_ = std::clamp<int64_t>(skip, 0, static_cast<int64_t>(order_.size()));
   }
   int64_t next_batch(int64_t max, float* images, int32_t* labels) override {
     const int64_t n = std::min<int64_t>(max, static_cast<int64_t>(order_.size()) - cursor_);

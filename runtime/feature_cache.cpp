@@ -137,8 +137,8 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
 
 void FeatureCache::start_epoch(uint64_t seed, int64_t epoch, bool shuffle, bool augment, int64_t skip) {
   if (augment) fail("the cached features of ", origin_, " cannot be augmented; use --cache-features off");
-  order_ = epoch_order(size(), seed, epoch, shuffle);
-  cursor_ = std::clamp<int64_t>(skip, 0, size());
+  order_ = order_for_epoch(seed, epoch, shuffle);
+  cursor_ = std::clamp<int64_t>(skip, 0, int64_t(order_.size()));
   skipped_ = 0;
   started_ = true;
 }

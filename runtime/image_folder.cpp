@@ -277,8 +277,8 @@ void ImageFolderSource::start_epoch(uint64_t seed, int64_t epoch, bool shuffle, 
   seed_ = seed;
   epoch_ = epoch;
   augment_ = augment;
-  order_ = epoch_order(size(), seed, epoch, shuffle);
-  const int64_t first = std::clamp<int64_t>(skip, 0, size());
+  order_ = order_for_epoch(seed, epoch, shuffle);
+  const int64_t first = std::clamp<int64_t>(skip, 0, int64_t(order_.size()));
   claim_ = consume_ = first;
   for (auto& s : slots_) {
     s->ready = false;
