@@ -337,4 +337,16 @@ std::vector<std::string> Executor::describe() const {
   return lines;
 }
 
+std::pair<int64_t, int64_t> Executor::gradient_range(int node) const {
+  int64_t first = -1, last = -1;
+  for (int p : model_.node_params(node)) {
+    if (grad_offset_[size_t(p)] < 0) continue;
+    const int64_t begin = grad_offset_[size_t(p)];
+    const int64_t end = begin + (model_.params()[size_t(p)].spec.shape.numel() + 63) / 64 * 64;
+    first = first < 0 ? begin : std::min(first, begin);
+    last = std::max(last, end);
+  }
+  return first < 0 ? std::pair<int64_t, int64_t>{0, 0} : std::pair<int64_t, int64_t>{first, last};
+}
+
 }  // namespace graft

@@ -183,6 +183,13 @@ class Executor {
 
   const std::vector<ParamSegment>& trainable_segments() const { return segments_; }
   int64_t trainable_count() const { return trainable_count_; }
+  // The floats [first, second) of gradients() that node `node`'s trainable parameters fill
+  // (padding included); {0, 0} for a node without. Ranges follow the node order.
+  std::pair<int64_t, int64_t> gradient_range(int node) const;
+  // Called after each node's backward() with the node's index, in the order they run (the
+  // last node first): data-parallel training starts summing a bucket of gradients as soon
+  // as the nodes that fill it are done. Host-side: not called by a replayed step graph.
+  void set_backward_listener(std::function<void(int node)> listener) { backward_listener_ = std::move(listener); }
   float* gradients() { return grads_.floats(); }  // in the device's memory
   Ops& ops() { return *ops_; }
   bool on_device() const { return on_device_; }
@@ -245,6 +252,7 @@ class Executor {
   std::vector<int64_t> grad_offset_;  // per param: floats into grads_, -1 when frozen
   std::vector<ParamSegment> segments_;
   int64_t trainable_count_ = 0;
+  std::function<void(int)> backward_listener_;
   PlanSummary plan_;
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
   PoolBuffer raw_images_, raw_warps_;  // raw_input: in the model's memory (the device's, or the host's)

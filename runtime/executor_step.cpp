@@ -336,6 +336,7 @@ void Executor::backward(int64_t n) {
     if (!decisions_[k].needs_grad) continue;
     backward_node(k, n, arrived);
     if (profiling_) marks_.emplace_back(k, ops_->mark());
+    if (backward_listener_) backward_listener_(k);
   }
   if (profiling_) add_layer_times(/*backward=*/true);
   count_step(n, /*with_backward=*/true);

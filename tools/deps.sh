@@ -7,7 +7,8 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config zlib1g-dev nlohmann-json3-dev libcli11-dev libstb-dev
-          libopenblas-dev libyaml-cpp-dev googletest libgtest-dev dataset-fashion-mnist)
+          libopenblas-dev libyaml-cpp-dev googletest libgtest-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)  # MPI: data-parallel training across processes (optional to the build)
 with_tests=0
 if [[ "${1:-}" == "--tests" ]]; then
   with_tests=1

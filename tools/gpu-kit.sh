@@ -28,7 +28,7 @@ FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
 tools/deps.sh
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRAFT_PORTABLE=ON -DGRAFT_OPENBLAS=OFF \
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRAFT_PORTABLE=ON -DGRAFT_OPENBLAS=OFF -DGRAFT_MPI=OFF \
   "-DGRAFT_CUDA_ARCHITECTURES=$ARCHS" "${launcher[@]}" >"$BUILD_DIR.configure.log" 2>&1 ||
   { cat "$BUILD_DIR.configure.log"; exit 1; }
 grep -q "graft: CUDA backend ON" "$BUILD_DIR.configure.log" ||

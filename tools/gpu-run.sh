@@ -139,7 +139,7 @@ else
   command -v ninja >/dev/null || gen="Unix Makefiles"
   t0=$SECONDS
   brc=0
-  cmake -S . -B build-gpu-run -G "$gen" -DCMAKE_BUILD_TYPE=Release -DGRAFT_WERROR=OFF -DGRAFT_OPENBLAS=OFF \
+  cmake -S . -B build-gpu-run -G "$gen" -DCMAKE_BUILD_TYPE=Release -DGRAFT_WERROR=OFF -DGRAFT_OPENBLAS=OFF -DGRAFT_MPI=OFF \
     "-DGRAFT_CUDA_ARCHITECTURES=$archs" "${prefix[@]}" >"$LOGS/build.log" 2>&1 || brc=$?
   if [ "$brc" = 0 ] && ! grep -q "graft: CUDA backend ON" "$LOGS/build.log"; then brc=1; fi
   if [ "$brc" = 0 ]; then

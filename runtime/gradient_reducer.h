@@ -1,0 +1,49 @@
+// GradientReducer: sums the trainable gradients of one step over the ranks of a
+// Communicator, in buckets (contiguous ranges of the executor's flat gradient buffer, about
+// `bucket_bytes` each, formed from the last node backward: the order backward fills them),
+// each started as soon as the nodes that fill it are done, so the sums overlap the rest of
+// the backward pass; finish() waits for them and scales. Frozen layers have no gradients
+// and so nothing to send. Host memory (the CPU backend with MPI).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "runtime/communicator.h"
+#include "runtime/executor.h"
+
+namespace graft {
+
+class GradientReducer {
+ public:
+  // 25 MiB: PyTorch DistributedDataParallel's default bucket_cap_mb.
+  static constexpr size_t kDefaultBucketBytes = size_t(25) << 20;
+
+  // Listens to `ex`'s backward (Executor::set_backward_listener) until destroyed.
+  GradientReducer(Communicator& comm, Executor& ex, size_t bucket_bytes = kDefaultBucketBytes);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Before a step's backward: the buckets start again.
+  void begin_step();
+  // After it: starts what the listener has not (every bucket when nothing listened), waits
+  // for all, and multiplies the sums by `scale` (1 / the global loss normaliser's share).
+  void finish(float scale);
+
+  struct Bucket {
+    int64_t begin = 0, end = 0;  // floats of the gradient buffer
+    int last_node = 0;           // the bucket is complete once this node's backward is done
+  };
+  const std::vector<Bucket>& buckets() const { return buckets_; }
+
+ private:
+  void node_done(int node);
+  void start(size_t b);
+
+  Communicator& comm_;
+  Executor& ex_;
+  std::vector<Bucket> buckets_;  // in the order they complete (the last nodes' first)
+  size_t next_ = 0;              // the first bucket not started this step
+};
+
+}  // namespace graft
