@@ -8,7 +8,6 @@
 namespace graft {
 
 GradientReducer::GradientReducer(Communicator& comm, Executor& ex, size_t bucket_bytes) : comm_(comm), ex_(ex) {
-  GRAFT_ASSERT(!ex.on_device(), "GradientReducer sums host memory; the device's gradients go through NCCL");
   const auto cap = static_cast<int64_t>(std::max<size_t>(bucket_bytes / sizeof(float), 1));
   // From the last node down: node ranges are contiguous and ascend with the node, so a
   // bucket is one range [begin, end) growing downwards.
@@ -52,11 +51,7 @@ void GradientReducer::start(size_t b) {
 void GradientReducer::finish(float scale) {
   while (next_ < buckets_.size()) start(next_++);
   comm_.wait_all("the gradient sum");
-  if (scale != 1.0f) {
-    float* g = ex_.gradients();
-    const int64_t n = ex_.trainable_count();
-    for (int64_t i = 0; i < n; ++i) g[i] *= scale;
-  }
+  if (scale != 1.0f) ex_.ops().scale(ex_.trainable_count(), scale, ex_.gradients());
 }
 
 }  // namespace graft

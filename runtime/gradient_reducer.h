@@ -3,7 +3,8 @@
 // `bucket_bytes` each, formed from the last node backward: the order backward fills them),
 // each started as soon as the nodes that fill it are done, so the sums overlap the rest of
 // the backward pass; finish() waits for them and scales. Frozen layers have no gradients
-// and so nothing to send. Host memory (the CPU backend with MPI).
+// and so nothing to send. The sums run where the communicator works: host memory (MPI, the
+// CPU backend) or the device's (NCCL, in stream order with the backward kernels).
 #pragma once
 #include <cstdint>
 #include <vector>
