@@ -111,6 +111,7 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   int64_t batch() const { return options_.batch; }
+  const ExecutorOptions& options() const { return options_; }
   // Floats of one example in input(): the model's sample, or the start_after node's output.
   int64_t input_floats() const { return input_floats_; }
   Shape input_shape(int64_t n) const;  // [n, ...] of input()

@@ -35,7 +35,10 @@ GradientReducer::GradientReducer(Communicator& comm, Executor& ex, size_t bucket
 
 GradientReducer::~GradientReducer() { ex_.set_backward_listener(nullptr); }
 
-void GradientReducer::begin_step() { next_ = 0; }
+void GradientReducer::begin_step(float prescale) {
+  next_ = 0;
+  prescale_ = prescale;
+}
 
 void GradientReducer::node_done(int node) {
   // Backward runs from the last node down, so every bucket whose lowest node is at or
@@ -45,6 +48,7 @@ void GradientReducer::node_done(int node) {
 
 void GradientReducer::start(size_t b) {
   const Bucket& bucket = buckets_[b];
+  if (prescale_ != 1.0f) ex_.ops().scale(bucket.end - bucket.begin, prescale_, ex_.gradients() + bucket.begin);
   comm_.start_sum(ex_.gradients() + bucket.begin, size_t(bucket.end - bucket.begin), "the gradient sum");
 }
 

@@ -25,8 +25,10 @@ class GradientReducer {
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
 
-  // Before a step's backward: the buckets start again.
-  void begin_step();
+  // Before a step's backward: the buckets start again; each is multiplied by `prescale`
+  // before it is sent (this rank's share of the global loss: ranks * local / global
+  // normaliser, so that finish(1 / ranks) gives the global batch's mean gradient).
+  void begin_step(float prescale = 1.0f);
   // After it: starts what the listener has not (every bucket when nothing listened), waits
   // for all, and multiplies the sums by `scale` (1 / the global loss normaliser's share).
   void finish(float scale);
@@ -45,6 +47,7 @@ class GradientReducer {
   Executor& ex_;
   std::vector<Bucket> buckets_;  // in the order they complete (the last nodes' first)
   size_t next_ = 0;              // the first bucket not started this step
+  float prescale_ = 1.0f;
 };
 
 }  // namespace graft
