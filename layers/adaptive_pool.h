@@ -16,6 +16,9 @@ class AdaptiveAvgPool2d final : public Layer {
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  // GlobalAveragePool, AveragePool when the windows tile the input, else a MatMul with
+  // the pooling matrix (ONNX has no adaptive pool).
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
   cpu::AdaptivePoolGeometry geometry(const Shape& input) const;
 
  private:

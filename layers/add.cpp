@@ -3,6 +3,7 @@
 
 #include "kernels/ops.h"
 #include "base/error.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -21,6 +22,11 @@ void Add::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   for (float* dx : a.dinputs)
     if (dx) a.ctx->kernels().copy(n, a.doutput, dx);
+}
+
+std::string Add::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  graph.add_node("Add", {a.inputs.at(0), a.inputs.at(1)}, {a.output});
+  return a.output;
 }
 
 }  // namespace graft

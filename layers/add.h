@@ -16,6 +16,7 @@ class Add final : public Layer {
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 };
 
 }  // namespace graft

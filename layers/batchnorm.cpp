@@ -4,6 +4,7 @@
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/ops.h"
 #include "base/error.h"
+#include "runtime/onnx/graph.h"
 #include "runtime/model.h"
 
 namespace graft {
@@ -139,6 +140,13 @@ void apply_batchnorm_policy(Model& model, const std::vector<bool>& frozen_nodes,
       fail("batch norm policy pattern '", glob, "' matches no batch norm layer in ", model.architecture(),
            names.empty() ? std::string(", which has none") : "; its batch norm layers are: " + names);
   }
+}
+
+std::string BatchNorm2d::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  std::vector<std::string> inputs{a.inputs.at(0)};
+  for (size_t i = 0; i < 4; ++i) inputs.push_back(graph.add_parameter(*this, i, a.params.at(i)));  // weight .. running_var
+  graph.add_node("BatchNormalization", inputs, {a.output}, {onnx_attr("epsilon", eps_)});
+  return a.output;
 }
 
 }  // namespace graft

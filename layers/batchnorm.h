@@ -47,6 +47,8 @@ class BatchNorm2d final : public Layer {
   void bind_flattened_input(int h, int w, int c) override;
   void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
   void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
+  // Inference form: BatchNormalization on the running statistics, whatever the policy.
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   std::vector<ParamSpec> param_specs() const override;
   size_t workspace_floats(const std::vector<Shape>& inputs) const override;

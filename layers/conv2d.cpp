@@ -6,6 +6,7 @@
 #include "kernels/cpu/conv.h"
 #include "kernels/ops.h"
 #include "base/error.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -108,6 +109,16 @@ void Conv2d::from_checkpoint_layout(size_t index, const float* external, float* 
       for (int kw = 0; kw < K; ++kw)
         for (int i = 0; i < I; ++i)
           internal[((o * K + kh) * K + kw) * I + i] = external[((o * I + i) * K + kh) * K + kw];
+}
+
+std::string Conv2d::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  std::vector<std::string> inputs{a.inputs.at(0), graph.add_parameter(*this, 0, a.params.at(0))};
+  if (o_.bias) inputs.push_back(graph.add_parameter(*this, 1, a.params.at(1)));
+  const int64_t k = o_.kernel, s = o_.stride, p = o_.padding;
+  graph.add_node("Conv", inputs, {a.output},
+                 {onnx_attr("kernel_shape", {k, k}), onnx_attr("strides", {s, s}), onnx_attr("pads", {p, p, p, p}),
+                  onnx_attr("dilations", {1, 1}), onnx_attr("group", int64_t{1})});
+  return a.output;
 }
 
 }  // namespace graft

@@ -27,6 +27,8 @@ class Conv2d final : public Layer {
   void backward(const BackwardArgs& a) override;
   void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
   void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
+  // Conv with PyTorch's OIHW weight.
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 
   Conv2dGeometry geometry(const Shape& input) const;
   // torchvision's VGG and ResNet initialisation instead of PyTorch's Conv2d default:

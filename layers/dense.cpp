@@ -5,6 +5,7 @@
 
 #include "kernels/ops.h"
 #include "base/error.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -61,6 +62,13 @@ void Dense::from_checkpoint_layout(size_t index, const float* external, float* i
   if (index != 0 || !flat_.active()) return Layer::from_checkpoint_layout(index, external, internal);
   for (int64_t o = 0; o < out_; ++o)
     for (int64_t j = 0; j < in_; ++j) internal[o * in_ + j] = external[o * in_ + flat_.pytorch_index(j)];
+}
+
+std::string Dense::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  std::vector<std::string> inputs{a.inputs.at(0), graph.add_parameter(*this, 0, a.params.at(0))};
+  if (bias_) inputs.push_back(graph.add_parameter(*this, 1, a.params.at(1)));
+  graph.add_node("Gemm", inputs, {a.output}, {onnx_attr("transB", int64_t{1})});
+  return a.output;
 }
 
 }  // namespace graft

@@ -23,6 +23,8 @@ class Dense final : public Layer {
   void backward(const BackwardArgs& a) override;
   void to_checkpoint_layout(size_t index, const float* internal, float* external) const override;
   void from_checkpoint_layout(size_t index, const float* external, float* internal) const override;
+  // Gemm (transB) with PyTorch's weight, whose columns follow an NCHW flatten.
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 
   int in_features() const { return in_; }
   int out_features() const { return out_; }

@@ -6,6 +6,7 @@
 #include "kernels/common/elementwise.h"
 #include "kernels/ops.h"
 #include "base/error.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -112,6 +113,32 @@ void GlobalAvgPool::forward(const ForwardArgs& a) {
 void GlobalAvgPool::backward(const BackwardArgs& a) {
   const Shape& s = a.input_shapes[0];
   a.ctx->kernels().global_avgpool_backward(int(s[0]), int(s[1]), int(s[2]), int(s[3]), a.doutput, a.dinputs[0]);
+}
+
+std::string ReLU::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  graph.add_node("Relu", {a.inputs.at(0)}, {a.output});
+  return a.output;
+}
+std::string Dropout::export_onnx(OnnxGraph&, const OnnxNodeArgs& a) const { return a.inputs.at(0); }
+// Flatten of NCHW gives (c, h, w) order: PyTorch's, which the next layer's exported weights use.
+std::string Flatten::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  graph.add_node("Flatten", {a.inputs.at(0)}, {a.output}, {onnx_attr("axis", int64_t{1})});
+  return a.output;
+}
+std::string Pool2d::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  const int64_t k = kernel_, s = stride_, p = padding_;
+  std::vector<OnnxAttribute> attrs{onnx_attr("kernel_shape", {k, k}), onnx_attr("strides", {s, s}),
+                                   onnx_attr("pads", {p, p, p, p})};
+  if (kind_ == PoolKind::Average) attrs.push_back(onnx_attr("count_include_pad", int64_t{1}));  // as graft's kernel
+  graph.add_node(kind_ == PoolKind::Max ? "MaxPool" : "AveragePool", {a.inputs.at(0)}, {a.output}, attrs);
+  return a.output;
+}
+// graft's [N, C]; ONNX's pool keeps [N, C, 1, 1], flattened to match.
+std::string GlobalAvgPool::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  const std::string pooled = a.output + "/pooled";
+  graph.add_node("GlobalAveragePool", {a.inputs.at(0)}, {pooled});
+  graph.add_node("Flatten", {pooled}, {a.output}, {onnx_attr("axis", int64_t{1})});
+  return a.output;
 }
 
 }  // namespace graft

@@ -16,6 +16,7 @@ class ReLU final : public Layer {
   bool backward_reads_output() const override { return true; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 };
 
 // Inverted dropout: active only in training; the mask is recomputed in backward from the
@@ -32,6 +33,8 @@ class Dropout final : public Layer {
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  // Inference has no dropout: the export leaves it out (its output is its input).
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
   float p() const { return p_; }
 
  private:
@@ -49,6 +52,7 @@ class Flatten final : public Layer {
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 };
 
 enum class PoolKind { Max, Average };
@@ -62,6 +66,7 @@ class Pool2d final : public Layer {
   bool backward_reads_inputs() const override { return kind_ == PoolKind::Max; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
   Pool2dGeometry geometry(const Shape& input) const;
 
  private:
@@ -79,6 +84,7 @@ class GlobalAvgPool final : public Layer {
   bool backward_reads_inputs() const override { return false; }
   void forward(const ForwardArgs& a) override;
   void backward(const BackwardArgs& a) override;
+  std::string export_onnx(OnnxGraph& graph, const OnnxNodeArgs& args) const override;
 };
 
 }  // namespace graft

@@ -8,11 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "runtime/tensor.h"
 
 namespace graft {
 
 class Ops;
+class OnnxGraph;      // runtime/onnx/graph.h
+struct OnnxNodeArgs;
 
 // How a parameter starts: PyTorch's defaults for conv and linear layers draw weight and
 // bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Normal draws N(0, std^2) (torchvision's
@@ -126,6 +129,14 @@ class Layer {
   // optimizer state, which has the parameter's layout. Default: identical.
   virtual void to_checkpoint_layout(size_t index, const float* internal, float* external) const;
   virtual void from_checkpoint_layout(size_t index, const float* external, float* internal) const;
+
+  // ONNX export (runtime/onnx/): adds this layer's inference form to `graph` and returns
+  // the name of the tensor that holds its output (args.output, or its input for a layer
+  // that inference leaves out, like dropout). Default: an error naming the layer's kind.
+  virtual std::string export_onnx(OnnxGraph& /*graph*/, const OnnxNodeArgs& /*args*/) const {
+    fail("layer ", name(), " (", describe(), ") cannot be exported to ONNX: graft has no ONNX form for a ", kind(),
+         " layer");
+  }
 
  private:
   std::string name_;
