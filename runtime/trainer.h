@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/communicator.h"
 #include "runtime/batch_source.h"
 #include "runtime/executor.h"
 #include "runtime/feature_cache.h"
@@ -65,6 +66,10 @@ struct TrainOptions {
   bool progress = false;       // progress bar with ETA on stderr
   bool reference_kernels = false;
   std::string config_json = "{}";
+  // Data-parallel training (runtime/data_parallel.h): the ranks this process is one of. Null
+  // or one rank: this process alone. `batch` stays the global batch; rank 0 alone writes
+  // checkpoints, metrics and the log.
+  Communicator* comm = nullptr;
 };
 
 struct EpochReport {

@@ -39,16 +39,22 @@ std::vector<EpochReport> TrainingRun::run() {
 
 void TrainingRun::run_epoch(int epoch) {
   epoch_start_ = TrainClock::now();
-  ex_.set_metrics(at_.partial);
-  source_->start_epoch(o_.seed, epoch, /*shuffle=*/true, o_.augment, at_.position_in_epoch);
+  // A resumed epoch's partial sums: rank 0 holds them for every rank (the sums add up).
+  ex_.set_metrics(writes() ? at_.partial : Metrics{});
+  // Positions in a progress record count the epoch's order; a rank reads its part of it.
+  const int64_t skip = dp_ ? dp_->shard().local_position(at_.position_in_epoch, source_->size()) : at_.position_in_epoch;
+  source_->start_epoch(o_.seed, epoch, /*shuffle=*/true, o_.augment, skip);
   lr_ = learning_rate_at(plan_.schedule, at_.step);
   pending_ = 0;
-  while (const int64_t n = next_batch()) {
+  for (;;) {
+    const int64_t n = next_batch();
+    // With several ranks the epoch ends for all at once: a rank out of rows adds zeros.
+    if (dp_ ? !dp_->begin_step(n) : n == 0) break;
     const trace::Range step_range("step");  // the micro-batch: forward, loss, backward, optimizer
     if (!step(n, epoch)) continue;          // a skipped non-finite step
     if (o_.progress)
       draw_progress(epoch, o_.epochs, at_.batches_in_epoch, plan_.batches_per_epoch, seconds_since(epoch_start_));
-    if (pending_ == 0 && interrupt_requested()) stop_interrupted(epoch);
+    if (pending_ == 0 && interrupted()) stop_interrupted(epoch);
   }
   if (pending_ > 0) optimizer_step();  // the epoch's last, partial accumulation
   check_deferred(epoch);
@@ -57,8 +63,12 @@ void TrainingRun::run_epoch(int epoch) {
 
 int64_t TrainingRun::next_batch() {
   const trace::Range range("data wait");
-  return plan_.raw ? source_->next_raw_batch(plan_.batch, ex_.raw_images(), ex_.raw_warps(), ex_.labels())
-                   : source_->next_batch(plan_.batch, ex_.input(), ex_.labels());
+  return plan_.raw ? source_->next_raw_batch(rows_per_step_, ex_.raw_images(), ex_.raw_warps(), ex_.labels())
+                   : source_->next_batch(rows_per_step_, ex_.input(), ex_.labels());
+}
+
+bool TrainingRun::interrupted() {
+  return dp_ ? dp_->comm().any(interrupt_requested(), "the interrupt check") : interrupt_requested();
 }
 
 bool TrainingRun::step(int64_t n, int epoch) {
@@ -72,10 +82,11 @@ bool TrainingRun::step(int64_t n, int epoch) {
     if (at_.batches_in_epoch % sync_every_ == 0) check_deferred(epoch);
     return true;
   }
-  ex_.forward_backward(n, at_.micro_step, nullptr);
+  if (n > 0) ex_.forward_backward(n, at_.micro_step, nullptr);
+  if (dp_) dp_->finish_step(n);  // the global batch's mean gradient, on every rank
   ++at_.micro_step;
   ++at_.batches_in_epoch;
-  if (!step_is_finite(epoch)) return false;
+  if (!step_is_finite(epoch, n)) return false;
   if (o_.grad_accumulation > 1) accumulate_gradients();
   if (++pending_ == o_.grad_accumulation) optimizer_step();
   return true;
@@ -83,8 +94,8 @@ bool TrainingRun::step(int64_t n, int epoch) {
 
 // Per step (--sync-every 1): the loss and gradients must be finite; false: the step is
 // skipped (--skip-nonfinite), else the run stops naming the step.
-bool TrainingRun::step_is_finite(int epoch) {
-  bool finite = std::isfinite(ex_.last_batch_loss());
+bool TrainingRun::step_is_finite(int epoch, int64_t n) {
+  bool finite = n == 0 || std::isfinite(ex_.last_batch_loss());
   std::string culprit;
   if (!finite && ex_.first_nonfinite_node() >= 0)
     culprit = "; the first layer whose output was not finite is " + model_.nodes()[ex_.first_nonfinite_node()].name;
@@ -95,6 +106,8 @@ bool TrainingRun::step_is_finite(int epoch) {
       culprit = "; the first non-finite gradient is " + bad + "'s";
     }
   }
+  // Every rank decides alike (the gradients are the same; the losses are each rank's own).
+  if (dp_) finite = !dp_->comm().any(!finite, "the finite check");
   if (finite) return true;
   if (at_.nonfinite_skipped < o_.skip_nonfinite) {
     ++at_.nonfinite_skipped;
@@ -146,9 +159,10 @@ void TrainingRun::stop_nonfinite(int epoch, int64_t step, int64_t batch_no, bool
 void TrainingRun::stop_interrupted(int epoch) {
   check_deferred(epoch);  // never save a step that went bad
   if (o_.progress) std::fprintf(stderr, "\n");
-  at_.partial = ex_.read_metrics();
+  at_.partial = dp_ ? dp_->sum(ex_.read_metrics()) : ex_.read_metrics();
   at_.epochs_done = epoch - 1;
-  at_.position_in_epoch = source_->position();
+  at_.position_in_epoch =
+      dp_ ? dp_->shard().global_position(source_->position(), source_->size()) : source_->position();
   const std::string path = o_.save_path.empty() ? "graft-interrupted.safetensors" : o_.save_path;
   save(path, epoch - 1);
   log_ << "interrupted at epoch " << epoch << ", batch " << at_.batches_in_epoch << " of " << plan_.batches_per_epoch

@@ -30,7 +30,7 @@ double monitored(const std::string& m, const EpochReport& r) {
 bool TrainingRun::end_epoch(int epoch) {
   EpochReport r;
   r.epoch = epoch;
-  r.train = ex_.read_metrics();
+  r.train = dp_ ? dp_->sum(ex_.read_metrics()) : ex_.read_metrics();
   r.cache_seconds = std::exchange(cache_seconds_, 0.0);
   r.seconds = seconds_since(epoch_start_) + r.cache_seconds;
   r.images_per_second = r.train.count / std::max(r.seconds, 1e-9);
@@ -45,8 +45,10 @@ bool TrainingRun::end_epoch(int epoch) {
   at_.partial = {};
 
   const bool improved = update_best(r);
-  print_line(r, improved);
-  write_metrics(r);
+  if (writes()) {
+    print_line(r, improved);
+    write_metrics(r);
+  }
   if (improved && o_.restore_best) {
     const float* host = model_.host_params();
     best_params_.assign(host, host + model_.total_param_count());

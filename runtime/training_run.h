@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data_parallel.h"
 #include "runtime/trainer.h"
 #include "runtime/training_progress.h"
 
@@ -46,6 +47,8 @@ class TrainingRun {
 
  private:
   Optimizer make_optimizer();
+  bool writes() const { return !o_.comm || o_.comm->is_root(); }  // checkpoints, metrics, the log
+  bool interrupted();  // on every rank alike
   void resume();
   void build_feature_caches();
   void save(const std::string& path, int epoch_for_info);
@@ -54,7 +57,7 @@ class TrainingRun {
   void run_epoch(int epoch);
   int64_t next_batch();
   bool step(int64_t n, int epoch);  // false: a non-finite step, skipped
-  bool step_is_finite(int epoch);
+  bool step_is_finite(int epoch, int64_t n);
   void accumulate_gradients();
   void optimizer_step();
   void check_deferred(int epoch);
@@ -91,6 +94,8 @@ class TrainingRun {
   BatchSource* val_source_ = nullptr;
   int sync_every_ = 1;                  // steps between looks at the device's finite verdict
   Executor::StepHooks with_optimizer_;  // the optimizer inside a deferred step
+  std::unique_ptr<DataParallel> dp_;    // several ranks: this rank's shard and the gradient sum
+  int64_t rows_per_step_ = 0;           // what this rank reads of a full global batch
 
   // The epoch in progress.
   TrainClock::time_point epoch_start_;

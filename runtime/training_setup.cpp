@@ -40,6 +40,18 @@ RunPlan plan_run(Model& model, BatchSource& data, BatchSource* validation, const
   p.schedule = o.schedule;
   p.schedule.base_lr = o.optimizer.lr;
   p.batch = std::min<int64_t>(o.batch, data.size());
+  const int ranks = o.comm ? o.comm->size() : 1;
+  if (ranks > 1) {
+    if (model.on_device())
+      fail("training on ", ranks, " ranks with --device cuda needs NCCL, which graft does not use yet; run the ranks "
+           "with --device cpu, or train on one GPU");
+    if (o.grad_accumulation > 1)
+      fail("--grad-accumulation is not supported yet with ", ranks, " ranks; raise --batch instead (it is the global "
+           "batch, split over the ranks)");
+    make_shard(o.comm->rank(), ranks, p.batch);  // every rank needs a row of it
+  }
+  // What one rank's executor plans for: the whole batch, or the largest share of it.
+  const int64_t rows = ranks > 1 ? DataParallel::local_batch(p.batch, ranks) : p.batch;
   p.batches_per_epoch = (data.size() + p.batch - 1) / p.batch;
   const int64_t steps_per_epoch = (p.batches_per_epoch + o.grad_accumulation - 1) / o.grad_accumulation;
   if (p.schedule.kind == "cosine" && p.schedule.total_steps == 0) p.schedule.total_steps = steps_per_epoch * o.epochs;
@@ -49,11 +61,11 @@ RunPlan plan_run(Model& model, BatchSource& data, BatchSource* validation, const
                                  o.cache_budget_bytes ? o.cache_budget_bytes : default_feature_cache_budget());
   if (!p.cache.line.empty()) std::cerr << p.cache.line << std::endl;
   const PrefixChunking chunking =
-      p.cache.on ? PrefixChunking{} : decide_prefix_chunking(o.frozen_chunk, model, o.frozen, p.batch);
+      p.cache.on ? PrefixChunking{} : decide_prefix_chunking(o.frozen_chunk, model, o.frozen, rows);
   if (!chunking.line.empty()) std::cerr << chunking.line << std::endl;
 
   ExecutorOptions& eo = p.executor;
-  eo.batch = p.batch;
+  eo.batch = rows;
   eo.frozen = o.frozen;
   eo.start_after = p.cache.cut;  // with the cache: the layers after the cut only
   eo.chunk_through = chunking.through;
@@ -100,7 +112,7 @@ TrainingRun::TrainingRun(Model& model, BatchSource& data, BatchSource* validatio
   at_.grad_accumulation = o.grad_accumulation;
   if (!o.resume_path.empty()) resume();
 
-  if (!o.metrics_path.empty()) {
+  if (!o.metrics_path.empty() && writes()) {
     metrics_file_.open(o.metrics_path, at_.epochs_done > 0 || at_.batches_in_epoch > 0 ? std::ios::app : std::ios::trunc);
     if (!metrics_file_) fail("--metrics ", o.metrics_path, ": cannot open for writing");
   }
@@ -109,6 +121,14 @@ TrainingRun::TrainingRun(Model& model, BatchSource& data, BatchSource* validatio
   if (plan_.cache.on) build_feature_caches();
   source_ = train_cache_ ? train_cache_.get() : &data;
   val_source_ = val_cache_ ? val_cache_.get() : validation;
+  rows_per_step_ = plan_.batch;
+  if (o.comm && o.comm->size() > 1) {
+    // Every rank trains on its rows of each global batch; validation runs whole on each.
+    dp_ = std::make_unique<DataParallel>(*o.comm, ex_, plan_.batch);
+    source_->set_shard(dp_->shard());
+    const auto [lo, hi] = dp_->shard().rows(plan_.batch);
+    rows_per_step_ = hi - lo;
+  }
 
   if (o.sync_every < 0) fail("--sync-every must be at least 1 (or 0 for auto), got ", o.sync_every);
   sync_every_ = o.check_finite || o.skip_nonfinite > 0 || o.grad_accumulation > 1 ? 1
@@ -162,6 +182,7 @@ void TrainingRun::build_feature_caches() {
 }
 
 void TrainingRun::save(const std::string& path, int epoch_for_info) {
+  if (!writes()) return;
   CheckpointInfo info{at_.step, epoch_for_info, data_.class_names(), o_.config_json, at_.to_json()};
   save_checkpoint(path, model_, &optimizer_, ex_.trainable_segments(), info);
 }

@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <filesystem>
 #include <iostream>
 
@@ -15,6 +17,9 @@
 #include "runtime/feature_cache.h"
 #include "runtime/interrupt.h"
 #include "runtime/trainer.h"
+#if defined(GRAFT_HAVE_MPI)
+#include "runtime/mpi/mpi_communicator.h"
+#endif
 #include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
 
@@ -51,6 +56,7 @@ struct TrainCliOptions {
   int sync_every = 0;
   std::string augment_on = "auto";
   std::string cuda_graphs = "on";
+  double dist_timeout = 300;
 } opts;
 
 void check_writable_target(const std::string& path, const std::string& flag) {
@@ -139,11 +145,55 @@ void register_train(CLI::App& app) {
                   "on CUDA; 1 with --check-finite, --skip-nonfinite or --grad-accumulation)")
       ->capture_default_str()->check(zero_or_more());
   sub->add_flag("--check-finite", opts.check_finite, "On a NaN or infinity, name the first layer whose output is not finite");
+  sub->add_option("--dist-timeout", opts.dist_timeout,
+                  "Under mpirun: seconds a rank waits for the others in one collective before ending every rank "
+                  "(a rank that died or hangs); 0 waits forever")
+      ->capture_default_str()->check(zero_or_more());
   sub->add_option("--skip-nonfinite", opts.skip_nonfinite, "Skip up to N steps with a non-finite loss or gradient before stopping")
       ->capture_default_str()->check(zero_or_more());
 }
 
+namespace {
+
+// The ranks of a data-parallel run (mpirun, srun), or null: this process alone.
+std::unique_ptr<Communicator> open_communicator() {
+#if defined(GRAFT_HAVE_MPI)
+  if (launched_by_mpi()) return mpi_communicator(opts.dist_timeout);
+#else
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(v))
+      fail("graft was started by an MPI launcher but built without MPI; install Debian's libopenmpi-dev "
+           "(tools/deps.sh) and rebuild, or run graft train without mpirun");
+#endif
+  return nullptr;
+}
+
+int train_command(CLI::App& app, Communicator* comm);
+
+}  // namespace
+
+// Under mpirun every rank runs this; rank 0 alone prints and writes files. An error on one
+// rank ends them all at once (not after --dist-timeout), with the rank named.
 int run_train(CLI::App& app) {
+  const std::unique_ptr<Communicator> comm = open_communicator();
+  if (!comm || comm->size() == 1) return train_command(app, comm.get());
+  if (!comm->is_root() && !std::freopen("/dev/null", "w", stdout)) fail("cannot silence rank ", comm->rank());
+  try {
+    return train_command(app, comm.get());
+  } catch (const Interrupted&) {
+    throw;  // every rank stopped at the same step; rank 0 saved
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "graft: error: rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+    comm->end_all(1);
+    throw;
+  }
+}
+
+namespace {
+
+int train_command(CLI::App& app, Communicator* comm) {
+  const bool root = !comm || comm->is_root();
   const Device device = resolve_device(opts.model);
   if (opts.label_smoothing < 0.0f || opts.label_smoothing >= 1.0f)
     fail("--label-smoothing must be in [0, 1), got ", opts.label_smoothing);
@@ -203,7 +253,7 @@ int run_train(CLI::App& app) {
                                                : TrainOptions::AugmentOn::Auto;
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
-  t.progress = opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO));
+  t.progress = root && (opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO)));
   t.resume_path = opts.resume;
   t.save_best_path = opts.save_best;
   t.monitor = opts.monitor;
@@ -235,16 +285,22 @@ int run_train(CLI::App& app) {
   // The resolved configuration (file + command line): in the checkpoint, and beside it as a
   // file that --config reads back.
   t.config_json = resolved_config(app);
-  if (!opts.save.empty()) write_file_atomic(opts.save + ".config.json", {t.config_json});
+  t.comm = comm;
+  if (comm && comm->size() > 1)
+    std::printf("data parallel: %s, a global batch of %lld split over them\n", comm->describe().c_str(),
+                static_cast<long long>(std::min<int64_t>(t.batch, data.size())));
+  if (!opts.save.empty() && root) write_file_atomic(opts.save + ".config.json", {t.config_json});
 
   // The class map beside each checkpoint: eval and predict read the class names from it.
   for (const auto* path : {&opts.save, &opts.save_best})
-    if (!path->empty()) write_class_map(class_map_path(*path), data.class_names());
+    if (!path->empty() && root) write_class_map(class_map_path(*path), data.class_names());
 
   install_interrupt_handlers();
   const auto reports = train(*model, data, sources.val.get(), t, std::cout);
   if (!opts.save.empty()) std::printf("saved %s (epoch %d)\n", opts.save.c_str(), reports.back().epoch);
   return 0;
 }
+
+}  // namespace
 
 }  // namespace graft::cli

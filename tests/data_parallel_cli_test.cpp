@@ -1,0 +1,137 @@
+// `graft train` under mpirun (CPU ranks): the global batch split over 2 or 3 ranks reaches the
+// parameters one process reaches on the same data, seed and flags (uneven splits and a short
+// last batch included), with a frozen base and fully trainable; rank 0 alone prints and
+// writes; a 2-rank checkpoint resumes on 3 ranks and on one; a killed rank ends the run.
+// Built without MPI, the tests skip and say so. Needs Fashion-MNIST (tools/deps.sh).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "runtime/dataset.h"
+#include "runtime/safetensors.h"
+#include "tests/graft_program.h"
+#include "tests/testing.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+#if defined(GRAFT_MPIEXEC)
+// One OpenBLAS thread per rank: two ranks on CI's two cores.
+const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                            "OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
+
+testing::ProgramResult run_ranks(int ranks, const std::string& args) {
+  testing::ProgramResult r;
+  const std::string cmd = kMpiEnv + "timeout -k 5 300 " GRAFT_MPIEXEC " -np " + std::to_string(ranks) + " " +
+                          GRAFT_BINARY + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
+  const int raw = ::pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
+
+class DataParallelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(fs::path(kFashionMnistDir) / "t10k-labels-idx1-ubyte.gz"))
+      GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
+  }
+  std::string file(const std::string& name) const { return dir_.file(name); }
+  testing::TempDir dir_;
+};
+
+// Every tensor of two checkpoints within `tolerance` (relative to the larger magnitude).
+void expect_same_parameters(const std::string& a_path, const std::string& b_path, double tolerance) {
+  const auto a = read_safetensors(a_path), b = read_safetensors(b_path);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    const auto& u = b.tensors.at(name);
+    ASSERT_EQ(t.bytes.size(), u.bytes.size()) << name;
+    const auto* x = reinterpret_cast<const float*>(t.bytes.data());
+    const auto* y = reinterpret_cast<const float*>(u.bytes.data());
+    double worst = 0;
+    for (size_t i = 0; i < t.bytes.size() / sizeof(float); ++i)
+      worst = std::max(worst, std::abs(double(x[i]) - y[i]) / std::max({1e-3, std::abs(double(x[i])), std::abs(double(y[i]))}));
+    EXPECT_LE(worst, tolerance) << name << " differs between " << a_path << " and " << b_path;
+  }
+}
+
+TEST_F(DataParallelCli, RanksReachTheParametersOfOneProcessOnTheSameGlobalBatch) {
+  const int seed = testing::random_int(0, 1000);
+  const int batch = testing::random_int(5, 9);  // 30 examples: uneven splits, a short last batch
+  for (const std::string freeze : {"--freeze 'conv*'", ""}) {
+    const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 10 --epochs 2 --optimizer sgd "
+                               "--momentum 0.9 --lr 0.02 --batch " + std::to_string(batch) + " --seed " +
+                               std::to_string(seed) + " " + freeze;
+    const auto one = testing::run_graft(common + " --save " + file("one.safetensors") + " --metrics " + file("one.jsonl"));
+    ASSERT_EQ(one.status, 0) << one.output;
+    for (int ranks : {2, 3}) {
+      const std::string out = file("ranks" + std::to_string(ranks) + ".safetensors");
+      const auto many = run_ranks(ranks, common + " --save " + out + " --metrics " + file("many.jsonl"));
+      ASSERT_EQ(many.status, 0) << many.output;
+      EXPECT_TRUE(testing::has(many.output, "data parallel: MPI, " + std::to_string(ranks) + " ranks")) << many.output;
+      // Rank 0 alone prints the epoch lines and writes the metrics.
+      size_t lines = 0;
+      for (size_t at = many.output.find("epoch   1/2"); at != std::string::npos; at = many.output.find("epoch   1/2", at + 1))
+        ++lines;
+      EXPECT_EQ(lines, 1u) << many.output;
+      const std::string metrics = testing::slurp(file("many.jsonl"));
+      EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 2) << metrics;
+      expect_same_parameters(file("one.safetensors"), out, 1e-4);
+    }
+  }
+}
+
+TEST_F(DataParallelCli, ACheckpointOfTwoRanksResumesOnThreeAndOnOne) {
+  const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 8 --optimizer sgd --lr 0.05 "
+                             "--batch 6 --seed " + std::to_string(testing::random_int(0, 1000));
+  ASSERT_EQ(testing::run_graft(common + " --epochs 3 --save " + file("straight.safetensors")).status, 0);
+  const auto first = run_ranks(2, common + " --epochs 1 --save " + file("two.safetensors"));
+  ASSERT_EQ(first.status, 0) << first.output;
+  const auto second = run_ranks(3, common + " --epochs 2 --resume " + file("two.safetensors") + " --save " +
+                                       file("three.safetensors"));
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_TRUE(testing::has(second.output, "resuming")) << second.output;
+  const auto third = testing::run_graft(common + " --epochs 3 --resume " + file("three.safetensors") + " --save " +
+                                        file("one.safetensors"));
+  ASSERT_EQ(third.status, 0) << third.output;
+  expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-4);
+}
+
+TEST_F(DataParallelCli, AKilledRankEndsTheRunNonZeroInTime) {
+  // A unique timeout marks this run's processes; the newest of them is a rank, not mpirun.
+  const std::string mark = std::to_string(testing::random_int(1000, 9999));
+  const std::string log = file("log.txt");
+  const std::string cmd = kMpiEnv + "timeout -k 5 300 " GRAFT_MPIEXEC " -np 2 " + std::string(GRAFT_BINARY) +
+                          " train --device cpu --progress off --classes 0-4 --epochs 50 --batch 16 --save " +
+                          file("run.safetensors") + " --dist-timeout " + mark + " > " + log + " 2>&1";
+  const auto start = std::chrono::steady_clock::now();
+  std::thread runner([&] { EXPECT_NE(std::system(cmd.c_str()), 0); });
+  for (int i = 0; i < 600 && testing::slurp(log).find("data parallel") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(testing::random_int(100, 1000)));
+  // "[ ]": the pattern does not match the shell that runs pkill.
+  EXPECT_EQ(std::system(("pkill -9 -n -f -- 'dist-timeout[ ]" + mark + "'").c_str()), 0);
+  runner.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 120) << testing::slurp(log);
+  EXPECT_TRUE(testing::has(testing::slurp(log), "exited on signal 9") ||
+              testing::has(testing::slurp(log), "a rank died or hangs"))
+      << testing::slurp(log);
+}
+#else
+TEST(DataParallelCli, SkippedWithoutMpi) { GTEST_SKIP() << "graft was built without MPI (cmake/graft_mpi.cmake found none)"; }
+#endif
+
+}  // namespace
+}  // namespace graft
