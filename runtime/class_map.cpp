@@ -1,6 +1,8 @@
-// <checkpoint>.classes.json: write atomically, read with validation.
+// <checkpoint>.classes.json: write atomically, read with validation; --classes-file (that JSON
+// or one name per line) and names by index.
 #include "runtime/class_map.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -56,6 +58,42 @@ std::vector<std::string> read_class_map(const std::string& path) {
   }
   validate(classes, path);
   return classes;
+}
+
+std::vector<std::string> read_class_names_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("--classes-file ", path, ": cannot open (give one class name per line, or a graft class map JSON)");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') return read_class_map(path);
+  std::vector<std::string> classes;
+  std::istringstream lines(text);
+  size_t blank_at = 0;  // line number of the first blank line not yet followed by a name
+  size_t number = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      if (!blank_at) blank_at = number;
+      continue;
+    }
+    if (blank_at)
+      fail("--classes-file ", path, ": line ", blank_at, " is blank between class names (each line names the class of ",
+           "its index; remove the blank line or name that class)");
+    classes.push_back(line);
+  }
+  if (classes.empty()) fail("--classes-file ", path, ": names no classes (give one class name per line)");
+  validate(classes, path);
+  return classes;
+}
+
+std::vector<std::string> index_class_names(int n) {
+  std::vector<std::string> names;
+  names.reserve(size_t(std::max(n, 0)));
+  for (int i = 0; i < n; ++i) names.push_back("class " + std::to_string(i));
+  return names;
 }
 
 }  // namespace graft

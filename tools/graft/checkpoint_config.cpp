@@ -1,12 +1,15 @@
-// Model flags recorded in a checkpoint.
+// Model flags recorded in a checkpoint; its output count and class names.
 #include "tools/graft/checkpoint_config.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/checkpoint.h"
 #include "runtime/class_map.h"
+#include "base/error.h"
 
 namespace graft::cli {
 
@@ -39,6 +42,60 @@ std::vector<std::string> checkpoint_classes(const std::string& path, const Safet
   const std::string map = class_map_path(path);
   if (std::filesystem::exists(map)) return read_class_map(map);
   return read_checkpoint_info(checkpoint).class_names;
+}
+
+void add_classes_file_option(CLI::App& app, std::string& file) {
+  app.add_option("--classes-file", file,
+                 "Names the model's classes, in output order: a text file with one name per line, or a class map "
+                 "JSON as graft writes beside a checkpoint ({\"classes\": [...]}); needed for weights without one "
+                 "(converted torchvision files), which are otherwise named by index ('class 7')");
+}
+
+ClassNames resolve_class_names(const std::string& classes_file, const std::string& path,
+                               const SafetensorsFile& checkpoint) {
+  if (!classes_file.empty()) return {read_class_names_file(classes_file), "--classes-file " + classes_file};
+  const std::string map = class_map_path(path);
+  if (std::filesystem::exists(map)) return {read_class_map(map), "the class map " + map};
+  return {read_checkpoint_info(checkpoint).class_names, "the metadata of " + path};
+}
+
+namespace {
+
+// The leading dimension of the checkpoint's tensor for the model's last parameterized layer
+// (a dense or convolution weight's outputs), or 0 when the file lacks that tensor.
+int64_t checkpoint_last_layer_outputs(const Model& model, const SafetensorsFile& checkpoint) {
+  if (model.params().empty()) return 0;
+  const int last = model.params().back().node;
+  for (const ParamInfo& p : model.params()) {
+    if (p.node != last || p.spec.buffer) continue;
+    const auto t = checkpoint.tensors.find(p.name);
+    if (t == checkpoint.tensors.end() || t->second.shape.empty()) return 0;
+    return p.spec.checkpoint_shape.rank() == 0 || p.spec.checkpoint_shape[0] == t->second.shape[0] ? 0 : t->second.shape[0];
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample, const SafetensorsFile& checkpoint,
+                                             int classes_guess, MemoryPool& pool) {
+  auto model = make_model(m, sample, std::max(classes_guess, 1), 0, pool);
+  const int64_t outputs = checkpoint_last_layer_outputs(*model, checkpoint);
+  if (outputs <= 0) return model;
+  model.reset();  // one model's parameters at a time
+  return make_model(m, sample, int(outputs), 0, pool);
+}
+
+void check_class_count(const ClassNames& names, int outputs, const std::string& path) {
+  if (int(names.names.size()) != outputs)
+    fail(names.source, " names ", names.names.size(), " classes, but the model in ", path, " has ", outputs,
+         " outputs; give a class list with one name per output, in output order");
+}
+
+void note_unnamed_classes(const std::string& path, const std::string& how) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "note: %s names no classes (no class map beside it, none in its metadata, no --classes-file): %s\n",
+               path.c_str(), how.c_str());
 }
 
 }  // namespace graft::cli

@@ -1,12 +1,17 @@
 // eval and predict rebuild the model a checkpoint was trained as: the flags that shape the
 // model (--model, --head, --no-top, --width-divisor, --input, --normalize) default to the
-// ones recorded in the checkpoint's configuration, unless given on the command line.
+// ones recorded in the checkpoint's configuration, unless given on the command line. Its
+// output count comes from the checkpoint's tensors, and its class names from --classes-file,
+// the class map beside it or its metadata; converted weights (torchvision's) have none.
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/memory_pool.h"
+#include "runtime/model.h"
 #include "runtime/safetensors.h"
 #include "tools/graft/options.h"
 
@@ -16,5 +21,29 @@ void adopt_checkpoint_config(const CLI::App& app, const SafetensorsFile& checkpo
                              DataOptions& data);
 // The class names of a checkpoint: its class map file beside it, else its metadata.
 std::vector<std::string> checkpoint_classes(const std::string& path, const SafetensorsFile& checkpoint);
+
+// --classes-file FILE on predict and eval.
+void add_classes_file_option(CLI::App& app, std::string& file);
+
+// Class names and where they came from, for messages ("--classes-file names.txt").
+struct ClassNames {
+  std::vector<std::string> names;  // empty: nothing names the classes
+  std::string source;
+};
+// --classes-file when given, else the checkpoint's own (checkpoint_classes).
+ClassNames resolve_class_names(const std::string& classes_file, const std::string& path,
+                               const SafetensorsFile& checkpoint);
+
+// The model the flags describe with as many outputs as the checkpoint's last layer has:
+// built for `classes_guess` classes, and again for the checkpoint's count when its last
+// layer's tensor says otherwise (the strict load then names any other mismatch).
+std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample, const SafetensorsFile& checkpoint,
+                                             int classes_guess, MemoryPool& pool);
+
+// Fails unless `names` count `outputs` classes, naming both numbers, the source and the checkpoint.
+void check_class_count(const ClassNames& names, int outputs, const std::string& path);
+
+// The one line predict and eval print when nothing names the classes.
+void note_unnamed_classes(const std::string& path, const std::string& how);
 
 }  // namespace graft::cli

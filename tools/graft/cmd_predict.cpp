@@ -1,5 +1,7 @@
 // graft predict: the top classes of each image, with probabilities.
 //   graft predict --checkpoint model.safetensors photo1.jpg photo2.png
+// Weights without class names (converted torchvision files) name classes by index, or by
+// --classes-file.
 #include <cstdio>
 #include <iostream>
 
@@ -7,6 +9,7 @@
 
 #include "runtime/augment.h"
 #include "runtime/checkpoint.h"
+#include "runtime/class_map.h"
 #include "base/error.h"
 #include "runtime/evaluation.h"
 #include "runtime/executor.h"
@@ -21,6 +24,7 @@ struct PredictOptions {
   ModelOptions model;
   DataOptions data;
   std::string checkpoint;
+  std::string classes_file;
   std::vector<std::string> images;
   int top = 5;
   bool json = false;
@@ -50,6 +54,7 @@ void register_predict(CLI::App& app) {
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint (its class map beside it names the classes)")->required();
+  add_classes_file_option(*sub, opts.classes_file);
   sub->add_option("--top", opts.top, "How many classes to show per image")->capture_default_str()->check(at_least_one());
   sub->add_flag("--json", opts.json, "Print JSON");
   sub->add_option("images", opts.images, "Image files")->required();
@@ -59,13 +64,20 @@ int run_predict(CLI::App& app) {
   const Device device = resolve_device(opts.model);
   const auto file = read_safetensors(opts.checkpoint);
   adopt_checkpoint_config(app, file, opts.model, opts.data);
-  const auto classes = checkpoint_classes(opts.checkpoint, file);
-  if (classes.empty())
-    fail(opts.checkpoint, " names no classes (no class map beside it, none in its metadata); predict cannot name them");
+  const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
   const Shape sample = opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1} : Shape{opts.data.input, opts.data.input, 3};
   const auto pool_owner = make_pool(device);
   MemoryPool& pool = *pool_owner;
-  auto model = make_model(opts.model, sample, int(classes.size()), 0, pool);
+  auto model = make_checkpoint_model(opts.model, sample, file, int(named.names.size()), pool);
+  const int outputs = model->num_outputs();
+  std::vector<std::string> classes = named.names;
+  if (classes.empty()) {
+    classes = index_class_names(outputs);
+    note_unnamed_classes(opts.checkpoint, "its " + std::to_string(outputs) + " classes are named by index, 'class 0' to 'class " +
+                                              std::to_string(outputs - 1) + "'; --classes-file FILE names them");
+  } else {
+    check_class_count(named, outputs, opts.checkpoint);
+  }
   load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
 
   ExecutorOptions eo;
@@ -90,7 +102,7 @@ int run_predict(CLI::App& app) {
     nlohmann::json j{{"image", path}};
     if (!opts.json) std::printf("%s\n", path.c_str());
     for (int i : best) {
-      j["top"].push_back({{"class", classes[size_t(i)]}, {"probability", p[size_t(i)]}});
+      j["top"].push_back({{"class", classes[size_t(i)]}, {"index", i}, {"probability", p[size_t(i)]}});
       if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(i)], classes[size_t(i)].c_str());
     }
     all.push_back(j);
