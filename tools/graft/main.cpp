@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   graft::cli::register_eval(app);
   graft::cli::register_predict(app);
   graft::cli::register_bench(app);
+  graft::cli::register_export(app);
   try {
     // `graft train --config FILE`: the file's flags join the command line's (which win).
     std::vector<std::string> args(argv + 1, argv + argc);
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
       if (sub->get_name() == "eval") return graft::cli::run_eval(*sub);
       if (sub->get_name() == "predict") return graft::cli::run_predict(*sub);
       if (sub->get_name() == "bench") return graft::cli::run_bench(*sub);
+      if (sub->get_name() == "export") return graft::cli::run_export(*sub);
     }
   } catch (const graft::Interrupted& i) {
     return i.exit_code();

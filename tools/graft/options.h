@@ -99,11 +99,13 @@ int run_train(CLI::App& app);
 int run_eval(CLI::App& app);
 int run_predict(CLI::App& app);
 int run_bench(CLI::App& app);
+int run_export(CLI::App& app);
 
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_predict(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace graft::cli
