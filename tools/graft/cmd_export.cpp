@@ -67,7 +67,7 @@ void register_export(CLI::App& app) {
   sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint to export (its class map beside it names the classes)")
       ->required();
   add_classes_file_option(*sub, opts.classes_file);
-  sub->add_option("--model", opts.model.model, "Architecture (default: the checkpoint's)");
+  sub->add_option("--model", opts.model.model, "Architecture (default: the checkpoint's; fmnist_cnn for weights without graft's configuration)");
   sub->add_option("--head", opts.model.head, "Grafted head spec (default: the checkpoint's)");
   sub->add_flag("--no-top", opts.model.no_top, "The backbone alone (default: the checkpoint's)");
   sub->add_option("--width-divisor", opts.model.width_divisor, "Width divisor (default: the checkpoint's)")
