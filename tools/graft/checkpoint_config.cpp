@@ -47,8 +47,9 @@ std::vector<std::string> checkpoint_classes(const std::string& path, const Safet
 void add_classes_file_option(CLI::App& app, std::string& file) {
   app.add_option("--classes-file", file,
                  "Names the model's classes, in output order: a text file with one name per line, or a class map "
-                 "JSON as graft writes beside a checkpoint ({\"classes\": [...]}); needed for weights without one "
-                 "(converted torchvision files), which are otherwise named by index ('class 7')");
+                 "JSON as graft writes beside a checkpoint ({\"classes\": [...]}). Weights without one (converted "
+                 "torchvision files) are otherwise named by index ('class 7') in predict, and take the data's "
+                 "classes in order in eval");
 }
 
 ClassNames resolve_class_names(const std::string& classes_file, const std::string& path,
