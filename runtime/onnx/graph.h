@@ -117,7 +117,7 @@ class OnnxGraph {
     onnx::ProtoWriter name;
     name.bytes_field(2, graph_name);
     // The graph field: its tag and length, its name, then its body as the second piece.
-    const std::string& body = graph_.bytes();
+    const std::string& body = body_within_limit();
     head.field_header(7, name.bytes().size() + body.size());
     const std::string prefix = head.bytes() + name.bytes();
     onnx::ProtoWriter tail;
@@ -135,6 +135,12 @@ class OnnxGraph {
   }
 
  private:
+  // A protobuf message is at most 2 GB; onnx and onnxruntime refuse a larger file.
+  const std::string& body_within_limit() const {
+    if (graph_.bytes().size() >= (size_t{1} << 31) - 4096)
+      fail("ONNX export: the graph takes ", graph_.bytes().size(), " bytes, over protobuf's 2 GB limit of one ONNX file");
+    return graph_.bytes();
+  }
   void define(const std::string& name) {
     if (!defined_.insert(name).second) fail("ONNX export: the tensor name ", name, " is used twice");
   }
