@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -70,6 +71,26 @@ EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batc
                                        ? double(r.confusion[size_t(c)][size_t(c)]) / double(r.per_class_count[size_t(c)])
                                        : 0.0);
   return r;
+}
+
+ValidationExamples::ValidationExamples(int classes_, Shape sample_, bool keep_inputs_)
+    : classes(classes_),
+      keep_inputs(keep_inputs_),
+      sample(std::move(sample_)),
+      confusion(size_t(classes_), std::vector<int64_t>(size_t(classes_), 0)) {}
+
+void ValidationExamples::add(const float* logits, const int32_t* labels, const float* inputs, int64_t n) {
+  const int64_t floats = sample.numel();
+  for (int64_t i = 0; i < n; ++i, ++seen) {
+    const int label = labels[i];
+    const int predicted = top_k(logits + i * classes, classes, 1)[0];
+    if (label < 0 || label >= classes) continue;  // the loss has refused it already
+    ++confusion[size_t(label)][size_t(predicted)];
+    if (label == predicted || int(misclassified.size()) >= max_kept) continue;
+    Example e{seen, label, predicted, {}};
+    if (keep_inputs && inputs) e.input.assign(inputs + i * floats, inputs + (i + 1) * floats);
+    misclassified.push_back(std::move(e));
+  }
 }
 
 std::string EvaluationReport::to_json() const {

@@ -1,5 +1,6 @@
 // Evaluation with the details a user reads: loss, top-1 and top-5 accuracy, per-class
-// accuracy and the confusion matrix, over a whole BatchSource in order.
+// accuracy and the confusion matrix, over a whole BatchSource in order; and what a
+// validation pass keeps for TensorBoard (the confusion matrix, misclassified examples).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -23,6 +24,27 @@ struct EvaluationReport {
 
   std::string to_json() const;
   std::string to_text() const;  // the table graft eval prints
+};
+
+// The confusion matrix of a validation pass and its first misclassified examples (inputs
+// kept only when they are images: not for a feature cache's features).
+struct ValidationExamples {
+  struct Example {
+    int64_t index = 0;  // in the source's order
+    int label = 0, predicted = 0;
+    std::vector<float> input;  // one sample, [H, W, C]; empty when not kept
+  };
+  int classes = 0;
+  int max_kept = 16;
+  bool keep_inputs = true;
+  Shape sample;  // [H, W, C] of the inputs
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  std::vector<Example> misclassified;
+  int64_t seen = 0;
+
+  ValidationExamples(int classes_, Shape sample_, bool keep_inputs_);
+  // One batch: n rows of `logits` (classes each), their labels and inputs (sample floats each).
+  void add(const float* logits, const int32_t* labels, const float* inputs, int64_t n);
 };
 
 EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batch, LossKind loss);

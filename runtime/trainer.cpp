@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "runtime/evaluation.h"
 #include "runtime/training_run.h"
 
 namespace graft {
@@ -93,7 +94,7 @@ std::pair<std::string, float> parse_lr_mult(const std::string& spec) {
 }
 
 Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels,
-                 int start_after) {
+                 int start_after, ValidationExamples* examples) {
   if (data.size() == 0) fail("nothing to evaluate: ", data.origin(), " has no examples");
   ExecutorOptions eo;
   eo.batch = std::min<int64_t>(batch, data.size());
@@ -103,9 +104,16 @@ Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, 
   eo.start_after = start_after;
   Executor ex(model, eo);
   data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
+  std::vector<float> inputs;  // the batch as read: the staging buffers may turn over at forward()
+  std::vector<int32_t> labels;
   while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
+    if (examples) {
+      if (examples->keep_inputs) inputs.assign(ex.input(), ex.input() + n * ex.input_floats());
+      labels.assign(ex.labels(), ex.labels() + n);
+    }
     ex.forward(n, /*training=*/false, 0);
     ex.accumulate_metrics(n);
+    if (examples) examples->add(ex.output(), labels.data(), inputs.empty() ? nullptr : inputs.data(), n);
   }
   return ex.read_metrics();
 }

@@ -20,6 +20,9 @@
 
 namespace graft {
 
+class TensorBoard;
+struct ValidationExamples;
+
 struct TrainOptions {
   int epochs = 1;
   int64_t batch = 64;
@@ -63,6 +66,10 @@ struct TrainOptions {
   // forward_backward; models with dropout and --check-finite run as they are).
   bool step_graphs = true;
   std::string metrics_path;    // one JSON object per epoch
+  // --tensorboard: scalars per step and epoch, the validation confusion matrix and
+  // misclassified images, weight histograms, the configuration (runtime/training_tensorboard.cpp).
+  // Opened by the caller, so an unwritable folder fails before anything is built.
+  TensorBoard* tensorboard = nullptr;
   bool progress = false;       // progress bar with ETA on stderr
   bool reference_kernels = false;
   std::string config_json = "{}";
@@ -91,8 +98,10 @@ std::vector<EpochReport> train(Model& model, BatchSource& train, BatchSource* va
 
 // Loss and accuracy over a whole source, in order, in batches of `batch`. With start_after
 // >= 0 the source holds that node's outputs (a FeatureCache) and only later nodes run.
+// `examples`, when given, gets every example's prediction (the confusion matrix, the first
+// misclassified).
 Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, bool reference_kernels = false,
-                 int start_after = -1);
+                 int start_after = -1, ValidationExamples* examples = nullptr);
 
 // --class-weights: "auto" (n / (classes * count[c]), scikit-learn's "balanced") or a JSON
 // file, either a list in class order or an object {"class name": weight}. Errors name the

@@ -29,6 +29,7 @@ void draw_progress(int epoch, int epochs, int64_t done, int64_t total, double el
 }  // namespace
 
 std::vector<EpochReport> TrainingRun::run() {
+  board_start();
   for (int epoch = at_.epochs_done + 1; epoch <= o_.epochs; ++epoch) {
     run_epoch(epoch);
     if (end_epoch(epoch)) break;  // early stopping
@@ -41,6 +42,8 @@ void TrainingRun::run_epoch(int epoch) {
   epoch_start_ = TrainClock::now();
   // A resumed epoch's partial sums: rank 0 holds them for every rank (the sums add up).
   ex_.set_metrics(writes() ? at_.partial : Metrics{});
+  board_metrics_ = writes() ? at_.partial : Metrics{};
+  board_time_ = epoch_start_;
   // Positions in a progress record count the epoch's order; a rank reads its part of it.
   const int64_t skip = dp_ ? dp_->shard().local_position(at_.position_in_epoch, source_->size()) : at_.position_in_epoch;
   source_->start_epoch(o_.seed, epoch, /*shuffle=*/true, o_.augment, skip);
@@ -52,6 +55,8 @@ void TrainingRun::run_epoch(int epoch) {
     if (dp_ ? !dp_->begin_step(n) : n == 0) break;
     const trace::Range step_range("step");  // the micro-batch: forward, loss, backward, optimizer
     if (!step(n, epoch)) continue;          // a skipped non-finite step
+    // TensorBoard's step scalars whenever the host reads the device anyway.
+    if (pending_ == 0 && (sync_every_ == 1 || at_.batches_in_epoch % sync_every_ == 0)) board_step();
     if (o_.progress)
       draw_progress(epoch, o_.epochs, at_.batches_in_epoch, plan_.batches_per_epoch, seconds_since(epoch_start_));
     if (pending_ == 0 && interrupted()) stop_interrupted(epoch);

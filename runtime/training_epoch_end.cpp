@@ -1,8 +1,9 @@
 // The end of a training epoch: its report and validation, the monitored value and early
-// stopping, the epoch's line and metrics record, the checkpoints (last and best); and, at the
-// end of the run, putting back the parameters of the best epoch.
+// stopping, the epoch's line, metrics record and TensorBoard summaries, the checkpoints (last
+// and best); and, at the end of the run, putting back the parameters of the best epoch.
 #include <algorithm>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <utility>
@@ -36,9 +37,14 @@ bool TrainingRun::end_epoch(int epoch) {
   r.images_per_second = r.train.count / std::max(r.seconds, 1e-9);
   r.lr = lr_;
   r.skipped_examples = source_->skipped();
+  // TensorBoard's confusion matrix and misclassified images come from the same pass (the
+  // images only when it reads images, not the feature cache's features).
+  std::optional<ValidationExamples> examples;
+  if (val_source_ && board())
+    examples.emplace(data_.num_classes(), validation_->sample_shape(), /*keep_inputs=*/!val_cache_);
   if (val_source_)
     r.validation = evaluate(model_, *val_source_, plan_.batch, o_.loss, o_.reference_kernels,
-                            val_cache_ ? plan_.cache.cut : -1);
+                            val_cache_ ? plan_.cache.cut : -1, examples ? &*examples : nullptr);
   at_.epochs_done = epoch;
   at_.batches_in_epoch = 0;
   at_.position_in_epoch = 0;
@@ -48,6 +54,7 @@ bool TrainingRun::end_epoch(int epoch) {
   if (writes()) {
     print_line(r, improved);
     write_metrics(r);
+    board_epoch(r, examples ? &*examples : nullptr);
   }
   if (improved && o_.restore_best) {
     const float* host = model_.host_params();

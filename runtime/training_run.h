@@ -5,6 +5,7 @@
 //   training_epoch.cpp      the epoch loop and its steps, non-finite checks, interrupts
 //   training_epoch_end.cpp  validation, the report and metrics lines, checkpoints, early
 //                           stopping, putting back the best epoch
+//   training_tensorboard.cpp  what --tensorboard shows of the run
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "runtime/data_parallel.h"
+#include "runtime/evaluation.h"
+#include "runtime/tensorboard.h"
 #include "runtime/trainer.h"
 #include "runtime/training_progress.h"
 
@@ -71,6 +74,13 @@ class TrainingRun {
   void write_metrics(const EpochReport& r);
   void restore_best();
 
+  // training_tensorboard.cpp
+  TensorBoard* board() const { return writes() ? o_.tensorboard : nullptr; }
+  void board_start();
+  void board_step();  // the steps since the last call: at every look at the device
+  void board_epoch(const EpochReport& r, const ValidationExamples* examples);
+  void board_learning_rates(const std::string& prefix, int64_t step, double lr);
+
   Model& model_;
   BatchSource& data_;
   BatchSource* validation_;
@@ -101,6 +111,8 @@ class TrainingRun {
   TrainClock::time_point epoch_start_;
   double lr_ = 0;
   int pending_ = 0;  // micro-batches accumulated since the last optimizer step
+  Metrics board_metrics_;                     // the epoch's sums at the last board_step
+  TrainClock::time_point board_time_;
 };
 
 }  // namespace graft

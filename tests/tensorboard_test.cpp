@@ -1,6 +1,10 @@
-// TensorBoard event files (runtime/event_file.h, runtime/tensorboard.h), read back with the
-// PyPI tensorboard package's EventAccumulator (tests/interop/read_tensorboard.py); the CRC
-// and framing against independent references; an unwritable folder.
+// TensorBoard event files (runtime/event_file.h, runtime/tensorboard.h) and what a training
+// run writes into them (runtime/training_tensorboard.cpp), read back with the PyPI
+// tensorboard package's EventAccumulator (tests/interop/read_tensorboard.py); the CRC and
+// framing against independent references; an unwritable folder and a full disk.
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -8,15 +12,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "layers/zoo.h"
 #include "runtime/event_file.h"
+#include "runtime/memory_pool.h"
 #include "runtime/tensorboard.h"
+#include "runtime/trainer.h"
 #include "tests/python_env.h"
 #include "tests/testing.h"
+#include "tests/training.h"
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::random_dataset;
 using testing::random_int;
 using testing::TempDir;
 
@@ -137,6 +146,150 @@ TEST(TensorBoard, AFolderThatCannotBeMadeIsAnErrorNamingIt) {
   std::ostringstream warn;
   const std::string bad = dir.file("plain-file") + "/runs";
   testing::expect_error([&] { TensorBoard::open(bad, warn); }, {"--tensorboard", bad, "give a folder you can write to"});
+}
+
+// The parameters of the trainable nodes, as the run's histograms should count them.
+std::map<std::string, int64_t> trainable_params(const Model& m, const std::vector<bool>& frozen) {
+  std::map<std::string, int64_t> out;
+  for (const auto& p : m.params())
+    if (!frozen[size_t(p.node)] && !p.spec.buffer) out[p.name] = p.spec.shape.numel();
+  return out;
+}
+
+TEST(TensorBoard, TrainingWritesScalarsImagesHistogramsAndItsConfig) {
+  TempDir dir;
+  HostPool pool;
+  const int classes = random_int(3, 5);
+  const int64_t n = random_int(30, 50), batch = 8;
+  InMemorySource data(random_dataset(n, classes)), val(random_dataset(random_int(20, 30), classes));
+  auto model = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1},
+                                     .num_classes = classes, .seed = testing::test_seed()},
+                           pool);
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch = batch;
+  o.seed = testing::test_seed() % 1000;
+  o.optimizer.kind = "adam";
+  o.optimizer.lr = 0.003f;
+  o.frozen.assign(size_t(model->num_nodes()), false);
+  o.frozen[size_t(model->find_node("conv1"))] = true;
+  o.cache_features = FeatureCacheMode::Off;
+  o.lr_mult = {{"fc2", 0.25f}};
+  o.metrics_path = dir.file("metrics.jsonl");
+  const std::string marker = "marker-" + std::to_string(testing::rng()() % 100000);
+  o.config_json = nlohmann::json{{"model", "fmnist_cnn"}, {"note", marker}}.dump();
+  std::ostringstream warn, log;
+  const auto board = TensorBoard::open(dir.file("tb"), warn);
+  o.tensorboard = board.get();
+  const auto reports = train(*model, data, &val, o, log);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(warn.str(), "");
+
+  const auto j = read_board(dir.file("tb"));
+  std::vector<nlohmann::json> metrics;
+  std::ifstream in(o.metrics_path);
+  for (std::string line; std::getline(in, line);) metrics.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(metrics.size(), 2u);
+  for (const auto& [tag, key] : std::vector<std::pair<std::string, std::string>>{
+           {"epoch/loss", "loss"}, {"epoch/accuracy", "accuracy"}, {"epoch/val_loss", "val_loss"},
+           {"epoch/val_accuracy", "val_accuracy"}, {"epoch/lr", "lr"},
+           {"epoch/images_per_second", "images_per_second"}}) {
+    ASSERT_EQ(j["scalars"][tag].size(), 2u) << tag;
+    for (size_t e = 0; e < 2; ++e) {
+      EXPECT_EQ(j["scalars"][tag][e][0], e + 1) << tag;
+      EXPECT_EQ(j["scalars"][tag][e][1].get<float>(), metrics[e][key].get<float>()) << tag;
+    }
+  }
+  EXPECT_EQ(j["scalars"]["epoch/lr/fc2"][1][1].get<float>(), float(metrics[1]["lr"].get<double>() * 0.25f));
+  EXPECT_GT(j["scalars"]["epoch/peak_memory_bytes"][0][1].get<double>(), 0.0);
+
+  // One point per step; each epoch's step losses, weighted by their batches, make its loss.
+  const int64_t steps_per_epoch = (n + batch - 1) / batch;
+  const auto& step_loss = j["scalars"]["step/loss"];
+  ASSERT_EQ(int64_t(step_loss.size()), 2 * steps_per_epoch);
+  for (int e = 0; e < 2; ++e) {
+    double sum = 0;
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      const auto& point = step_loss[size_t(e * steps_per_epoch + s)];
+      EXPECT_EQ(point[0].get<int64_t>(), e * steps_per_epoch + s + 1);
+      sum += point[1].get<double>() * double(std::min(batch, n - s * batch));
+    }
+    EXPECT_NEAR(sum / double(n), metrics[size_t(e)]["loss"].get<double>(), 1e-5);
+  }
+  for (const char* tag : {"step/accuracy", "step/lr", "step/lr/fc2", "step/images_per_second", "step/peak_memory_bytes"})
+    EXPECT_EQ(int64_t(j["scalars"][tag].size()), 2 * steps_per_epoch) << tag;
+
+  const auto expected = trainable_params(*model, o.frozen);
+  size_t histograms = 0;
+  for (const auto& [tag, points] : j["histograms"].items()) {
+    ++histograms;
+    const std::string name = tag.substr(std::string("weights/").size());
+    ASSERT_TRUE(expected.count(name)) << tag << " is not a trainable parameter";
+    ASSERT_EQ(points.size(), 2u);
+    for (const auto& p : points) {
+      EXPECT_EQ(p["num"].get<double>(), double(expected.at(name))) << tag;
+      EXPECT_EQ(p["bucket_total"].get<double>(), double(expected.at(name))) << tag;
+    }
+  }
+  EXPECT_EQ(histograms, expected.size());
+  EXPECT_FALSE(j["histograms"].contains("weights/conv1.weight")) << "conv1 is frozen";
+
+  const int cell = std::clamp(384 / classes, 4, 32);
+  for (const auto& img : j["images"]["val/confusion_matrix"]) {
+    EXPECT_EQ(img["width"], classes * cell + 2);
+    EXPECT_EQ(img["png"], (std::vector<int>{classes * cell + 2, classes * cell + 2}));
+  }
+  EXPECT_EQ(j["images"]["val/confusion_matrix"].size(), 2u);
+  // Random labels: some validation images are always wrong. Tiles of 8x8 enlarged to 64.
+  ASSERT_EQ(j["images"]["val/misclassified"].size(), 2u);
+  const auto& grid = j["images"]["val/misclassified"][0];
+  EXPECT_EQ(grid["width"].get<int>() % 66, 2);
+  EXPECT_EQ(grid["height"].get<int>() % 66, 2);
+  EXPECT_TRUE(testing::has(j["descriptions"]["val/misclassified"].get<std::string>(), "true c"));
+  EXPECT_TRUE(testing::has(j["texts"]["config"][0][1].get<std::string>(), marker));
+}
+
+TEST(TensorBoard, AFullDiskStopsLoggingOnceAndTrainingGoesOn) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(40, 3)), val(random_dataset(16, 3));
+  auto model = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1},
+                                     .num_classes = 3, .seed = testing::test_seed()},
+                           pool);
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch = 8;
+  o.seed = testing::test_seed() % 1000;
+  std::ostringstream warn, log;
+  const auto board = TensorBoard::open(dir.file("tb"), warn);
+  o.tensorboard = board.get();
+  // Files may grow to a few KiB: the event file fills up in the first epoch, as a full disk
+  // would stop it (EFBIG instead of ENOSPC; SIGXFSZ ignored so that the write fails).
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const rlimit small{rlim_t(random_int(2000, 6000)), old.rlim_max};
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::vector<EpochReport> reports;
+  std::string error;
+  try {
+    reports = train(*model, data, &val, o, log);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(reports.size(), 3u) << "training goes on";
+  EXPECT_FALSE(board->ok());
+  const std::string said = warn.str();
+  EXPECT_TRUE(testing::has(said, "TensorBoard logging stopped")) << said;
+  EXPECT_TRUE(testing::has(said, board->path())) << said;
+  EXPECT_EQ(said.find("TensorBoard logging stopped"), said.rfind("TensorBoard logging stopped")) << "said once: " << said;
+  EXPECT_LE(fs::file_size(board->path()), small.rlim_cur);
+  // What was written before stays readable.
+  const auto j = read_board(dir.file("tb"));
+  EXPECT_GE(j["scalars"]["step/loss"].size(), 1u);
 }
 
 }  // namespace

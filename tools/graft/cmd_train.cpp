@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "runtime/feature_cache.h"
 #include "runtime/interrupt.h"
+#include "runtime/tensorboard.h"
 #include "runtime/trainer.h"
 #if defined(GRAFT_HAVE_MPI)
 #include "runtime/mpi/mpi_communicator.h"
@@ -40,7 +41,7 @@ struct TrainCliOptions {
   float gamma = 0.1f, min_lr = 0.0f;
   std::string loss = "ce";
   float label_smoothing = 0.0f;
-  std::string save, metrics;
+  std::string save, metrics, tensorboard;
   std::string progress = "auto";
   std::string resume, save_best, monitor;
   int patience = 0;
@@ -110,6 +111,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--label-smoothing", opts.label_smoothing, "Label smoothing for ce")->capture_default_str();
   sub->add_option("--save", opts.save, "Write a checkpoint here after every epoch (atomically)");
   sub->add_option("--metrics", opts.metrics, "Write one JSON line per epoch here");
+  sub->add_option("--tensorboard", opts.tensorboard,
+                  "Write TensorBoard event files into this folder (made if missing): scalars per step and epoch, "
+                  "the validation confusion matrix and misclassified images, weight histograms, the configuration");
   sub->add_option("--progress", opts.progress, "Progress bar: auto (on a terminal), on, off")->capture_default_str()
       ->check(CLI::IsMember({"auto", "on", "off"}));
   sub->add_option("--resume", opts.resume, "Continue the run saved in this checkpoint exactly where it stopped (same flags)");
@@ -205,6 +209,13 @@ int train_command(CLI::App& app, Communicator* comm) {
   if (!opts.save.empty()) check_writable_target(opts.save, "--save");
   if (!opts.metrics.empty()) check_writable_target(opts.metrics, "--metrics");
   check_before_reading_data();
+  // An unwritable folder stops the run here, before minutes of data loading.
+  std::unique_ptr<TensorBoard> board;
+  if (!opts.tensorboard.empty() && root) {
+    board = TensorBoard::open(opts.tensorboard, std::cerr);
+    std::printf("tensorboard: writing %s (view with: tensorboard --logdir %s)\n", board->path().c_str(),
+                opts.tensorboard.c_str());
+  }
 
   Sources sources = open_training_data(opts.data);
   BatchSource& data = *sources.train;
@@ -253,6 +264,7 @@ int train_command(CLI::App& app, Communicator* comm) {
                                                : TrainOptions::AugmentOn::Auto;
   t.save_path = opts.save;
   t.metrics_path = opts.metrics;
+  t.tensorboard = board.get();
   t.progress = root && (opts.progress == "on" || (opts.progress == "auto" && ::isatty(STDERR_FILENO)));
   t.resume_path = opts.resume;
   t.save_best_path = opts.save_best;
