@@ -12,7 +12,10 @@
 #   runtime       runtime/ (but cuda)       kernels, base
 #   cuda_backend  runtime/cuda/             runtime, cuda_kernels, kernels, base_cuda, base
 #   layers        layers/                   runtime, kernels, base
-#   tools         tools/                    layers, cuda_backend, runtime, kernels, base
+#   api           api/ (but cuda), include/graft/, and a quoted "graft/..." (the public header)
+#                                           layers, cuda_backend, runtime, kernels, base
+#   api_cuda      api/cuda/                 api, cuda_backend, runtime, kernels, base_cuda, base
+#   tools         tools/                    api, layers, cuda_backend, runtime, kernels, base
 # tests/ and bench/ may include anything and are not checked. CUDA's own headers
 # (<cuda*.h>, <cudnn*.h>, <cublas*.h>, <curand*.h>, <nccl*.h>) belong to the CUDA units:
 # the rest of graft builds without a toolkit.
@@ -28,8 +31,10 @@ set(allowed_cuda_kernels cuda_kernels kernels base_cuda base)
 set(allowed_runtime runtime kernels base)
 set(allowed_cuda_backend cuda_backend runtime cuda_kernels kernels base_cuda base)
 set(allowed_layers layers runtime kernels base)
-set(allowed_tools tools layers cuda_backend runtime kernels base)
-set(cuda_units base_cuda cuda_kernels cuda_backend)
+set(allowed_api api layers cuda_backend runtime kernels base)
+set(allowed_api_cuda api_cuda api cuda_backend runtime kernels base_cuda base)
+set(allowed_tools tools api layers cuda_backend runtime kernels base)
+set(cuda_units base_cuda cuda_kernels cuda_backend api_cuda)
 
 # The unit a path (relative to the tree) belongs to, or "" when it is none of graft's.
 function(graft_unit_of path out)
@@ -48,6 +53,10 @@ function(graft_unit_of path out)
     set(unit runtime)
   elseif(path MATCHES "^layers/")
     set(unit layers)
+  elseif(path MATCHES "^api/cuda/")
+    set(unit api_cuda)
+  elseif(path MATCHES "^(api|include/graft|graft)/")
+    set(unit api)
   elseif(path MATCHES "^tools/")
     set(unit tools)
   elseif(path MATCHES "^(tests|bench)/")
@@ -58,8 +67,8 @@ endfunction()
 
 file(GLOB_RECURSE sources RELATIVE "${GRAFT_ROOT}"
      "${GRAFT_ROOT}/base/*" "${GRAFT_ROOT}/kernels/*" "${GRAFT_ROOT}/runtime/*"
-     "${GRAFT_ROOT}/layers/*" "${GRAFT_ROOT}/tools/*")
-list(FILTER sources INCLUDE REGEX "\\.(h|hpp|cpp|cu|cuh)$")
+     "${GRAFT_ROOT}/layers/*" "${GRAFT_ROOT}/tools/*" "${GRAFT_ROOT}/api/*" "${GRAFT_ROOT}/include/graft/*")
+list(FILTER sources INCLUDE REGEX "\\.(h|hpp|c|cpp|cu|cuh)$")
 list(SORT sources)
 
 set(broken "")
@@ -86,7 +95,7 @@ foreach(source IN LISTS sources)
       endif()
     elseif(line MATCHES "#[ \t]*include[ \t]*<((cuda|cudnn|cublas|curand|nccl)[A-Za-z0-9_]*\\.h)>")
       if(NOT unit IN_LIST cuda_units)
-        string(APPEND broken "  ${source} includes <${CMAKE_MATCH_1}>: only base/cuda, kernels/cuda, kernels/lib and runtime/cuda may use CUDA's headers (the rest builds without a toolkit)\n")
+        string(APPEND broken "  ${source} includes <${CMAKE_MATCH_1}>: only base/cuda, kernels/cuda, kernels/lib, runtime/cuda and api/cuda may use CUDA's headers (the rest builds without a toolkit)\n")
       endif()
     endif()
   endforeach()

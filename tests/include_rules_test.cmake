@@ -70,9 +70,26 @@ expect_rule(bench/a.cu kernels/cuda/a.h TRUE)
 expect_rule(layers/a.cpp tests/testing.h FALSE)
 math(EXPR cases "${cases} + 13")
 
+# The public API (api/, include/graft/, included as "graft/..."): above layers, below tools;
+# nothing in the engine includes it.
+expect_rule(api/a.cpp layers/zoo.h TRUE)
+expect_rule(api/a.cpp runtime/cuda/backend.h TRUE)
+expect_rule(api/a.cpp graft/graft.hpp TRUE)
+expect_rule(include/graft/a.hpp base/error.h TRUE)
+expect_rule(api/cuda/a.cpp api/device_memory.h TRUE)
+expect_rule(tools/graft/a.cpp api/model.h TRUE)
+expect_rule(tools/graft/a.cpp graft/graft.hpp TRUE)
+expect_rule(api/a.cpp tools/graft/options.h FALSE)
+expect_rule(api/a.cpp kernels/cuda/a.h FALSE)
+expect_rule(layers/a.cpp api/model.h FALSE)
+expect_rule(runtime/a.cpp graft/graft.hpp FALSE)
+expect_rule(kernels/cpu/a.cpp include/graft/graft.h FALSE)
+expect_rule(base/a.h graft/graft.h FALSE)
+math(EXPR cases "${cases} + 13")
+
 # CUDA's headers only in the CUDA units.
 foreach(header cudnn.h cuda_runtime_api.h cublasLt.h)
-  foreach(from runtime/a.cpp layers/a.cpp kernels/cpu/a.cpp base/a.h)
+  foreach(from runtime/a.cpp layers/a.cpp kernels/cpu/a.cpp base/a.h api/a.cpp include/graft/a.h)
     string(RANDOM LENGTH 8 ALPHABET abcdefghijklmnopqrstuvwxyz name)
     set(tree "${WORK_DIR}/${name}")
     file(WRITE "${tree}/${from}" "#include <${header}>\n")
