@@ -4,7 +4,6 @@
 // ONNX tensors are NCHW: a layer is handed graft's NHWC shapes and emits the NCHW op.
 #pragma once
 #include <cstdint>
-#include <cstring>
 #include <set>
 #include <string>
 #include <utility>
@@ -30,18 +29,17 @@ struct OnnxNodeArgs {
 };
 
 struct OnnxAttribute {
-  enum class Kind { Int, Ints, Float, String } kind = Kind::Int;
+  enum class Kind { Int, Ints, Float } kind = Kind::Int;
   std::string name;
   int64_t i = 0;
   std::vector<int64_t> ints;
   float f = 0;
-  std::string s;
 };
-inline OnnxAttribute onnx_attr(std::string name, int64_t v) { return {OnnxAttribute::Kind::Int, std::move(name), v, {}, 0, {}}; }
+inline OnnxAttribute onnx_attr(std::string name, int64_t v) { return {OnnxAttribute::Kind::Int, std::move(name), v, {}, 0}; }
 inline OnnxAttribute onnx_attr(std::string name, std::vector<int64_t> v) {
-  return {OnnxAttribute::Kind::Ints, std::move(name), 0, std::move(v), 0, {}};
+  return {OnnxAttribute::Kind::Ints, std::move(name), 0, std::move(v), 0};
 }
-inline OnnxAttribute onnx_attr(std::string name, float v) { return {OnnxAttribute::Kind::Float, std::move(name), 0, {}, v, {}}; }
+inline OnnxAttribute onnx_attr(std::string name, float v) { return {OnnxAttribute::Kind::Float, std::move(name), 0, {}, v}; }
 
 class OnnxGraph {
  public:
@@ -160,7 +158,6 @@ class OnnxGraph {
     switch (a.kind) {
       case OnnxAttribute::Kind::Float: w.float_field(2, a.f); w.int_field(20, 1); break;
       case OnnxAttribute::Kind::Int: w.int_field(3, a.i); w.int_field(20, 2); break;
-      case OnnxAttribute::Kind::String: w.bytes_field(4, a.s); w.int_field(20, 3); break;
       case OnnxAttribute::Kind::Ints:
         for (int64_t v : a.ints) w.int_field(8, v);
         w.int_field(20, 7);
