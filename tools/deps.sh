@@ -12,7 +12,7 @@ packages=(cmake ninja-build g++ pkg-config zlib1g-dev nlohmann-json3-dev libcli1
 with_tests=0
 if [[ "${1:-}" == "--tests" ]]; then
   with_tests=1
-  packages+=(python3 python3-venv)
+  packages+=(python3 python3-venv gfortran)  # gfortran: examples/fortran (tools/examples.sh)
 fi
 
 missing=()
