@@ -1,0 +1,97 @@
+// The public API on a device (label gpu): a CUDA model fed device pointers on the caller's
+// stream trains as the same model fed the same batches from host memory (bit for bit: the
+// same kernels see the same bytes), logits come back into device memory, and a host pointer
+// given as device memory, or device memory given as host, is a named error. Skips visibly
+// without a device.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gpu_testing.h"
+#include "graft/graft.h"
+#include "graft/graft.hpp"
+
+namespace graft::testing {
+namespace {
+
+class ApiGpu : public GpuTest {};
+
+api::ModelSpec cuda_spec(int classes) {
+  api::ModelSpec s;
+  s.classes = classes;
+  s.head = "flatten,dense:16,relu,dense:N";
+  s.seed = test_seed();
+  s.device = api::Device::Cuda;
+  return s;
+}
+
+TEST_F(ApiGpu, DevicePointersOnTheCallersStreamTrainAsHostOnes) {
+  const int classes = random_int(2, 6);
+  const int64_t n = random_int(2, 12);
+  api::TrainSettings settings;
+  settings.batch = n;
+  settings.optimizer.lr = 0.01f;
+  api::Model on_host(cuda_spec(classes)), on_device(cuda_spec(classes));
+  for (api::Model* m : {&on_host, &on_device}) {
+    m->freeze({"conv1"});
+    m->configure(settings);
+  }
+  cudaStream_t stream = nullptr;
+  GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  DeviceArray<float> images(size_t(n) * 28 * 28);
+  DeviceArray<int32_t> labels(static_cast<size_t>(n));
+  DeviceArray<float> logits(size_t(n) * size_t(classes));
+  for (int step = 0; step < 3; ++step) {
+    const auto x = random_floats(size_t(n) * 28 * 28, 0.0f, 1.0f);
+    std::vector<int32_t> y;
+    for (int64_t i = 0; i < n; ++i) y.push_back(random_int(0, classes - 1));
+    // The caller's producer writes the batch on its own stream; graft must wait for it.
+    GRAFT_CUDA_CHECK(cudaMemcpyAsync(images.get(), x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice, stream));
+    GRAFT_CUDA_CHECK(cudaMemcpyAsync(labels.get(), y.data(), y.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    api::Batch host{.images = x.data(), .labels = y.data(), .shape = {n, 28, 28, 1}};
+    api::Batch device{.images = images.get(), .labels = labels.get(), .shape = {n, 28, 28, 1},
+                      .memory = api::Memory::Device, .stream = stream};
+    EXPECT_EQ(on_host.train_step(host).loss, on_device.train_step(device).loss) << "step " << step;
+  }
+  EXPECT_EQ(on_host.parameter("head.1.weight"), on_device.parameter("head.1.weight"));
+  api::Batch device{.images = images.get(), .shape = {n, 28, 28, 1}, .memory = api::Memory::Device, .stream = stream};
+  std::vector<float> expected(size_t(n) * size_t(classes));
+  logits.upload(poisoned(logits.size()));
+  on_device.forward(device, logits.get(), api::Memory::Device);
+  on_device.forward(device, expected.data());
+  EXPECT_EQ(logits.download(), expected);
+  GRAFT_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+TEST_F(ApiGpu, HostAndDeviceMemoryMixedUpAreNamedErrors) {
+  api::Model model(cuda_spec(3));
+  api::TrainSettings settings;
+  settings.batch = 4;
+  model.configure(settings);
+  const auto x = random_floats(4 * 28 * 28);
+  const std::vector<int32_t> y = {0, 1, 2, 0};
+  api::Batch wrong{.images = x.data(), .labels = y.data(), .shape = {4, 28, 28, 1}, .memory = api::Memory::Device};
+  try {
+    model.train_step(wrong);
+    ADD_FAILURE() << "host memory given as device memory was accepted";
+  } catch (const api::Error& e) {
+    EXPECT_TRUE(has(e.what(), "Batch::images")) << e.what();
+    EXPECT_TRUE(has(e.what(), "host memory")) << e.what();
+  }
+  // The model still trains afterwards, and the C API says the same through a status.
+  wrong.memory = api::Memory::Host;
+  EXPECT_TRUE(std::isfinite(model.train_step(wrong).loss));
+  graft_model* m = nullptr;
+  ASSERT_EQ(graft_model_create("fmnist_cnn", nullptr, 3, nullptr, 1, GRAFT_DEVICE_CUDA, &m), GRAFT_OK)
+      << graft_model_last_error(m);
+  ASSERT_EQ(graft_model_configure(m, 4, "sgd", 0.1f, 0, 0), GRAFT_OK);
+  const int64_t shape[4] = {4, 28, 28, 1};
+  EXPECT_EQ(graft_model_train_step(m, x.data(), y.data(), shape, GRAFT_MEMORY_DEVICE, nullptr, nullptr), GRAFT_ERROR);
+  EXPECT_TRUE(has(graft_model_last_error(m), "host memory")) << graft_model_last_error(m);
+  graft_model_destroy(m);
+}
+
+}  // namespace
+}  // namespace graft::testing
