@@ -1,10 +1,12 @@
 // The public API on a device (label gpu): a CUDA model fed device pointers on the caller's
-// stream trains as the same model fed the same batches from host memory (bit for bit: the
-// same kernels see the same bytes), logits come back into device memory, and a host pointer
+// stream trains as the same model fed the same batches from host memory (within fp32's
+// tolerance: cuDNN may pick non-deterministic algorithms), logits come back into device
+// memory, and a host pointer
 // given as device memory, or device memory given as host, is a named error. Skips visibly
 // without a device.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,15 +55,16 @@ TEST_F(ApiGpu, DevicePointersOnTheCallersStreamTrainAsHostOnes) {
     api::Batch host{.images = x.data(), .labels = y.data(), .shape = {n, 28, 28, 1}};
     api::Batch device{.images = images.get(), .labels = labels.get(), .shape = {n, 28, 28, 1},
                       .memory = api::Memory::Device, .stream = stream};
-    EXPECT_EQ(on_host.train_step(host).loss, on_device.train_step(device).loss) << "step " << step;
+    const double a = on_host.train_step(host).loss, b = on_device.train_step(device).loss;
+    EXPECT_LT(std::abs(a - b), kFp32Tolerance * std::max(1.0, std::abs(a))) << "step " << step;
   }
-  EXPECT_EQ(on_host.parameter("head.1.weight"), on_device.parameter("head.1.weight"));
+  EXPECT_LT(relative_error(on_host.parameter("head.1.weight"), on_device.parameter("head.1.weight")), kFp32Tolerance);
   api::Batch device{.images = images.get(), .shape = {n, 28, 28, 1}, .memory = api::Memory::Device, .stream = stream};
   std::vector<float> expected(size_t(n) * size_t(classes));
   logits.upload(poisoned(logits.size()));
   on_device.forward(device, logits.get(), api::Memory::Device);
   on_device.forward(device, expected.data());
-  EXPECT_EQ(logits.download(), expected);
+  EXPECT_EQ(logits.download(), expected);  // the same forward, copied onto the caller's stream
   GRAFT_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
