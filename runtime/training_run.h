@@ -112,7 +112,7 @@ class TrainingRun {
   double lr_ = 0;
   int pending_ = 0;  // micro-batches accumulated since the last optimizer step
   Metrics board_metrics_;                     // the epoch's sums at the last board_step
-  TrainClock::time_point board_time_;
+  TrainClock::time_point board_time_, board_flushed_;
 };
 
 }  // namespace graft

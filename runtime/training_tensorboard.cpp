@@ -72,7 +72,7 @@ void TrainingRun::board_start() {
   }
   tb->text("config", at_.step, "```json\n" + pretty + "\n```");
   tb->flush();
-  board_time_ = TrainClock::now();
+  board_time_ = board_flushed_ = TrainClock::now();
 }
 
 // Learning rate per group: the base, and each --lr-mult pattern's (`lr` times its factor).
@@ -96,6 +96,11 @@ void TrainingRun::board_step() {
   board_learning_rates("step/", at_.step, lr_);
   board_metrics_ = now;
   board_time_ = TrainClock::now();
+  // A live TensorBoard sees the steps within seconds, and a killed run loses no more.
+  if (seconds_since(board_flushed_) > 5) {
+    tb->flush();
+    board_flushed_ = board_time_;
+  }
 }
 
 void TrainingRun::board_epoch(const EpochReport& r, const ValidationExamples* examples) {
@@ -136,7 +141,7 @@ void TrainingRun::board_epoch(const EpochReport& r, const ValidationExamples* ex
       if (p.name == s.name) tb->histogram("weights/" + s.name, e, host + p.offset, s.count);
   tb->flush();
   board_metrics_ = {};
-  board_time_ = TrainClock::now();
+  board_time_ = board_flushed_ = TrainClock::now();
 }
 
 }  // namespace graft
