@@ -11,6 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What libgraft.so exports (the engine inside it is built hidden). */
+#ifndef GRAFT_C_API
+#if defined(__GNUC__) || defined(__clang__)
+#define GRAFT_C_API __attribute__((visibility("default")))
+#else
+#define GRAFT_C_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,46 +41,46 @@ enum { GRAFT_NORMALIZE_UNIT = 0, GRAFT_NORMALIZE_IMAGENET = 1, GRAFT_NORMALIZE_C
        GRAFT_NORMALIZE_RAW = 4 };
 
 /* "0.1.0": the library's version. */
-const char* graft_version(void);
+GRAFT_C_API const char* graft_version(void);
 
 /* Builds a model: a zoo architecture ("fmnist_cnn", "vgg16", ...), one example's {H, W, C}
  * (null: the architecture's), the class count, a head spec (null or "": the architecture's
  * own top), the initialisation seed and GRAFT_DEVICE_*. *out is a handle even when this
  * fails (null only when out of memory): read graft_model_last_error, then destroy it. */
-graft_status graft_model_create(const char* architecture, const int64_t* input_hwc, int classes, const char* head,
+GRAFT_C_API graft_status graft_model_create(const char* architecture, const int64_t* input_hwc, int classes, const char* head,
                                 uint64_t seed, int device, graft_model** out);
-void graft_model_destroy(graft_model* model); /* null is fine */
+GRAFT_C_API void graft_model_destroy(graft_model* model); /* null is fine */
 /* The last call's error message; "" after a call that succeeded. Valid until the next call. */
-const char* graft_model_last_error(const graft_model* model);
+GRAFT_C_API const char* graft_model_last_error(const graft_model* model);
 
-graft_status graft_model_load(graft_model* model, const char* path, int strict);
-graft_status graft_model_save(graft_model* model, const char* path);
+GRAFT_C_API graft_status graft_model_load(graft_model* model, const char* path, int strict);
+GRAFT_C_API graft_status graft_model_save(graft_model* model, const char* path);
 /* Freezing by layer pattern ("conv*", "features.0..features.9"); starts a new training stage. */
-graft_status graft_model_freeze(graft_model* model, const char* pattern);
-graft_status graft_model_unfreeze(graft_model* model, const char* pattern);
+GRAFT_C_API graft_status graft_model_freeze(graft_model* model, const char* pattern);
+GRAFT_C_API graft_status graft_model_unfreeze(graft_model* model, const char* pattern);
 /* optimizer: "sgd", "adam" or "adamw"; weight_decay is L2 for sgd/adam, decoupled for adamw. */
-graft_status graft_model_configure(graft_model* model, int64_t batch, const char* optimizer, float lr, float momentum,
+GRAFT_C_API graft_status graft_model_configure(graft_model* model, int64_t batch, const char* optimizer, float lr, float momentum,
                                    float weight_decay);
 
 /* One optimizer step on n labelled examples: float images, or uint8 pixels with a
  * GRAFT_NORMALIZE_* preset. memory: GRAFT_MEMORY_*; stream: the cudaStream_t the caller's work
  * on the batch runs on (device memory; null: the default stream). loss may be null. */
-graft_status graft_model_train_step(graft_model* model, const float* images, const int32_t* labels,
+GRAFT_C_API graft_status graft_model_train_step(graft_model* model, const float* images, const int32_t* labels,
                                     const int64_t* shape_nhwc, int memory, void* stream, double* loss);
-graft_status graft_model_train_step_u8(graft_model* model, const uint8_t* images, const int32_t* labels,
+GRAFT_C_API graft_status graft_model_train_step_u8(graft_model* model, const uint8_t* images, const int32_t* labels,
                                        const int64_t* shape_nhwc, int normalize, int memory, void* stream,
                                        double* loss);
 /* Logits [n, classes] in inference mode into `logits` (GRAFT_MEMORY_* as logits_memory). */
-graft_status graft_model_forward(graft_model* model, const float* images, const int64_t* shape_nhwc, int memory,
+GRAFT_C_API graft_status graft_model_forward(graft_model* model, const float* images, const int64_t* shape_nhwc, int memory,
                                  void* stream, float* logits, int logits_memory);
-graft_status graft_model_evaluate(graft_model* model, const float* images, const int32_t* labels,
+GRAFT_C_API graft_status graft_model_evaluate(graft_model* model, const float* images, const int32_t* labels,
                                   const int64_t* shape_nhwc, int memory, void* stream, double* loss,
                                   double* accuracy);
 /* The planned peak memory of a training step in bytes (parameters, gradients, optimizer
  * state, activations, workspace, batch). */
-graft_status graft_model_planned_bytes(graft_model* model, uint64_t* peak);
+GRAFT_C_API graft_status graft_model_planned_bytes(graft_model* model, uint64_t* peak);
 /* Optimizer steps taken in this training stage; -1 for a null handle. */
-int64_t graft_model_step(const graft_model* model);
+GRAFT_C_API int64_t graft_model_step(const graft_model* model);
 
 #ifdef __cplusplus
 }

@@ -19,17 +19,26 @@
 #define GRAFT_VERSION_MINOR 1
 #define GRAFT_VERSION_PATCH 0
 
+// What libgraft.so exports: the API alone (the engine inside is built hidden).
+#ifndef GRAFT_API
+#if defined(__GNUC__) || defined(__clang__)
+#define GRAFT_API __attribute__((visibility("default")))
+#else
+#define GRAFT_API
+#endif
+#endif
+
 namespace graft::api {
 
 // Every failure: the message names the thing (a path, a tensor, a layer, a setting) and what
 // to do, the same words graft's command line prints.
-class Error : public std::runtime_error {
+class GRAFT_API Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
 // "0.1.0": the library this program runs with (may differ from the header's macros).
-std::string version();
+GRAFT_API std::string version();
 
 enum class Device { Cpu, Cuda };
 // Where a batch's pointers point: host memory, or the memory of the model's CUDA device.
@@ -110,7 +119,7 @@ struct MemoryPlan {
   size_t parameters = 0, gradients = 0, optimizer = 0, activations = 0, workspace = 0, io = 0, peak = 0;
 };
 
-class Model {
+class GRAFT_API Model {
  public:
   // Throws Error naming the architecture, the head token or the device.
   explicit Model(const ModelSpec& spec);
