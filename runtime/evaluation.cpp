@@ -93,6 +93,25 @@ void ValidationExamples::add(const float* logits, const int32_t* labels, const f
   }
 }
 
+void ValidationExamples::read_inputs(BatchSource& source, int64_t batch) {
+  if (misclassified.empty()) return;
+  const int64_t floats = sample.numel();
+  GRAFT_ASSERT(source.sample_shape().numel() == floats);
+  std::vector<float> images(static_cast<size_t>(batch * floats));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  source.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
+  size_t next = 0;  // the kept examples are in order
+  for (int64_t first = 0; next < misclassified.size();) {
+    const int64_t n = source.next_batch(batch, images.data(), labels.data());
+    if (n == 0) break;
+    for (; next < misclassified.size() && misclassified[next].index < first + n; ++next) {
+      const int64_t row = misclassified[next].index - first;
+      misclassified[next].input.assign(images.begin() + row * floats, images.begin() + (row + 1) * floats);
+    }
+    first += n;
+  }
+}
+
 std::string EvaluationReport::to_json() const {
   nlohmann::json j{{"examples", examples}, {"loss", loss},           {"accuracy", top1},
                    {"top5", top5},         {"classes", class_names}, {"confusion", confusion}};

@@ -45,6 +45,9 @@ struct ValidationExamples {
   ValidationExamples(int classes_, Shape sample_, bool keep_inputs_);
   // One batch: n rows of `logits` (classes each), their labels and inputs (sample floats each).
   void add(const float* logits, const int32_t* labels, const float* inputs, int64_t n);
+  // The kept examples' images read from `source` in its unshuffled order, up to the last of
+  // them (when the pass itself read features): `batch` examples at a time.
+  void read_inputs(BatchSource& source, int64_t batch);
 };
 
 EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batch, LossKind loss);

@@ -37,14 +37,15 @@ bool TrainingRun::end_epoch(int epoch) {
   r.images_per_second = r.train.count / std::max(r.seconds, 1e-9);
   r.lr = lr_;
   r.skipped_examples = source_->skipped();
-  // TensorBoard's confusion matrix and misclassified images come from the same pass (the
-  // images only when it reads images, not the feature cache's features).
+  // TensorBoard's confusion matrix and misclassified images come from the same pass; when
+  // it reads the feature cache's features, the images are read again up to the last one.
   std::optional<ValidationExamples> examples;
   if (val_source_ && board())
     examples.emplace(data_.num_classes(), validation_->sample_shape(), /*keep_inputs=*/!val_cache_);
   if (val_source_)
     r.validation = evaluate(model_, *val_source_, plan_.batch, o_.loss, o_.reference_kernels,
                             val_cache_ ? plan_.cache.cut : -1, examples ? &*examples : nullptr);
+  if (examples && val_cache_) examples->read_inputs(*validation_, plan_.batch);
   at_.epochs_done = epoch;
   at_.batches_in_epoch = 0;
   at_.position_in_epoch = 0;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "layers/zoo.h"
+#include "runtime/evaluation.h"
 #include "runtime/event_file.h"
 #include "runtime/memory_pool.h"
 #include "runtime/tensorboard.h"
@@ -247,6 +248,57 @@ TEST(TensorBoard, TrainingWritesScalarsImagesHistogramsAndItsConfig) {
   EXPECT_EQ(grid["height"].get<int>() % 66, 2);
   EXPECT_TRUE(testing::has(j["descriptions"]["val/misclassified"].get<std::string>(), "true c"));
   EXPECT_TRUE(testing::has(j["texts"]["config"][0][1].get<std::string>(), marker));
+}
+
+// A validation pass over cached features keeps no images; they are read back by index.
+TEST(TensorBoard, MisclassifiedImagesAreReadBackByTheirIndex) {
+  const int classes = random_int(2, 6);
+  const Dataset d = random_dataset(random_int(20, 80), classes);
+  InMemorySource source(d);
+  ValidationExamples v(classes, source.sample_shape(), /*keep_inputs=*/false);
+  v.max_kept = random_int(1, 20);
+  const std::vector<float> logits = testing::random_floats(size_t(d.size() * classes));
+  for (int64_t first = 0; first < d.size();) {
+    const int64_t n = std::min<int64_t>(random_int(1, 9), d.size() - first);
+    v.add(logits.data() + first * classes, d.labels.data() + first, nullptr, n);
+    first += n;
+  }
+  size_t wrong = 0;
+  for (int64_t i = 0; i < d.size(); ++i)
+    wrong += std::max_element(logits.begin() + i * classes, logits.begin() + (i + 1) * classes) -
+                 (logits.begin() + i * classes) != d.labels[size_t(i)];
+  ASSERT_EQ(v.misclassified.size(), std::min<size_t>(wrong, size_t(v.max_kept)));
+  v.read_inputs(source, random_int(1, 16));
+  const int64_t floats = source.sample_shape().numel();
+  for (const auto& m : v.misclassified) {
+    EXPECT_EQ(m.label, d.labels[size_t(m.index)]);
+    EXPECT_NE(m.label, m.predicted);
+    const float* image = d.images.values.data() + m.index * floats;
+    EXPECT_EQ(m.input, std::vector<float>(image, image + floats)) << "example " << m.index;
+  }
+}
+
+TEST(TensorBoard, WithCachedFeaturesTheMisclassifiedGridIsStillDrawn) {
+  TempDir dir;
+  HostPool pool;
+  InMemorySource data(random_dataset(32, 3)), val(random_dataset(24, 3));
+  auto model = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1},
+                                     .num_classes = 3, .seed = testing::test_seed()},
+                           pool);
+  TrainOptions o;
+  o.batch = 8;
+  o.seed = testing::test_seed() % 1000;
+  o.frozen.assign(size_t(model->num_nodes()), false);
+  for (const char* node : {"conv1", "conv2"}) o.frozen[size_t(model->find_node(node))] = true;
+  o.cache_features = FeatureCacheMode::On;
+  std::ostringstream warn, log;
+  const auto board = TensorBoard::open(dir.file("tb"), warn);
+  o.tensorboard = board.get();
+  train(*model, data, &val, o, log);
+  const auto j = read_board(dir.file("tb"));
+  ASSERT_EQ(j["images"]["val/misclassified"].size(), 1u) << "random labels: some are always wrong";
+  EXPECT_EQ(j["images"]["val/misclassified"][0]["width"].get<int>() % 66, 2);
+  EXPECT_EQ(j["images"]["val/confusion_matrix"].size(), 1u);
 }
 
 TEST(TensorBoard, AFullDiskStopsLoggingOnceAndTrainingGoesOn) {
