@@ -68,7 +68,7 @@ class Mlflow : public ::testing::Test {
     ASSERT_EQ(r.status, 0) << r.output;
     fs::create_directories(dir_.path / "tb" / "sub");
     std::ofstream(dir_.path / "tb" / "sub" / "events.out.tfevents.1") << "bytes";
-    uri_ = "file:" + dir_.file("mlruns");
+    uri_ = "sqlite:///" + dir_.file("mlruns.db");  // MLflow's default store
   }
   std::string checkpoint() const { return dir_.file("run.safetensors"); }
   std::string metrics() const { return dir_.file("run.jsonl"); }
