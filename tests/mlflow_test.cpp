@@ -76,7 +76,7 @@ class Mlflow : public ::testing::Test {
   // Records the run and checks everything MlflowClient reads back.
   void record_and_check(const std::string& extra) {
     const auto r = graft_mlflow("--checkpoint " + checkpoint() + " --metrics " + metrics() + " --tensorboard " +
-                                dir_.file("tb") + " --tracking-uri " + shell_quoted(uri_) +
+                                dir_.file("tb") + " --tracking-uri " + shell_quoted(uri_) + " --artifact-location " + shell_quoted(dir_.file("artifacts")) +
                                 " --experiment graft-test --print-run-id" + extra);
     ASSERT_EQ(r.status, 0) << r.output;
     const auto run = read_run(uri_, last_line(r.output));
@@ -134,7 +134,7 @@ TEST_F(Mlflow, FollowsARunWhileItTrains) {
   const int epochs = testing::random_int(3, 4);
   ProgramResult recorder;
   std::thread follow([&] {
-    recorder = graft_mlflow("--checkpoint " + live + " --metrics " + rows_file + " --tracking-uri " + shell_quoted(uri_) +
+    recorder = graft_mlflow("--checkpoint " + live + " --metrics " + rows_file + " --tracking-uri " + shell_quoted(uri_) + " --artifact-location " + shell_quoted(dir_.file("artifacts")) +
                             " --follow --poll 0.05 --idle 120 --print-run-id");
   });
   const auto r = testing::run_graft("train --device cpu --progress off --classes 0-2 --per-class 8 --batch 8 --epochs " +
@@ -154,7 +154,7 @@ TEST_F(Mlflow, FollowsARunWhileItTrains) {
 }
 
 TEST_F(Mlflow, MissingFilesAreNamed) {
-  const std::string uri = " --tracking-uri " + shell_quoted(uri_);
+  const std::string uri = " --tracking-uri " + shell_quoted(uri_) + " --artifact-location " + shell_quoted(dir_.file("artifacts"));
   auto r = graft_mlflow("--checkpoint " + dir_.file("nope.safetensors") + uri);
   EXPECT_NE(r.status, 0);
   expect_contains(r.output, {"nope.safetensors", "no such file"});
