@@ -6,7 +6,9 @@ file(GLOB_RECURSE GRAFT_CHECKED_SOURCES CONFIGURE_DEPENDS
      ${PROJECT_SOURCE_DIR}/kernels/*.cu ${PROJECT_SOURCE_DIR}/kernels/*.cuh
      ${PROJECT_SOURCE_DIR}/runtime/*.h ${PROJECT_SOURCE_DIR}/runtime/*.cpp ${PROJECT_SOURCE_DIR}/runtime/*.cu
      ${PROJECT_SOURCE_DIR}/layers/*.h ${PROJECT_SOURCE_DIR}/layers/*.cpp
-     ${PROJECT_SOURCE_DIR}/tools/*.h ${PROJECT_SOURCE_DIR}/tools/*.cpp)
+     ${PROJECT_SOURCE_DIR}/tools/*.h ${PROJECT_SOURCE_DIR}/tools/*.cpp
+     ${PROJECT_SOURCE_DIR}/api/*.h ${PROJECT_SOURCE_DIR}/api/*.cpp ${PROJECT_SOURCE_DIR}/api/*.cu
+     ${PROJECT_SOURCE_DIR}/include/graft/*.h ${PROJECT_SOURCE_DIR}/include/graft/*.hpp)
 set(GRAFT_INCLUDE_RULES_STAMP ${CMAKE_BINARY_DIR}/include_rules.stamp)
 add_custom_command(
   OUTPUT ${GRAFT_INCLUDE_RULES_STAMP}
