@@ -26,10 +26,11 @@ namespace fs = std::filesystem;
 const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                             "OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 ";
 
+// `ranks` processes under mpirun, or (0) one process without it, in the same environment.
 testing::ProgramResult run_ranks(int ranks, const std::string& args) {
   testing::ProgramResult r;
-  const std::string cmd = kMpiEnv + "timeout -k 5 300 " GRAFT_MPIEXEC " -np " + std::to_string(ranks) + " " +
-                          GRAFT_BINARY + " " + args + " 2>&1";
+  const std::string launcher = ranks ? GRAFT_MPIEXEC " -np " + std::to_string(ranks) + " " : std::string();
+  const std::string cmd = kMpiEnv + "timeout -k 5 300 " + launcher + GRAFT_BINARY + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -73,7 +74,7 @@ TEST_F(DataParallelCli, RanksReachTheParametersOfOneProcessOnTheSameGlobalBatch)
     const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 10 --epochs 2 --optimizer sgd "
                                "--momentum 0.9 --lr 0.02 --batch " + std::to_string(batch) + " --seed " +
                                std::to_string(seed) + " " + freeze;
-    const auto one = testing::run_graft(common + " --save " + file("one.safetensors") + " --metrics " + file("one.jsonl"));
+    const auto one = run_ranks(0, common + " --save " + file("one.safetensors") + " --metrics " + file("one.jsonl"));
     ASSERT_EQ(one.status, 0) << one.output;
     for (int ranks : {2, 3}) {
       const std::string out = file("ranks" + std::to_string(ranks) + ".safetensors");
@@ -95,14 +96,14 @@ TEST_F(DataParallelCli, RanksReachTheParametersOfOneProcessOnTheSameGlobalBatch)
 TEST_F(DataParallelCli, ACheckpointOfTwoRanksResumesOnThreeAndOnOne) {
   const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 8 --optimizer sgd --lr 0.05 "
                              "--batch 6 --seed " + std::to_string(testing::random_int(0, 1000));
-  ASSERT_EQ(testing::run_graft(common + " --epochs 3 --save " + file("straight.safetensors")).status, 0);
+  ASSERT_EQ(run_ranks(0, common + " --epochs 3 --save " + file("straight.safetensors")).status, 0);
   const auto first = run_ranks(2, common + " --epochs 1 --save " + file("two.safetensors"));
   ASSERT_EQ(first.status, 0) << first.output;
   const auto second = run_ranks(3, common + " --epochs 2 --resume " + file("two.safetensors") + " --save " +
                                        file("three.safetensors"));
   ASSERT_EQ(second.status, 0) << second.output;
   EXPECT_TRUE(testing::has(second.output, "resuming")) << second.output;
-  const auto third = testing::run_graft(common + " --epochs 3 --resume " + file("three.safetensors") + " --save " +
+  const auto third = run_ranks(0, common + " --epochs 3 --resume " + file("three.safetensors") + " --save " +
                                         file("one.safetensors"));
   ASSERT_EQ(third.status, 0) << third.output;
   expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-4);
