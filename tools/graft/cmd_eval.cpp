@@ -66,10 +66,10 @@ int run_eval(CLI::App& app) {
     fail(opts.checkpoint, " has ", outputs, " outputs, but ", data->origin(), " has ", data->num_classes(),
          " classes (", summarize(data->class_names(), 6), "); select the classes the model was trained on (--classes)");
   }
-  if (trained_classes.empty())
+  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
+  if (trained_classes.empty())  // after the load: the note is for weights that fit
     note_unnamed_classes(opts.checkpoint, "its " + std::to_string(outputs) + " outputs are taken as the data's classes in order (" +
                                               summarize(data->class_names(), 6) + "); --classes-file FILE names them");
-  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
   const EvaluationReport r = evaluate_detailed(*model, *data, opts.model.batch,
                                                opts.loss == "mse" ? LossKind::MSE : LossKind::CrossEntropy);
   if (opts.json) {

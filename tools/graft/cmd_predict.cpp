@@ -70,15 +70,12 @@ int run_predict(CLI::App& app) {
   MemoryPool& pool = *pool_owner;
   auto model = make_checkpoint_model(opts.model, sample, file, int(named.names.size()), pool);
   const int outputs = model->num_outputs();
-  std::vector<std::string> classes = named.names;
-  if (classes.empty()) {
-    classes = index_class_names(outputs);
+  if (!named.names.empty()) check_class_count(named, outputs, opts.checkpoint);
+  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
+  const std::vector<std::string> classes = named.names.empty() ? index_class_names(outputs) : named.names;
+  if (named.names.empty())  // after the load: the note is for weights that fit
     note_unnamed_classes(opts.checkpoint, "its " + std::to_string(outputs) + " classes are named by index, 'class 0' to 'class " +
                                               std::to_string(outputs - 1) + "'; --classes-file FILE names them");
-  } else {
-    check_class_count(named, outputs, opts.checkpoint);
-  }
-  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
 
   ExecutorOptions eo;
   eo.batch = 1;
