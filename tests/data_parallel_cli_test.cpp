@@ -28,17 +28,8 @@ const std::string kMpiEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CON
 
 // `ranks` processes under mpirun, or (0) one process without it, in the same environment.
 testing::ProgramResult run_ranks(int ranks, const std::string& args) {
-  testing::ProgramResult r;
   const std::string launcher = ranks ? GRAFT_MPIEXEC " -np " + std::to_string(ranks) + " " : std::string();
-  const std::string cmd = kMpiEnv + "timeout -k 5 300 " + launcher + GRAFT_BINARY + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int raw = ::pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
+  return testing::run_command(kMpiEnv + "timeout -k 5 300 " + launcher + GRAFT_BINARY + " " + args);
 }
 
 class DataParallelCli : public ::testing::Test {

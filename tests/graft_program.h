@@ -16,9 +16,10 @@ struct ProgramResult {
   std::string output;  // stdout and stderr
 };
 
-inline ProgramResult run_graft(const std::string& args) {
+// Runs a shell command line, stdout and stderr together.
+inline ProgramResult run_command(const std::string& command) {
   ProgramResult r;
-  FILE* p = ::popen((std::string(GRAFT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t got;
@@ -27,5 +28,7 @@ inline ProgramResult run_graft(const std::string& args) {
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return r;
 }
+
+inline ProgramResult run_graft(const std::string& args) { return run_command(std::string(GRAFT_BINARY) + " " + args); }
 
 }  // namespace graft::testing

@@ -25,13 +25,7 @@ Launch launch_probe(const std::string& mode, double timeout) {
                           mode + " " + std::to_string(timeout);
   const auto start = std::chrono::steady_clock::now();
   Launch l;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return l;
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) l.result.output.append(buf, got);
-  const int raw = ::pclose(p);
-  l.result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  l.result = testing::run_command(cmd);
   l.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return l;
 }

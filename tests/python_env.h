@@ -23,17 +23,9 @@ inline std::string interop_python() {
 
 // Runs `python script args` (stdout and stderr together, the exit status).
 inline ProgramResult run_python(const std::string& script, const std::string& args) {
-  ProgramResult r;
   const std::string python = interop_python();
-  if (python.empty()) return r;
-  FILE* p = ::popen((python + " " + script + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int raw = ::pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
+  if (python.empty()) return {};
+  return run_command(python + " " + script + " " + args);
 }
 
 }  // namespace graft::testing
