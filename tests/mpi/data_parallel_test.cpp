@@ -14,24 +14,13 @@
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
 #include "runtime/mpi/mpi_communicator.h"
+#include "tests/mpi/mpi_testing.h"
 
 namespace graft {
 namespace {
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> c = mpi_communicator(60);
-  return *c;
-}
-
-uint64_t shared_seed() {
-  static const uint64_t seed = [] {
-    uint64_t s = std::random_device{}();
-    world().broadcast(&s, sizeof s, 0, "seed");
-    if (world().is_root()) std::printf("[graft] MPI test seed %llu\n", static_cast<unsigned long long>(s));
-    return s;
-  }();
-  return seed;
-}
+using testing::shared_seed;
+using testing::world;
 
 constexpr int kClasses = 3;
 
