@@ -25,6 +25,21 @@ namespace graft {
 
 using cpu::AdaptivePoolGeometry;
 
+// A recurrent layer's parameters (or their gradients) per direction: [0] forward, [1]
+// reverse; layouts in RnnGeometry.
+struct RnnWeights {
+  const float* w_ih[2] = {nullptr, nullptr};
+  const float* w_hh[2] = {nullptr, nullptr};
+  const float* b_ih[2] = {nullptr, nullptr};
+  const float* b_hh[2] = {nullptr, nullptr};
+};
+struct RnnGradients {
+  float* w_ih[2] = {nullptr, nullptr};
+  float* w_hh[2] = {nullptr, nullptr};
+  float* b_ih[2] = {nullptr, nullptr};
+  float* b_hh[2] = {nullptr, nullptr};
+};
+
 // Which implementation the CUDA backend uses: hand-written kernels, cuDNN/cuBLAS, or per
 // convolution and dense layer whichever the executor timed faster on its shapes.
 enum class KernelChoice { Native, Library, Auto };
@@ -100,6 +115,36 @@ class Ops {
   virtual void batchnorm_backward_running(int64_t rows, int c, float eps, const float* x, const float* dy,
                                           const float* gamma, const float* running_mean, const float* running_var,
                                           float* dx, float* dgamma, float* dbeta, double* scratch) = 0;
+
+  // --- sequences (kernels/cpu/rnn.h, kernels/cpu/sequence.h): batch-first [batch, steps, features] ---
+  // Per-sequence lengths: `lengths` [batch] int32 in the Ops' memory and `host_lengths` the
+  // same values on the host (cuDNN's data descriptors need them there); both null = every
+  // sequence has all `steps` steps. 1 <= length <= steps. Outputs at steps t >= length are 0.
+  //
+  // Embedding: ids [count] hold whole-number token ids as floats (exact below 2^24; the
+  // caller has checked 0 <= id < vocab), table [vocab, dim], y [count, dim]. Rows of
+  // padding_idx (-1: none) are zero in y and get no gradient. The backward overwrites dtable.
+  virtual void embedding_forward(int64_t count, int vocab, int dim, int padding_idx, const float* ids,
+                                 const float* table, float* y) = 0;
+  virtual void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, const float* ids,
+                                  const float* dy, float* dtable) = 0;
+  // Recurrent layers (RnnGeometry): weights and gradients per direction (index 1: reverse).
+  // Floats a forward keeps for its backward (`reserve`; a forward with reserve == null is
+  // inference and keeps nothing), and scratch either call needs (`workspace`).
+  virtual size_t rnn_reserve_floats(const RnnGeometry& g) = 0;
+  virtual size_t rnn_workspace_floats(const RnnGeometry& g) = 0;
+  virtual void rnn_forward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                           const RnnWeights& w, float* y, float* reserve, float* workspace) = 0;
+  // dx null: not wanted (the layer below needs no gradient); dw's pointers null: not wanted
+  // (a frozen layer). `reserve` is the forward's (a library may write to it on the way).
+  virtual void rnn_backward(const RnnGeometry& g, const float* x, const int32_t* host_lengths,
+                            const int32_t* lengths, const RnnWeights& w, const float* y, const float* dy,
+                            float* reserve, float* dx, const RnnGradients& dw, float* workspace) = 0;
+  // Sequence pooling (SequencePoolGeometry); the backward overwrites all of dx.
+  virtual void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x,
+                                     float* y) = 0;
+  virtual void sequence_pool_backward(const SequencePoolGeometry& g, const int32_t* lengths, const float* dy,
+                                      float* dx) = 0;
 
   // --- input augmentation (kernels/cpu/augment.h): images [n, h, w, 3] uint8 at the input
   // size and one transform each, warped, flipped and normalized into out [n, h, w, 3] ---

@@ -119,6 +119,32 @@ class ForwardingOps : public Ops {
   void one_hot(int n, int classes, const int32_t* labels, float* targets) override {
     base_.one_hot(n, classes, labels, targets);
   }
+  void embedding_forward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* table,
+                         float* y) override {
+    base_.embedding_forward(count, vocab, dim, padding_idx, ids, table, y);
+  }
+  void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* dy,
+                          float* dtable) override {
+    base_.embedding_backward(count, vocab, dim, padding_idx, ids, dy, dtable);
+  }
+  size_t rnn_reserve_floats(const RnnGeometry& g) override { return base_.rnn_reserve_floats(g); }
+  size_t rnn_workspace_floats(const RnnGeometry& g) override { return base_.rnn_workspace_floats(g); }
+  void rnn_forward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                   const RnnWeights& w, float* y, float* reserve, float* workspace) override {
+    base_.rnn_forward(g, x, host_lengths, lengths, w, y, reserve, workspace);
+  }
+  void rnn_backward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                    const RnnWeights& w, const float* y, const float* dy, float* reserve, float* dx,
+                    const RnnGradients& dw, float* workspace) override {
+    base_.rnn_backward(g, x, host_lengths, lengths, w, y, dy, reserve, dx, dw, workspace);
+  }
+  void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y) override {
+    base_.sequence_pool_forward(g, lengths, x, y);
+  }
+  void sequence_pool_backward(const SequencePoolGeometry& g, const int32_t* lengths, const float* dy,
+                              float* dx) override {
+    base_.sequence_pool_backward(g, lengths, dy, dx);
+  }
   void add_doubles(int count, const double* src, double* dst) override { base_.add_doubles(count, src, dst); }
   void sgd_step(int64_t count, float* params, const float* grads, float* momentum_buf, const math::SgdHyper& h,
                 const math::StepScalars& s) override {

@@ -72,6 +72,21 @@ class CudaOps : public Ops {
                                   const float* gamma, const float* running_mean, const float* running_var, float* dx,
                                   float* dgamma, float* dbeta, double* scratch) override;
 
+  void embedding_forward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* table,
+                         float* y) override;
+  void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* dy,
+                          float* dtable) override;
+  size_t rnn_reserve_floats(const RnnGeometry& g) override;
+  size_t rnn_workspace_floats(const RnnGeometry& g) override;
+  void rnn_forward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                   const RnnWeights& w, float* y, float* reserve, float* workspace) override;
+  void rnn_backward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                    const RnnWeights& w, const float* y, const float* dy, float* reserve, float* dx,
+                    const RnnGradients& dw, float* workspace) override;
+  void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y) override;
+  void sequence_pool_backward(const SequencePoolGeometry& g, const int32_t* lengths, const float* dy,
+                              float* dx) override;
+
   void softmax_cross_entropy(int n, int classes, const float* logits, const int32_t* labels, float smoothing,
                              float grad_scale, float* dlogits, double* loss_sum, double* correct) override;
   void mse(int64_t count, const float* pred, const float* target, float grad_scale, float* dpred,

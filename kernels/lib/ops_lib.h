@@ -38,6 +38,15 @@ class LibOps final : public cuda::CudaOps {
   void global_avgpool_forward(int n, int h, int w, int c, const float* x, float* y) override;
   void global_avgpool_backward(int n, int h, int w, int c, const float* dy, float* dx) override;
 
+  // cuDNN's RNN API (kernels/lib/rnn.cu); embedding and sequence pooling stay CudaOps'.
+  size_t rnn_reserve_floats(const RnnGeometry& g) override;
+  size_t rnn_workspace_floats(const RnnGeometry& g) override;
+  void rnn_forward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                   const RnnWeights& w, float* y, float* reserve, float* workspace) override;
+  void rnn_backward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
+                    const RnnWeights& w, const float* y, const float* dy, float* reserve, float* dx,
+                    const RnnGradients& dw, float* workspace) override;
+
  private:
   std::unique_ptr<LibraryContext> ctx_;
 };
