@@ -15,6 +15,9 @@ struct Dataset {
   std::vector<int32_t> labels;           // 0 .. num_classes-1
   std::vector<std::string> class_names;  // class_names.size() == number of classes
   std::string origin;                    // where it came from, for messages
+  // Sequences (images [N, steps, features]): each example's number of real steps, 1..steps,
+  // the rest zero padding. Empty: every example has all its steps (and images).
+  std::vector<int32_t> lengths;
 
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
   int num_classes() const { return static_cast<int>(class_names.size()); }
