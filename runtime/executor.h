@@ -164,8 +164,12 @@ class Executor {
 
   // graft bench: keep the batch in the device's input buffer. After upload_input(n), forward()
   // no longer copies input() and labels() in (on the CPU input() is that buffer already).
-  void upload_input(int64_t n);
+  // images == false: labels() only, for a caller that wrote the images into device_input()
+  // itself (the library's batches in device memory, copied device to device).
+  void upload_input(int64_t n, bool images = true);
   void keep_input(bool keep) { keep_input_ = keep; }
+  // The device buffer forward() reads the batch's floats from (input() on the CPU).
+  float* device_input() { return input_.floats(); }
 
   // Per-layer timing (graft bench --layers): while on, forward() and backward() put the
   // backend's timing marks around every node and add the times up per node (this waits for

@@ -253,9 +253,11 @@ void Executor::refuse_bad_label() const {
        "the head (--head ...,dense:N) or the checkpoint's class map");
 }
 
-void Executor::upload_input(int64_t n) {
+void Executor::upload_input(int64_t n, bool images) {
   if (!on_device_) return;
-  if (options_.raw_input) {
+  if (!images) {
+    GRAFT_ASSERT(!options_.raw_input, "device images with raw (uint8) input");
+  } else if (options_.raw_input) {
     ops_->upload(raw_images_.get(), raw_images(), size_t(n * input_floats_));
     ops_->upload(raw_warps_.get(), raw_warps(), size_t(n) * sizeof(math::WarpExample));
   } else {
