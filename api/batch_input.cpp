@@ -42,8 +42,8 @@ const void* on_host(const void* p, size_t bytes, const api::Batch& b, std::vecto
 
 }  // namespace
 
-int64_t stage_batch(const api::Batch& b, const Model& model, int64_t capacity, float* input, int32_t* labels,
-                    bool with_labels, const char* call) {
+StagedBatch stage_batch(const api::Batch& b, const Model& model, int64_t capacity, float* input,
+                        float* device_input, int32_t* labels, bool with_labels, const char* call) {
   const std::string c = call;
   const Shape& sample = model.sample_shape();
   std::vector<int64_t> expected = {0};
@@ -66,7 +66,11 @@ int64_t stage_batch(const api::Batch& b, const Model& model, int64_t capacity, f
   const int64_t per_example = sample.numel();
   const size_t count = size_t(n * per_example);
   std::vector<uint8_t> image_copy, label_copy;
-  if (!b.uint8) {
+  StagedBatch staged{n, false};
+  if (!b.uint8 && b.memory == api::Memory::Device && device_input) {
+    device_to_device(device_input, b.images, count * sizeof(float), b.stream, c + ": Batch::images");
+    staged.images_on_device = true;
+  } else if (!b.uint8) {
     const void* src = on_host(b.images, count * sizeof(float), b, image_copy, c + ": Batch::images");
     std::memcpy(input, src, count * sizeof(float));
   } else {
@@ -95,7 +99,7 @@ int64_t stage_batch(const api::Batch& b, const Model& model, int64_t capacity, f
              " classes)");
     std::memcpy(labels, l, size_t(n) * sizeof(int32_t));
   }
-  return n;
+  return staged;
 }
 
 }  // namespace graft::api_detail

@@ -13,6 +13,9 @@ bool built_with_cuda();
 // `stream` (a cudaStream_t; null: the legacy default stream), and waits for it. `what`
 // names the argument in errors (a host pointer given as device memory is one).
 void device_to_host(void* dst, const void* src, size_t bytes, void* stream, const std::string& what);
+// Copies device memory `src` into the model's device memory `dst` after the work queued on
+// `stream`, and waits for it: a batch already on the device is copied once, not through the host.
+void device_to_device(void* dst, const void* src, size_t bytes, void* stream, const std::string& what);
 // Copies host memory into device memory `dst`, ordered on `stream`, and waits for it.
 void host_to_device(void* dst, const void* src, size_t bytes, void* stream, const std::string& what);
 

@@ -154,6 +154,22 @@ struct Model::Impl {
     return *eval_ex;
   }
 
+  // The batch into the executor: float images in device memory are copied device to device
+  // into its input buffer (then only the labels go up), everything else through the host
+  // staging as graft train's batches (keep_input is set per batch, so a failed step leaves
+  // nothing behind for the next).
+  int64_t stage(Executor& ex, const Batch& batch, bool with_labels, const char* call) {
+    ex.keep_input(false);
+    float* device_input = pool->device() == graft::Device::CUDA ? ex.device_input() : nullptr;
+    const auto staged =
+        api_detail::stage_batch(batch, *model, ex.batch(), ex.input(), device_input, ex.labels(), with_labels, call);
+    if (staged.images_on_device) {
+      ex.upload_input(staged.n, /*images=*/false);
+      ex.keep_input(true);
+    }
+    return staged.n;
+  }
+
   void check_settings(const TrainSettings& s) const {
     if (s.batch < 1) fail("TrainSettings::batch must be at least 1, got ", s.batch);
     if (s.loss != "ce" && s.loss != "mse") fail("TrainSettings::loss '", s.loss, "' is not one of ce, mse");
@@ -284,7 +300,7 @@ StepResult Model::train_step(const Batch& batch) {
     Impl& m = *impl_;
     m.check_usable();
     Executor& ex = m.trainer();
-    const int64_t n = api_detail::stage_batch(batch, *m.model, ex.batch(), ex.input(), ex.labels(), true, "train_step");
+    const int64_t n = m.stage(ex, batch, true, "train_step");
     ex.forward_backward(n, m.step, nullptr);
     const double loss = ex.last_batch_loss();
     std::string bad;
@@ -305,7 +321,7 @@ void Model::forward(const Batch& batch, float* logits, Memory logits_memory) {
     m.check_usable();
     if (!logits) fail("forward: logits is null; pass room for n * ", m.model->num_outputs(), " floats");
     Executor& ex = m.evaluator();
-    const int64_t n = api_detail::stage_batch(batch, *m.model, ex.batch(), ex.input(), ex.labels(), false, "forward");
+    const int64_t n = m.stage(ex, batch, false, "forward");
     ex.forward(n, false, 0);
     const size_t bytes = size_t(n) * size_t(m.model->num_outputs()) * sizeof(float);
     if (logits_memory == Memory::Device)
@@ -320,7 +336,7 @@ Metrics Model::evaluate(const Batch& batch) {
     Impl& m = *impl_;
     m.check_usable();
     Executor& ex = m.evaluator();
-    const int64_t n = api_detail::stage_batch(batch, *m.model, ex.batch(), ex.input(), ex.labels(), true, "evaluate");
+    const int64_t n = m.stage(ex, batch, true, "evaluate");
     ex.forward(n, false, 0);
     ex.reset_metrics();
     ex.accumulate_metrics(n);

@@ -37,6 +37,13 @@ void device_to_host(void* dst, const void* src, size_t bytes, void* stream, cons
   check(cudaStreamSynchronize(s), what, "cudaStreamSynchronize");
 }
 
+void device_to_device(void* dst, const void* src, size_t bytes, void* stream, const std::string& what) {
+  require_device_pointer(src, what);
+  const auto s = static_cast<cudaStream_t>(stream);
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s), what, "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), what, "cudaStreamSynchronize");
+}
+
 void host_to_device(void* dst, const void* src, size_t bytes, void* stream, const std::string& what) {
   require_device_pointer(dst, what);
   const auto s = static_cast<cudaStream_t>(stream);

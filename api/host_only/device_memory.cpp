@@ -15,5 +15,6 @@ namespace {
 bool built_with_cuda() { return false; }
 void device_to_host(void*, const void*, size_t, void*, const std::string& what) { no_cuda(what); }
 void host_to_device(void*, const void*, size_t, void*, const std::string& what) { no_cuda(what); }
+void device_to_device(void*, const void*, size_t, void*, const std::string& what) { no_cuda(what); }
 
 }  // namespace graft::api_detail
