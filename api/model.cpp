@@ -380,6 +380,15 @@ std::vector<float> Model::parameter(const std::string& name) const {
   });
 }
 
+std::vector<int64_t> Model::parameter_shape(const std::string& name) const {
+  return guarded([&] {
+    const graft::Model& model = *impl_->model;
+    for (const ParamInfo& info : model.params())
+      if (info.name == name) return info.spec.checkpoint_shape.dims;
+    fail("parameter '", name, "' is not in the model ", model.architecture(), " (parameter_names() lists them)");
+  });
+}
+
 int64_t Model::step() const { return impl_->step; }
 
 }  // namespace graft::api

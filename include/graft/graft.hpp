@@ -159,6 +159,8 @@ class GRAFT_API Model {
   std::vector<std::string> parameter_names() const;
   // A copy of one parameter tensor (PyTorch's layout, as saved).
   std::vector<float> parameter(const std::string& name) const;
+  // Its shape in that layout (a dense weight's [out, in], a convolution's [out, in, kh, kw]).
+  std::vector<int64_t> parameter_shape(const std::string& name) const;
   int64_t step() const;
 
  private:

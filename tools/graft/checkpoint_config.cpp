@@ -87,6 +87,53 @@ std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample
   return make_model(m, sample, int(outputs), 0, pool);
 }
 
+namespace {
+
+api::ModelSpec api_spec(const ModelOptions& m, const Shape& sample, int classes, Device device) {
+  api::ModelSpec spec;
+  spec.architecture = m.model;
+  spec.input = sample.dims;
+  spec.classes = classes;
+  spec.head = m.head;
+  spec.include_top = !m.no_top;
+  spec.width_divisor = m.width_divisor;
+  spec.device = device == Device::CUDA ? api::Device::Cuda : api::Device::Cpu;
+  return spec;
+}
+
+// The leading dimension of the checkpoint's tensor for the API model's last parameterized
+// layer (its first tensor: a dense or convolution weight's outputs), or 0 when it agrees
+// with the model's or the file lacks that tensor.
+int64_t checkpoint_outputs(const api::Model& model, const SafetensorsFile& checkpoint) {
+  const auto names = model.parameter_names();
+  if (names.empty()) return 0;
+  const auto node_of = [](const std::string& name) { return name.substr(0, name.rfind('.')); };
+  const std::string last = node_of(names.back());
+  for (const auto& name : names) {
+    if (node_of(name) != last) continue;
+    const auto t = checkpoint.tensors.find(name);
+    const auto own = model.parameter_shape(name);
+    if (t == checkpoint.tensors.end() || t->second.shape.empty() || own.empty()) return 0;
+    return t->second.shape[0] == own[0] ? 0 : t->second.shape[0];
+  }
+  return 0;
+}
+
+}  // namespace
+
+api::Model api_checkpoint_model(const ModelOptions& m, const Shape& sample, const SafetensorsFile& checkpoint,
+                                int classes_guess, Device device) {
+  try {
+    auto model = std::make_unique<api::Model>(api_spec(m, sample, std::max(classes_guess, 1), device));
+    const int64_t outputs = checkpoint_outputs(*model, checkpoint);
+    if (outputs <= 0) return std::move(*model);
+    model.reset();  // one model's parameters at a time
+    return api::Model(api_spec(m, sample, int(outputs), device));
+  } catch (const api::Error& e) {
+    fail(e.what());
+  }
+}
+
 void check_class_count(const ClassNames& names, int outputs, const std::string& path) {
   if (int(names.names.size()) != outputs)
     fail(names.source, " names ", names.names.size(), " classes, but the model in ", path, " has ", outputs,

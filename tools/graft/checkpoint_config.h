@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/graft.hpp"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
@@ -39,6 +40,12 @@ ClassNames resolve_class_names(const std::string& classes_file, const std::strin
 // layer's tensor says otherwise (the strict load then names any other mismatch).
 std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample, const SafetensorsFile& checkpoint,
                                              int classes_guess, MemoryPool& pool);
+
+// The same model through the public API (graft::api::Model, what predict runs): built for
+// `classes_guess` classes, and again for the checkpoint's count when its last layer's
+// tensor says otherwise.
+api::Model api_checkpoint_model(const ModelOptions& m, const Shape& sample, const SafetensorsFile& checkpoint,
+                                int classes_guess, Device device);
 
 // Fails unless `names` count `outputs` classes, naming both numbers, the source and the checkpoint.
 void check_class_count(const ClassNames& names, int outputs, const std::string& path);

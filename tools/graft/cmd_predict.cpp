@@ -1,18 +1,18 @@
 // graft predict: the top classes of each image, with probabilities.
 //   graft predict --checkpoint model.safetensors photo1.jpg photo2.png
 // Weights without class names (converted torchvision files) name classes by index, or by
-// --classes-file.
+// --classes-file. The model runs through the public API (graft::api::Model, the library's
+// forward), --batch images at a time.
 #include <cstdio>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/augment.h"
-#include "runtime/checkpoint.h"
-#include "runtime/class_map.h"
 #include "base/error.h"
+#include "graft/graft.hpp"
+#include "runtime/augment.h"
+#include "runtime/class_map.h"
 #include "runtime/evaluation.h"
-#include "runtime/executor.h"
 #include "runtime/image_decode.h"
 #include "tools/graft/checkpoint_config.h"
 #include "tools/graft/options.h"
@@ -66,44 +66,67 @@ int run_predict(CLI::App& app) {
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
   const Shape sample = opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1} : Shape{opts.data.input, opts.data.input, 3};
-  const auto pool_owner = make_pool(device);
-  MemoryPool& pool = *pool_owner;
-  auto model = make_checkpoint_model(opts.model, sample, file, int(named.names.size()), pool);
-  const int outputs = model->num_outputs();
+  api::Model model = api_checkpoint_model(opts.model, sample, file, int(named.names.size()), device);
+  const int outputs = model.classes();
   if (!named.names.empty()) check_class_count(named, outputs, opts.checkpoint);
-  load_parameters(*model, file, opts.checkpoint, LoadOptions{/*strict=*/true, {}});
+  try {
+    model.load(opts.checkpoint, /*strict=*/true);
+  } catch (const api::Error& e) {
+    fail(e.what());
+  }
   const std::vector<std::string> classes = named.names.empty() ? index_class_names(outputs) : named.names;
   if (named.names.empty())  // after the load: the note is for weights that fit
     note_unnamed_classes(opts.checkpoint, "its " + std::to_string(outputs) + " classes are named by index, 'class 0' to 'class " +
                                               std::to_string(outputs - 1) + "'; --classes-file FILE names them");
 
-  ExecutorOptions eo;
-  eo.batch = 1;
-  eo.training = false;
-  Executor ex(*model, eo);
+  api::TrainSettings settings;  // only the batch: how many images one forward takes
+  settings.batch = opts.model.batch;
+  model.configure(settings);
+  const size_t per_image = size_t(sample.numel());
+  std::vector<float> images, logits(size_t(opts.model.batch) * size_t(outputs));
+  std::vector<std::string> pending;  // the paths whose images are in `images`, in order
   nlohmann::json all = nlohmann::json::array();
+  // Classifies the pending images and prints them, in the order given.
+  auto flush = [&] {
+    if (pending.empty()) return;
+    const int64_t n = int64_t(pending.size());
+    api::Batch batch{.images = images.data(), .shape = {n, sample[0], sample[1], sample[2]}};
+    try {
+      model.forward(batch, logits.data());
+    } catch (const api::Error& e) {
+      fail(e.what());
+    }
+    const int k = std::min<int>(opts.top, outputs);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = logits.data() + size_t(i) * size_t(outputs);
+      const auto best = top_k(row, outputs, k);
+      const auto p = softmax(row, outputs);
+      nlohmann::json j{{"image", pending[size_t(i)]}};
+      if (!opts.json) std::printf("%s\n", pending[size_t(i)].c_str());
+      for (int c : best) {
+        j["top"].push_back({{"class", classes[size_t(c)]}, {"index", c}, {"probability", p[size_t(c)]}});
+        if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(c)], classes[size_t(c)].c_str());
+      }
+      all.push_back(j);
+    }
+    pending.clear();
+  };
   int failures = 0;
   for (const auto& path : opts.images) {
+    images.resize((pending.size() + 1) * per_image);
     try {
-      load_input(path, sample, opts.data, ex.input());
+      load_input(path, sample, opts.data, images.data() + pending.size() * per_image);
     } catch (const Error& e) {
-      std::fflush(stdout);  // the images before it first, in a piped log too
+      flush();              // the images before it first,
+      std::fflush(stdout);  // in a piped log too
       std::fprintf(stderr, "graft: error: %s\n", e.what());
       ++failures;
       continue;
     }
-    ex.forward(1, false, 0);
-    const int k = std::min<int>(opts.top, int(classes.size()));
-    const auto best = top_k(ex.output(), int(classes.size()), k);
-    const auto p = softmax(ex.output(), int(classes.size()));
-    nlohmann::json j{{"image", path}};
-    if (!opts.json) std::printf("%s\n", path.c_str());
-    for (int i : best) {
-      j["top"].push_back({{"class", classes[size_t(i)]}, {"index", i}, {"probability", p[size_t(i)]}});
-      if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(i)], classes[size_t(i)].c_str());
-    }
-    all.push_back(j);
+    pending.push_back(path);
+    if (int64_t(pending.size()) == opts.model.batch) flush();
   }
+  flush();
   if (opts.json) std::cout << all.dump(2) << std::endl;
   if (failures) fail(failures, " of ", opts.images.size(), " images could not be read (see above)");
   return 0;

@@ -1,0 +1,124 @@
+// graft predict runs the checkpoint through the public API's forward (graft::api::Model),
+// --batch images at a time: the probabilities it prints are the softmax of the API's logits
+// for the same pixels, whatever the batch, in the order the images were given, with an
+// unreadable image reported in its place and the run ending non-zero.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graft/graft.hpp"
+#include "tests/graft_program.h"
+#include "tests/image_writing.h"
+#include "tests/testing.h"
+
+namespace graft {
+namespace {
+
+using testing::random_int;
+using testing::run_graft;
+
+// The JSON array predict prints (its first line that starts one, to the end).
+nlohmann::json json_of(const testing::ProgramResult& r) {
+  const size_t at = r.output.find("\n[");
+  if (r.output.rfind("[", 0) == 0) return nlohmann::json::parse(r.output);
+  if (at == std::string::npos) return nlohmann::json();
+  return nlohmann::json::parse(r.output.substr(at + 1));
+}
+
+std::vector<double> softmax(const float* z, int n) {
+  double top = z[0];
+  for (int i = 1; i < n; ++i) top = std::max<double>(top, z[i]);
+  std::vector<double> p(size_t(n), 0.0);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += p[size_t(i)] = std::exp(double(z[i]) - top);
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+class Predict : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    classes_ = random_int(3, 7);
+    api::ModelSpec spec;
+    spec.classes = classes_;
+    spec.seed = testing::test_seed();
+    model_ = std::make_unique<api::Model>(spec);
+    model_->save(dir_.file("model.safetensors"));
+    images_ = random_int(3, 6);
+    for (int i = 0; i < images_; ++i) {
+      pixels_.push_back(testing::random_pixels(28, 28, 1));  // gray 28x28: the input as it is
+      testing::write_image(image(i), 28, 28, 1, pixels_.back());
+    }
+  }
+  std::string image(int i) const { return dir_.file("img" + std::to_string(i) + ".png"); }
+  std::string predict(const std::string& args) const {
+    return "predict --checkpoint " + dir_.file("model.safetensors") + " --top " + std::to_string(classes_) + " " + args;
+  }
+  // What the API's forward gives for image i's pixels.
+  std::vector<double> expected(int i) const {
+    std::vector<float> x(28 * 28);
+    for (size_t k = 0; k < x.size(); ++k) x[k] = float(pixels_[size_t(i)][k]) / 255.0f;
+    std::vector<float> logits(static_cast<size_t>(classes_));
+    model_->forward(api::Batch{.images = x.data(), .shape = {1, 28, 28, 1}}, logits.data());
+    return softmax(logits.data(), classes_);
+  }
+
+  testing::TempDir dir_;
+  int classes_ = 0, images_ = 0;
+  std::vector<std::vector<uint8_t>> pixels_;
+  std::unique_ptr<api::Model> model_;
+};
+
+TEST_F(Predict, ProbabilitiesAreTheApiForwardsInOrderForAnyBatch) {
+  std::string paths;
+  for (int i = 0; i < images_; ++i) paths += " " + image(i);
+  const int batch = random_int(1, images_ + 1);
+  const auto r = run_graft(predict("--json --batch " + std::to_string(batch) + paths));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = json_of(r);
+  ASSERT_EQ(j.size(), size_t(images_)) << r.output;
+  for (int i = 0; i < images_; ++i) {
+    EXPECT_EQ(j[size_t(i)]["image"], image(i));
+    const auto p = expected(i);
+    ASSERT_EQ(j[size_t(i)]["top"].size(), size_t(classes_));
+    double last = 2.0;
+    for (const auto& t : j[size_t(i)]["top"]) {
+      const double q = t["probability"].get<double>();
+      EXPECT_NEAR(q, p[size_t(t["index"].get<int>())], 1e-5) << "image " << i << ", batch " << batch;
+      EXPECT_LE(q, last);  // best first
+      last = q;
+    }
+  }
+}
+
+TEST_F(Predict, AnUnreadableImageIsReportedInItsPlaceAndTheRunFails) {
+  const std::string bad = dir_.file("broken.png");
+  std::ofstream(bad) << "not an image";
+  const int at = random_int(0, images_ - 1);
+  std::string paths;
+  for (int i = 0; i < images_; ++i) paths += " " + (i == at ? bad + " " + image(i) : image(i));
+  const auto r = run_graft(predict("--batch 2" + paths));
+  EXPECT_NE(r.status, 0) << r.output;
+  const size_t error = r.output.find("graft: error: ");
+  ASSERT_NE(error, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(bad, error), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 of " + std::to_string(images_ + 1) + " images could not be read"), std::string::npos)
+      << r.output;
+  // Every readable image printed, in order, the broken one's error between its neighbours.
+  size_t previous = 0;
+  for (int i = 0; i < images_; ++i) {
+    const size_t line = r.output.find(image(i) + "\n");
+    ASSERT_NE(line, std::string::npos) << r.output;
+    EXPECT_GT(line, previous) << r.output;
+    EXPECT_EQ(line > error, i >= at) << "image " << i << ", the broken one before image " << at << "\n" << r.output;
+    previous = line;
+  }
+}
+
+}  // namespace
+}  // namespace graft
