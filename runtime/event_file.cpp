@@ -1,4 +1,4 @@
-// TFRecord framing, CRC-32C, protobuf wire encoding and the event file (runtime/event_file.h).
+// TFRecord framing, CRC-32C, the Event message and the event file (runtime/event_file.h).
 #include "runtime/event_file.h"
 
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <ostream>
 
 #include "base/error.h"
+#include "runtime/protobuf.h"
 
 namespace graft::tb {
 
@@ -53,56 +54,9 @@ std::string tfrecord(std::string_view payload) {
   return out;
 }
 
-void Proto::raw_varint(uint64_t v) {
-  while (v >= 0x80) {
-    out_.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out_.push_back(static_cast<char>(v));
-}
-
-Proto& Proto::varint(int field, uint64_t v) {
-  raw_varint(uint64_t(field) << 3 | 0);
-  raw_varint(v);
-  return *this;
-}
-
-Proto& Proto::float32(int field, float v) {
-  raw_varint(uint64_t(field) << 3 | 5);
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
-  put_le(out_, bits, 4);
-  return *this;
-}
-
-Proto& Proto::float64(int field, double v) {
-  raw_varint(uint64_t(field) << 3 | 1);
-  uint64_t bits;
-  std::memcpy(&bits, &v, 8);
-  put_le(out_, bits, 8);
-  return *this;
-}
-
-Proto& Proto::bytes(int field, std::string_view v) {
-  raw_varint(uint64_t(field) << 3 | 2);
-  raw_varint(v.size());
-  out_.append(v);
-  return *this;
-}
-
-Proto& Proto::packed_doubles(int field, std::span<const double> v) {
-  std::string packed;
-  for (double d : v) {
-    uint64_t bits;
-    std::memcpy(&bits, &d, 8);
-    put_le(packed, bits, 8);
-  }
-  return bytes(field, packed);
-}
-
 std::string summary_event(double wall_time, int64_t step, std::string_view summary) {
   // Event: wall_time = 1, step = 2, file_version = 3, summary = 5.
-  return Proto().float64(1, wall_time).varint(2, uint64_t(step)).bytes(5, summary).str();
+  return ProtoWriter().double_field(1, wall_time).varint_field(2, uint64_t(step)).bytes_field(5, summary).bytes();
 }
 
 double wall_time_now() {
@@ -120,7 +74,7 @@ std::string event_file_name() {
 EventFile::EventFile(std::string path, std::ostream& warn) : path_(std::move(path)), warn_(warn) {
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) fail("cannot create the TensorBoard event file ", path_, ": ", std::strerror(errno));
-  const std::string first = tfrecord(Proto().float64(1, wall_time_now()).bytes(3, "brain.Event:2").str());
+  const std::string first = tfrecord(ProtoWriter().double_field(1, wall_time_now()).bytes_field(3, "brain.Event:2").bytes());
   if (std::fwrite(first.data(), 1, first.size(), file_) != first.size() || std::fflush(file_) != 0) {
     const int err = errno;
     std::fclose(file_);

@@ -1,14 +1,11 @@
 // TensorBoard event files without libprotobuf: the TFRecord framing (length, masked CRC32C,
-// payload, masked CRC32C), the protobuf wire format for the few Event fields graft writes,
-// and an append-only event file that stops (saying so once) when a write fails.
-// libprotobuf would bring a generated-code dependency for five small message types whose
-// wire format is fixed; encoding them by hand is a page of code and is read back in the
-// tests by TensorBoard's own reader.
+// payload, masked CRC32C), the Event message (encoded with runtime/protobuf.h, as ONNX's
+// messages are), and an append-only event file that stops (saying so once) when a write
+// fails. The tests read the files back with TensorBoard's own reader.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <iosfwd>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,21 +17,6 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc = 0);
 uint32_t masked_crc32c(const void* data, size_t n);
 // One TFRecord: uint64 length, masked CRC of the length, payload, masked CRC of the payload.
 std::string tfrecord(std::string_view payload);
-
-// Protobuf wire format, appending fields to one message.
-class Proto {
- public:
-  Proto& varint(int field, uint64_t v);
-  Proto& float32(int field, float v);   // wire type 5
-  Proto& float64(int field, double v);  // wire type 1
-  Proto& bytes(int field, std::string_view v);  // strings and nested messages
-  Proto& packed_doubles(int field, std::span<const double> v);
-  const std::string& str() const { return out_; }
-
- private:
-  void raw_varint(uint64_t v);
-  std::string out_;
-};
 
 // Event{wall_time, step, summary}: what every record after the first holds.
 std::string summary_event(double wall_time, int64_t step, std::string_view summary);

@@ -61,26 +61,31 @@ std::unique_ptr<TensorBoard> TensorBoard::open(const std::string& dir, std::ostr
   }
 }
 
-void TensorBoard::value(int64_t step, const tb::Proto& v) {
+void TensorBoard::value(int64_t step, const ProtoWriter& v) {
   if (!file_.ok()) return;
-  file_.write_summary(step, tb::Proto().bytes(1, v.str()).str());  // Summary.value = 1
+  file_.write_summary(step, ProtoWriter().message_field(1, v).bytes());  // Summary.value = 1
 }
 
 void TensorBoard::scalar(const std::string& tag, int64_t step, double x) {
-  value(step, tb::Proto().bytes(kTag, tag).float32(kSimpleValue, static_cast<float>(x)));
+  value(step, ProtoWriter().bytes_field(kTag, tag).float_field(kSimpleValue, static_cast<float>(x)));
 }
 
 void TensorBoard::image(const std::string& tag, int64_t step, const RgbImage& img, const std::string& description) {
   if (!file_.ok()) return;
   // Summary.Image: height = 1, width = 2, colorspace = 3 (3: RGB), encoded_image_string = 4.
-  const tb::Proto im =
-      tb::Proto().varint(1, uint64_t(img.height)).varint(2, uint64_t(img.width)).varint(3, 3).bytes(4, encode_png(img));
-  tb::Proto v;
-  v.bytes(kTag, tag).bytes(kImage, im.str());
+  const ProtoWriter im = ProtoWriter()
+                             .varint_field(1, uint64_t(img.height))
+                             .varint_field(2, uint64_t(img.width))
+                             .varint_field(3, 3)
+                             .bytes_field(4, encode_png(img));
+  ProtoWriter v;
+  v.bytes_field(kTag, tag).message_field(kImage, im);
   // SummaryMetadata: plugin_data = 1 (plugin_name "images", as TensorBoard's own migration
   // of an image names it), summary_description = 3.
-  if (!description.empty())
-    v.bytes(kMetadata, tb::Proto().bytes(1, tb::Proto().bytes(1, "images").str()).bytes(3, description).str());
+  if (!description.empty()) {
+    const ProtoWriter plugin = ProtoWriter().bytes_field(1, "images");
+    v.message_field(kMetadata, ProtoWriter().message_field(1, plugin).bytes_field(3, description));
+  }
   value(step, v);
 }
 
@@ -108,24 +113,25 @@ void TensorBoard::histogram(const std::string& tag, int64_t step, const float* v
     counts[size_t(k)] += 1;
   }
   // HistogramProto: min 1, max 2, num 3, sum 4, sum_squares 5, bucket_limit 6, bucket 7.
-  const tb::Proto h = tb::Proto()
-                          .float64(1, lo)
-                          .float64(2, hi)
-                          .float64(3, double(n))
-                          .float64(4, sum)
-                          .float64(5, sum_sq)
-                          .packed_doubles(6, limits)
-                          .packed_doubles(7, counts);
-  value(step, tb::Proto().bytes(kTag, tag).bytes(kHisto, h.str()));
+  const ProtoWriter h = ProtoWriter()
+                          .double_field(1, lo)
+                          .double_field(2, hi)
+                          .double_field(3, double(n))
+                          .double_field(4, sum)
+                          .double_field(5, sum_sq)
+                          .packed_doubles_field(6, limits)
+                          .packed_doubles_field(7, counts);
+  value(step, ProtoWriter().bytes_field(kTag, tag).message_field(kHisto, h));
 }
 
 void TensorBoard::text(const std::string& tag, int64_t step, const std::string& markdown) {
   if (!file_.ok()) return;
   // TensorProto: dtype 1 (DT_STRING = 7), tensor_shape 2 (a scalar: empty), string_val 8.
-  const tb::Proto tensor = tb::Proto().varint(1, 7).bytes(2, "").bytes(8, markdown);
+  const ProtoWriter tensor = ProtoWriter().varint_field(1, 7).bytes_field(2, "").bytes_field(8, markdown);
   // SummaryMetadata.plugin_data (1) = PluginData{plugin_name (1) = "text"}.
-  const tb::Proto metadata = tb::Proto().bytes(1, tb::Proto().bytes(1, "text").str());
-  value(step, tb::Proto().bytes(kTag, tag).bytes(kMetadata, metadata.str()).bytes(kTensor, tensor.str()));
+  const ProtoWriter metadata = ProtoWriter().message_field(1, ProtoWriter().bytes_field(1, "text"));
+  value(step,
+        ProtoWriter().bytes_field(kTag, tag).message_field(kMetadata, metadata).message_field(kTensor, tensor));
 }
 
 }  // namespace graft

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/event_file.h"
+#include "runtime/protobuf.h"
 
 namespace graft {
 
@@ -44,7 +45,7 @@ class TensorBoard {
   const std::string& path() const { return file_.path(); }
 
  private:
-  void value(int64_t step, const tb::Proto& value);
+  void value(int64_t step, const ProtoWriter& value);
   tb::EventFile file_;
 };
 

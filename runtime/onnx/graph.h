@@ -1,5 +1,5 @@
 // OnnxGraph: an ONNX model (opset 17) built node by node, with its weights as initializers,
-// and written as a ModelProto (runtime/onnx/protobuf.h). Layers add their inference form
+// and written as a ModelProto (runtime/protobuf.h). Layers add their inference form
 // through Layer::export_onnx; runtime/onnx/export.h walks a model and names the tensors.
 // ONNX tensors are NCHW: a layer is handed graft's NHWC shapes and emits the NCHW op.
 #pragma once
@@ -12,7 +12,7 @@
 #include "base/error.h"
 #include "runtime/atomic_file.h"
 #include "runtime/layer.h"
-#include "runtime/onnx/protobuf.h"
+#include "runtime/protobuf.h"
 
 namespace graft {
 
@@ -50,7 +50,7 @@ class OnnxGraph {
   // Adds one node; each output name must be new (ONNX graphs are single-assignment).
   void add_node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
                 const std::vector<OnnxAttribute>& attributes = {}) {
-    onnx::ProtoWriter n;
+    ProtoWriter n;
     for (const auto& in : inputs) {
       if (!defined_.count(in)) fail("ONNX export: node ", outputs.at(0), " (", op, ") reads ", in, ", which nothing defines");
       n.bytes_field(1, in);
@@ -103,24 +103,24 @@ class OnnxGraph {
   // The ModelProto in pieces (header, graph, metadata) that concatenate to the file, so a
   // large model's weights are not copied once more to be written.
   std::vector<std::string> serialize(const std::string& graph_name, const std::string& producer_version) const {
-    onnx::ProtoWriter head;
+    ProtoWriter head;
     head.int_field(1, kIrVersion);
     head.bytes_field(2, "graft");
     head.bytes_field(3, producer_version);
     if (!doc_.empty()) head.bytes_field(6, doc_);
-    onnx::ProtoWriter opset;
+    ProtoWriter opset;
     opset.bytes_field(1, "");  // the default domain, ai.onnx
     opset.int_field(2, kOpset);
     head.message_field(8, opset);
-    onnx::ProtoWriter name;
+    ProtoWriter name;
     name.bytes_field(2, graph_name);
     // The graph field: its tag and length, its name, then its body as the second piece.
     const std::string& body = body_within_limit();
     head.field_header(7, name.bytes().size() + body.size());
     const std::string prefix = head.bytes() + name.bytes();
-    onnx::ProtoWriter tail;
+    ProtoWriter tail;
     for (const auto& [k, v] : metadata_) {
-      onnx::ProtoWriter entry;
+      ProtoWriter entry;
       entry.bytes_field(1, k);
       entry.bytes_field(2, v);
       tail.message_field(14, entry);
@@ -144,7 +144,7 @@ class OnnxGraph {
   }
   std::string add_tensor(const std::string& name, const std::vector<int64_t>& dims, int data_type, std::string_view raw) {
     define(name);
-    onnx::ProtoWriter t;
+    ProtoWriter t;
     for (int64_t d : dims) t.int_field(1, d);
     t.int_field(2, data_type);
     t.bytes_field(8, name);
@@ -152,8 +152,8 @@ class OnnxGraph {
     graph_.message_field(5, t);
     return name;
   }
-  static onnx::ProtoWriter attribute(const OnnxAttribute& a) {
-    onnx::ProtoWriter w;
+  static ProtoWriter attribute(const OnnxAttribute& a) {
+    ProtoWriter w;
     w.bytes_field(1, a.name);
     switch (a.kind) {
       case OnnxAttribute::Kind::Float: w.float_field(2, a.f); w.int_field(20, 1); break;
@@ -165,27 +165,27 @@ class OnnxGraph {
     }
     return w;
   }
-  static onnx::ProtoWriter value_info(const std::string& name, const std::vector<int64_t>& dims) {
-    onnx::ProtoWriter shape;
+  static ProtoWriter value_info(const std::string& name, const std::vector<int64_t>& dims) {
+    ProtoWriter shape;
     for (int64_t d : dims) {
-      onnx::ProtoWriter dim;
+      ProtoWriter dim;
       if (d == kBatch)
         dim.bytes_field(2, "N");
       else
         dim.int_field(1, d);
       shape.message_field(1, dim);
     }
-    onnx::ProtoWriter tensor;
+    ProtoWriter tensor;
     tensor.int_field(1, 1);  // float32
     tensor.message_field(2, shape);
-    onnx::ProtoWriter type;
+    ProtoWriter type;
     type.message_field(1, tensor);
-    onnx::ProtoWriter info;
+    ProtoWriter info;
     info.bytes_field(1, name);
     info.message_field(2, type);
     return info;
   }
-  onnx::ProtoWriter graph_;
+  ProtoWriter graph_;
   std::set<std::string> defined_;
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::string doc_;
