@@ -270,8 +270,8 @@ struct BackwardStep {
       const float ig = gate[0], fg = gate[H], gg = gate[2 * H], og = gate[3 * H];
       const float tc = tanhf(c_cur[d][bj]);
       const float dc = dh * og * (1.0f - tc * tc) + carried;
-      const float da[4] = {dc * gg * ig * (1.0f - ig), dc * c_prev[d][bj] * fg * (1.0f - fg), dc * ig * (1.0f - gg * gg),
-                           dh * tc * og * (1.0f - og)};
+      const float da[4] = {dc * gg * ig * (1.0f - ig), dc * c_prev[d][bj] * fg * (1.0f - fg),
+                           dc * ig * (1.0f - gg * gg), dh * tc * og * (1.0f - og)};
       for (int q = 0; q < 4; ++q) {
         if (gx) gx[int64_t{q} * H] = da[q];
         gh[int64_t{q} * H] = da[q];
@@ -389,8 +389,8 @@ void backward_impl(const Exec& ex, const RnnGeometry& g, const float* x, const i
     want_hh = want_hh || dw.w_hh[d] || dw.b_hh[d];
   }
   if (!dx && !want_ih && !want_hh) return;
-  GRAFT_ASSERT(reserve_in, "rnn_backward needs the reserve a training forward filled (its forward ran with reserve == null, "
-                           "as inference)");
+  GRAFT_ASSERT(reserve_in, "rnn_backward needs the reserve a training forward filled (its forward ran with "
+                           "reserve == null, as inference)");
   float* reserve = const_cast<float*>(reserve_in);  // read only; Layout's accessors are shared with the forward
   float* dxg = (dx || want_ih) ? workspace + L.dxg : nullptr;
   float* dhg_base[2] = {nullptr, nullptr};
@@ -444,7 +444,9 @@ void backward_impl(const Exec& ex, const RnnGeometry& g, const float* x, const i
   }
 }
 
-void check_pointers(const char* op, const float* x, const float* y) { GRAFT_ASSERT(x && y, op, ": null input or output"); }
+void check_pointers(const char* op, const float* x, const float* y) {
+  GRAFT_ASSERT(x && y, op, ": null input or output");
+}
 
 }  // namespace
 

@@ -61,6 +61,8 @@ auto pytorch_block(const W& w, const RnnGeometry& g, int d, int tensor, int gate
 }
 
 void copy_weights_in(const RnnPlan& p, const RnnGeometry& g, const RnnWeights& w, float* space, cudaStream_t stream) {
+  // Whatever the blocks do not cover (alignment gaps) is zero, as in a freshly made space.
+  GRAFT_CUDA_CHECK(cudaMemsetAsync(space, 0, p.weight_bytes, stream));
   Copies c;
   for (const auto& b : p.blocks) {
     GRAFT_ASSERT(c.n < kMaxCopies, "too many weight blocks for one copy launch");
@@ -87,8 +89,8 @@ void copy_gradients_out(const RnnPlan& p, const RnnGeometry& g, const RnnGradien
 }
 
 __global__ void fill_lengths_kernel(int n, int32_t value, int32_t* out) {
-  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += static_cast<int>(gridDim.x * blockDim.x))
-    out[i] = value;
+  const int stride = static_cast<int>(gridDim.x * blockDim.x);
+  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += stride) out[i] = value;
 }
 
 // Zeros rows [b, t, :] at t >= length: the contract's padded outputs, whatever cuDNN leaves there.
@@ -96,7 +98,8 @@ __global__ void zero_padding_kernel(int batch, int steps, int features, const in
   const int64_t total = int64_t{batch} * steps * features;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t bt = i / features;
-    if (static_cast<int>(bt % steps) >= cuda::sequence_length(lengths, static_cast<int>(bt / steps), steps)) y[i] = 0.0f;
+    const int len = cuda::sequence_length(lengths, static_cast<int>(bt / steps), steps);
+    if (static_cast<int>(bt % steps) >= len) y[i] = 0.0f;
   }
 }
 

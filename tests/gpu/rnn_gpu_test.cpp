@@ -104,18 +104,24 @@ void compute_reference(Problem& p) {
                    p.dx.data(), dw, workspace.data());
 }
 
-Problem make_problem(const RnnGeometry& g, bool with_lengths) {
+// Random inputs, weights and lengths (the first sequence has one step, the second all).
+Problem random_problem(const RnnGeometry& g, bool with_lengths) {
   Problem p;
   p.g = g;
   p.x = random_floats(size_t(g.input_numel()));
   p.dy = random_floats(size_t(g.output_numel()));
   if (with_lengths) {
     for (int b = 0; b < g.batch; ++b) p.lengths.push_back(random_int(1, g.steps));
-    p.lengths[0] = 1;  // the shortest and the longest always occur
+    p.lengths[0] = 1;
     if (g.batch > 1) p.lengths[1] = g.steps;
   }
   for (int d = 0; d < g.directions(); ++d)
     for (int k = 0; k < 4; ++k) p.params[d][k] = random_floats(tensor_size(g, k), -0.5f, 0.5f);
+  return p;
+}
+
+Problem make_problem(const RnnGeometry& g, bool with_lengths) {
+  Problem p = random_problem(g, with_lengths);
   compute_reference(p);
   return p;
 }
@@ -157,8 +163,12 @@ struct DeviceLayer {
   DeviceArray<float> params[2][4], dparams[2][4];
 
   DeviceLayer(Ops& ops, const Problem& p)
-      : x(to_device(p.x)), dy(to_device(p.dy)), y(poisoned_device(p.y.size())), dx(poisoned_device(p.dx.size())),
-        reserve(poisoned_device(ops.rnn_reserve_floats(p.g))), workspace(poisoned_device(ops.rnn_workspace_floats(p.g))) {
+      : x(to_device(p.x)),
+        dy(to_device(p.dy)),
+        y(poisoned_device(size_t(p.g.output_numel()))),
+        dx(poisoned_device(size_t(p.g.input_numel()))),
+        reserve(poisoned_device(ops.rnn_reserve_floats(p.g))),
+        workspace(poisoned_device(ops.rnn_workspace_floats(p.g))) {
     if (!p.lengths.empty()) lengths = to_device(p.lengths);
     for (int d = 0; d < p.g.directions(); ++d)
       for (int k = 0; k < 4; ++k) {
@@ -308,8 +318,8 @@ TEST_F(RnnGpu, BadCallsAreNamed) {
 Result emulate(const Problem& p, const Want& want) {
   const RnnGeometry& g = p.g;
   Result r;
-  r.y = poisoned(p.y.size());
-  r.dx = poisoned(p.dx.size());
+  r.y = poisoned(size_t(g.output_numel()));
+  r.dx = poisoned(size_t(g.input_numel()));
   RnnGradients dw;
   for (int d = 0; d < g.directions(); ++d) {
     for (int k = 0; k < 4; ++k) r.dparams[d][k] = poisoned(p.params[d][k].size());
@@ -318,7 +328,8 @@ Result emulate(const Problem& p, const Want& want) {
     dw.b_ih[d] = r.dparams[d][2].data();
     dw.b_hh[d] = r.dparams[d][3].data();
   }
-  std::vector<float> reserve = poisoned(cuda::rnn_reserve_floats(g)), workspace = poisoned(cuda::rnn_workspace_floats(g));
+  std::vector<float> reserve = poisoned(cuda::rnn_reserve_floats(g));
+  std::vector<float> workspace = poisoned(cuda::rnn_workspace_floats(g));
   float* keep = want.training ? reserve.data() : nullptr;
   cuda::host_emulation::rnn_forward(g, p.x.data(), p.host_lengths(), p.weights(), r.y.data(), keep, workspace.data());
   if (want.training)
@@ -337,6 +348,29 @@ TEST(NativeKernelEmulation, RnnAgainstTheCpuReference) {
     }
 }
 
+// The emulated backward against central differences of the emulated forward (of
+// L = sum y * dy), for x and every weight: the step loop's calculus on its own, whatever
+// the reference says.
+TEST(NativeKernelEmulation, RnnGradientsMatchFiniteDifferences) {
+  for (RnnCell cell : {RnnCell::LSTM, RnnCell::GRU}) {
+    const RnnGeometry g = geometry(cell, 3, 4, 3, 5, true);
+    SCOPED_TRACE(describe(g, true));
+    Problem p = random_problem(g, true);
+    const Result r = emulate(p, Want{});
+    std::vector<float> y(p.dy.size()), workspace(cuda::rnn_workspace_floats(g));
+    auto loss = [&] {
+      cuda::host_emulation::rnn_forward(g, p.x.data(), p.host_lengths(), p.weights(), y.data(), nullptr,
+                                        workspace.data());
+      return dot(y, p.dy);
+    };
+    expect_gradient_close(r.dx, numerical_gradient(p.x, loss), "dx");
+    for (int d = 0; d < 2; ++d)
+      for (int k = 0; k < 4; ++k)
+        expect_gradient_close(r.dparams[d][k], numerical_gradient(p.params[d][k], loss),
+                              std::string(kTensorNames[k]) + (d ? "_reverse" : ""));
+  }
+}
+
 TEST(NativeKernelEmulation, RnnLengthsOutsideTheBatchAreNamed) {
   const RnnGeometry g = geometry(RnnCell::GRU, 2, 3, 2, 2, true);
   const auto x = random_floats(size_t(g.input_numel()));
@@ -351,7 +385,8 @@ TEST(NativeKernelEmulation, RnnLengthsOutsideTheBatchAreNamed) {
   }
   std::vector<float> y(size_t(g.output_numel())), workspace(cuda::rnn_workspace_floats(g));
   const std::vector<int32_t> zero = {3, 0};
-  expect_error([&] { cuda::host_emulation::rnn_forward(g, x.data(), zero.data(), w, y.data(), nullptr, workspace.data()); },
+  expect_error(
+      [&] { cuda::host_emulation::rnn_forward(g, x.data(), zero.data(), w, y.data(), nullptr, workspace.data()); },
                {"rnn_forward", "sequence 1 has length 0", "1..3"});
 }
 
