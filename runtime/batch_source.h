@@ -33,6 +33,10 @@ class BatchSource {
   // Fills up to `max` examples into images [n, H, W, C] and labels [n]; returns n, 0 at the
   // end of the epoch.
   virtual int64_t next_batch(int64_t max, float* images, int32_t* labels) = 0;
+  // Sequences: the lengths of the examples the last next_batch returned (n of them, each
+  // 1..steps), valid until the next call; null when every example has all its steps (image
+  // sources). The caller hands them to the executor with the batch (Executor::set_lengths).
+  virtual const int32_t* batch_lengths() const { return nullptr; }
   // Examples skipped in this epoch because they could not be read (--bad-images skip).
   virtual int64_t skipped() const { return 0; }
   // Positions of this epoch's order consumed so far, unreadable ones included: what a
@@ -96,16 +100,23 @@ class InMemorySource final : public BatchSource {
   int64_t next_batch(int64_t max, float* images, int32_t* labels) override {
     const int64_t n = std::min<int64_t>(max, static_cast<int64_t>(order_.size()) - cursor_);
     if (n <= 0) return 0;
-    gather_batch(data_, std::span<const int64_t>(order_).subspan(size_t(cursor_), size_t(n)), images, labels);
+    const auto rows = std::span<const int64_t>(order_).subspan(size_t(cursor_), size_t(n));
+    gather_batch(data_, rows, images, labels);
+    if (!data_.lengths.empty()) {
+      lengths_.resize(size_t(n));
+      for (size_t i = 0; i < rows.size(); ++i) lengths_[i] = data_.lengths[size_t(rows[i])];
+    }
     cursor_ += n;
     return n;
   }
+  const int32_t* batch_lengths() const override { return data_.lengths.empty() ? nullptr : lengths_.data(); }
   int64_t position() const override { return cursor_; }
   const Dataset& dataset() const { return data_; }
 
  private:
   Dataset data_;
   std::vector<int64_t> order_;
+  std::vector<int32_t> lengths_;  // the last batch's, when the data has lengths
   int64_t cursor_ = 0;
 };
 

@@ -78,6 +78,7 @@ Dataset take(const Dataset& d, const std::vector<int64_t>& indices) {
   for (size_t i = 0; i < indices.size(); ++i) {
     const size_t src = static_cast<size_t>(indices[i]);
     out.labels[i] = d.labels[src];
+    if (!d.lengths.empty()) out.lengths.push_back(d.lengths[src]);  // sequences keep their lengths
     if (per) std::memcpy(out.images.data() + i * per, d.images.data() + src * per, per * sizeof(float));
   }
   return out;
@@ -86,6 +87,8 @@ Dataset take(const Dataset& d, const std::vector<int64_t>& indices) {
 void check_consistent(const Dataset& d, const char* what) {
   if (d.images.shape.rank() < 1 || d.images.shape[0] != d.size())
     fail(what, ": dataset ", d.origin, " has images of shape ", d.images.shape.str(), " but ", d.size(), " labels");
+  if (!d.lengths.empty() && static_cast<int64_t>(d.lengths.size()) != d.size())
+    fail(what, ": dataset ", d.origin, " has ", d.lengths.size(), " sequence lengths for ", d.size(), " examples");
 }
 
 }  // namespace

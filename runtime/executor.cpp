@@ -134,6 +134,20 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   }
 
   check_chunking();
+  for (int n = first_; n <= last_; ++n) reads_lengths_ = reads_lengths_ || model_.nodes()[n].layer->reads_sequence_lengths();
+  // Cached features carry no lengths: a node after the cut that reads them would see full
+  // sequences. (A cut after the pool, where no running node reads lengths, is fine.)
+  if (reads_lengths_ && first_ > 0)
+    for (int n = first_; n <= last_; ++n)
+      if (model_.nodes()[n].layer->reads_sequence_lengths())
+        fail("cannot start after '", model_.nodes()[first_ - 1].name, "' (cached features, --cache-features): '",
+             model_.nodes()[n].name, "' reads the sequences' lengths, which cached features do not carry; freeze up to "
+             "the pool or train without caching features");
+  if (reads_lengths_) {
+    lengths_ = PoolBuffer(model_.pool(), size_t(options_.batch) * sizeof(int32_t), "input");
+    staged_lengths_.resize(size_t(options_.batch));
+    host_lengths_.resize(size_t(options_.batch));
+  }
   plan_memory();
   node_ops_.assign(size_t(N), ops_);
   chosen_.assign(size_t(N), "");
@@ -194,7 +208,8 @@ Executor::Executor(Model& model, ExecutorOptions options) : model_(model), optio
   plan_.optimizer_bytes = size_t(trainable_count_) * sizeof(float) * size_t(options_.optimizer_state_per_param);
   plan_.workspace_bytes = workspace_.bytes();
   for (const auto& e : emulations_) plan_.workspace_bytes += e->scratch_bytes();
-  plan_.io_bytes = input_.bytes() + labels_.bytes() + targets_.bytes() + raw_images_.bytes() + raw_warps_.bytes();
+  plan_.io_bytes =
+      input_.bytes() + labels_.bytes() + targets_.bytes() + raw_images_.bytes() + raw_warps_.bytes() + lengths_.bytes();
   backward_calls_.assign(N, 0);
   ctx_.seed = options_.seed;
   if (!options_.class_weights.empty()) {
@@ -283,6 +298,7 @@ void Executor::plan_memory() {
   act_.assign(N, {});
   grad_.assign(N, {});
   scratch_.assign(N, {});
+  reserve_.assign(N, {});
   std::vector<Interval> tensors;
   for (int n = first_; n <= last_; ++n) {
     const size_t bytes = aligned(size_t(shapes_[n].numel() / options_.batch * planned_batch(n)) * sizeof(float));
@@ -306,6 +322,15 @@ void Executor::plan_memory() {
     tensors.push_back(Interval{bytes, begin, bwd_time(n), &grad_[n].offset});
     plan_.unplanned_bytes += bytes;
     if (consumers_[n].size() > 1) tensors.push_back(Interval{bytes, begin, bwd_time(n), &scratch_[n].offset});
+    // What the forward keeps for this backward (a recurrent layer's states): only nodes
+    // whose backward runs have one, so a frozen recurrent base runs like inference.
+    const size_t reserve = model_.nodes()[n].layer->reserve_floats_for(model_.node_input_shapes(n, shapes_, options_.batch), *ops_);
+    if (reserve) {
+      const size_t rbytes = aligned(reserve * sizeof(float));
+      tensors.push_back(Interval{rbytes, n, bwd_time(n), &reserve_[n].offset});
+      plan_.unplanned_bytes += rbytes;
+      plan_.reserve_bytes += rbytes;
+    }
   }
   plan_.arena_bytes = assign_offsets(tensors);
   if (plan_.arena_bytes) arena_ = PoolBuffer(model_.pool(), plan_.arena_bytes, "activations");

@@ -91,6 +91,7 @@ struct PlanSummary {
   size_t optimizer_bytes = 0;
   size_t workspace_bytes = 0;
   size_t io_bytes = 0;           // input batch, labels, targets
+  size_t reserve_bytes = 0;      // part of arena_bytes: what layers keep from forward for backward (recurrent layers)
   size_t peak_bytes() const {
     return arena_bytes + parameter_bytes + gradient_bytes + optimizer_bytes + workspace_bytes + io_bytes;
   }
@@ -124,6 +125,14 @@ class Executor {
   // With raw_input: where the caller writes uint8 images [batch, H, W, 3] and their warps.
   uint8_t* raw_images();
   math::WarpExample* raw_warps();
+  // Sequences: the per-example lengths of the batch just written to input()
+  // (BatchSource::batch_lengths(); null: every example has all its steps). They apply to the
+  // next forward only, so a batch without lengths never inherits the last one's. Each must
+  // be 1..steps (the model input's first sample dimension); a batch whose lengths are all
+  // full counts as one without. Models with no layer that reads lengths ignore them.
+  void set_lengths(const int32_t* lengths, int64_t n);
+  // Whether the last forward ran with lengths (some sequence shorter than the input's steps).
+  bool has_lengths() const { return ctx_.lengths != nullptr; }
 
   // Forward over the first n <= batch examples of input().
   void forward(int64_t n, bool training, int64_t step);
@@ -132,7 +141,9 @@ class Executor {
   void backward(int64_t n);
   // forward(n, true, step) then backward(n). With step graphs on (set_step_graphs), a full
   // batch on a device runs as a CUDA graph: the second full step is captured, every later
-  // one replays it (the batch and the step count are copied in first).
+  // one replays it (the batch and the step count are copied in first). A batch with
+  // sequence lengths (set_lengths) runs step by step: the library's RNN calls take the
+  // lengths on the host, which a recording would bake in; full-length batches still replay.
   // check_finite and profiling run as they are (their checks wait for the device).
   // hooks (may be null): `before` runs every step first, outside any recording (the
   // optimizer's host half and uploads); `after` issues device work after the backward (the
@@ -253,7 +264,7 @@ class Executor {
   std::vector<Shape> shapes_;  // per node, at the full batch
   std::vector<NodeDecision> decisions_;
   std::vector<std::vector<int>> consumers_;
-  std::vector<Slot> act_, grad_, scratch_;
+  std::vector<Slot> act_, grad_, scratch_, reserve_;
   std::vector<int64_t> grad_offset_;  // per param: floats into grads_, -1 when frozen
   std::vector<ParamSegment> segments_;
   int64_t trainable_count_ = 0;
@@ -261,6 +272,14 @@ class Executor {
   PlanSummary plan_;
   PoolBuffer arena_, grads_, workspace_, input_, labels_, targets_;
   PoolBuffer raw_images_, raw_warps_;  // raw_input: in the model's memory (the device's, or the host's)
+  // Sequence lengths: in the model's memory when a node reads them; the staged batch's on
+  // the host (set_lengths), and the running batch's host copy the kernels are given.
+  PoolBuffer lengths_;
+  std::vector<int32_t> staged_lengths_, host_lengths_;
+  bool lengths_staged_ = false;
+  bool reads_lengths_ = false;  // some node that runs reads ExecContext::lengths
+  void activate_lengths();
+  void check_model_input(const float* host, int64_t n) const;
   Ops* ops_ = nullptr;  // the backend's kernels
   std::unique_ptr<Ops> owned_ops_, owned_second_;  // the backend's; the second: auto's native
   std::vector<std::unique_ptr<Bf16EmulationOps>> emulations_;  // --precision bf16 around them

@@ -170,6 +170,7 @@ void Executor::write_step_counter(int64_t step) {
 void Executor::forward(int64_t n, bool training, int64_t step) {
   begin_step(n, training, step);
   if (on_device_ && !keep_input_) upload_input(n);  // the batch the caller staged
+  activate_lengths();
   write_step_counter(step);
   if (options_.raw_input) {  // the augmentation, where the model is
     const Shape& s = model_.sample_shape();
@@ -206,7 +207,18 @@ void Executor::forward_node(int k, int64_t n, int64_t row) {
   a.output_shape = shapes_[k].with_batch(n);
   for (int p : model_.node_params(k)) a.params.push_back(model_.param_data(p));
   a.workspace = workspace_.floats();
+  // A backward follows only in training; an inference forward keeps nothing.
+  a.reserve = ctx_.training && options_.training ? at(reserve_[k]) : nullptr;
+  // A chunk's sequences are the batch's rows from `row` on.
+  const int32_t* lengths = ctx_.lengths;
+  const int32_t* host_lengths = ctx_.host_lengths;
+  if (lengths) {
+    ctx_.lengths += row;
+    ctx_.host_lengths += row;
+  }
   node.layer->forward(a);
+  ctx_.lengths = lengths;
+  ctx_.host_lengths = host_lengths;
   if (profiling_) marks_.emplace_back(k, ops_->mark());
   if (options_.check_finite && first_nonfinite_node_ < 0 && ops_->any_nonfinite(a.output_shape.numel(), a.output))
     first_nonfinite_node_ = k;
@@ -253,8 +265,48 @@ void Executor::refuse_bad_label() const {
        "the head (--head ...,dense:N) or the checkpoint's class map");
 }
 
+void Executor::set_lengths(const int32_t* lengths, int64_t n) {
+  GRAFT_ASSERT(n >= 0 && n <= options_.batch, "lengths of ", n, " examples in a plan for ", options_.batch);
+  lengths_staged_ = false;
+  if (!lengths || !reads_lengths_) return;
+  const int64_t steps = model_.sample_shape()[0];
+  bool full = true;
+  for (int64_t i = 0; i < n; ++i) {
+    if (lengths[i] < 1 || lengths[i] > steps)
+      fail("example ", i, " of the batch has sequence length ", lengths[i], "; lengths must be 1 to the input's ", steps,
+           " steps (", model_.architecture(), ")");
+    full = full && lengths[i] == steps;
+    staged_lengths_[size_t(i)] = lengths[i];
+  }
+  // Rows past n (a short last batch) are never read by a loss, but the kernels run over
+  // them at full length.
+  std::fill(staged_lengths_.begin() + n, staged_lengths_.end(), int32_t(steps));
+  lengths_staged_ = !full;
+}
+
+// The staged lengths become the running batch's (ExecContext::lengths), or none: they apply
+// to one forward. The host copy stays as it is until the next forward.
+void Executor::activate_lengths() {
+  ctx_.lengths = ctx_.host_lengths = nullptr;
+  if (!std::exchange(lengths_staged_, false)) return;
+  host_lengths_ = staged_lengths_;
+  ops_->upload(lengths_.get(), host_lengths_.data(), host_lengths_.size() * sizeof(int32_t));
+  ctx_.lengths = static_cast<const int32_t*>(lengths_.get());
+  ctx_.host_lengths = host_lengths_.data();
+}
+
+// Layers fed by the model input check it on the host (an embedding's ids) before it is
+// copied in, so no kernel meets a bad value. On the CPU they check it as they run.
+void Executor::check_model_input(const float* host, int64_t n) const {
+  if (first_ != 0) return;
+  for (int k = first_; k <= last_; ++k)
+    for (int i : model_.nodes()[k].inputs)
+      if (i == kModelInput) model_.nodes()[k].layer->check_model_input(host, input_shape(n));
+}
+
 void Executor::upload_input(int64_t n, bool images) {
   if (!on_device_) return;
+  if (images && !options_.raw_input) check_model_input(input(), n);
   if (!images) {
     GRAFT_ASSERT(!options_.raw_input, "device images with raw (uint8) input");
   } else if (options_.raw_input) {
@@ -379,6 +431,7 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
     a.dparams.push_back(grad_offset_[p] >= 0 ? grads_.floats() + grad_offset_[p] : nullptr);
   }
   a.workspace = workspace_.floats();
+  a.reserve = at(reserve_[k]);
   node.layer->backward(a);
   for (int i : accumulate) {
     const int64_t count = shapes_[i].with_batch(n).numel();
@@ -399,7 +452,8 @@ void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks)
     backward(n);
     if (hooks && hooks->after) hooks->after();
   };
-  const bool graphable = step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_;
+  const bool graphable =
+      step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_ && !lengths_staged_;
   if (!graphable || (graph_ < 0 && full_steps_++ == 0)) return run();  // the first full step plans and allocates
   if (!keep_input_) upload_input(n);
   refuse_bad_label();  // the replayed loss reads these labels on the device

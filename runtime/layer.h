@@ -32,6 +32,7 @@ struct ParamSpec {
   // gets a gradient (BatchNorm's running statistics). Forward may update it.
   bool buffer = false;
   float std = 0;  // Normal's standard deviation
+  int64_t zero_row = -1;  // >= 0: this row (first dimension) starts at zero (an embedding's padding_idx)
 };
 
 // What one forward or backward call sees. Shapes include the batch dimension.
@@ -47,6 +48,11 @@ struct ExecContext {
   // replayed, so recorded kernels read the step they run in. A layer that draws random
   // numbers passes it (and node_index) to its kernels; null: it uses `step`.
   const int64_t* step_counter = nullptr;
+  // Sequences: the batch's per-example lengths (1..steps of the model input's first sample
+  // dimension), in the Ops' memory and on the host (cuDNN wants both); both null: every
+  // example has all its steps. Layers that read them say so (Layer::reads_sequence_lengths).
+  const int32_t* lengths = nullptr;
+  const int32_t* host_lengths = nullptr;
 
   // The kernels every layer calls: `ops`, else graft::cpu_ops(reference_kernels).
   Ops& kernels() const;
@@ -60,6 +66,9 @@ struct ForwardArgs {
   Shape output_shape;
   std::vector<float*> params;       // every ParamSpec in order, buffers included
   float* workspace = nullptr;
+  // What the forward keeps for this node's backward (Layer::reserve_floats_for), planned from
+  // the forward to the backward; null when no backward follows (inference, a frozen prefix).
+  float* reserve = nullptr;
 };
 
 struct BackwardArgs {
@@ -73,6 +82,7 @@ struct BackwardArgs {
   std::vector<const float*> params;
   std::vector<float*> dparams;       // overwrite; null = frozen or a buffer: compute nothing for it
   float* workspace = nullptr;
+  float* reserve = nullptr;          // the forward's (ForwardArgs::reserve)
 };
 
 // How a layer treats the order of its input's features, so Model::finalize can tell a
@@ -101,6 +111,16 @@ class Layer {
   virtual size_t workspace_floats(const std::vector<Shape>& inputs) const { return 0; }
   // The workspace these inputs need from `ops` (a backend may need more or less than the CPU).
   virtual size_t workspace_floats_for(const std::vector<Shape>& inputs, Ops& ops) const { return workspace_floats(inputs); }
+
+  // Floats the forward keeps for the backward besides the output (a recurrent layer's gates
+  // and states), when a backward will run; planned in the arena from forward to backward.
+  virtual size_t reserve_floats_for(const std::vector<Shape>& /*inputs*/, Ops& /*ops*/) const { return 0; }
+  // Whether forward or backward reads ExecContext::lengths (sequence layers).
+  virtual bool reads_sequence_lengths() const { return false; }
+  // Checks a batch of the model's input on the host before any kernel reads it, for a layer
+  // fed by the model input (an embedding's ids); throws graft::Error naming the layer, the
+  // example and the value. Default: nothing to check.
+  virtual void check_model_input(const float* /*host*/, const Shape& /*shape*/) const {}
 
   // What backward reads, so the planner keeps exactly those activations alive.
   virtual bool backward_reads_inputs() const { return true; }

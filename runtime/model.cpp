@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <numbers>
@@ -132,6 +133,10 @@ void Model::initialize_node(int n, uint64_t seed, float* host) {
         case ParamInit::Zeros: data[i] = 0.0f; break;
         case ParamInit::Ones: data[i] = 1.0f; break;
       }
+    }
+    if (s.zero_row >= 0) {  // nn.Embedding's padding_idx row starts at zero
+      const int64_t row = count / s.shape[0];
+      std::fill(data + s.zero_row * row, data + (s.zero_row + 1) * row, 0.0f);
     }
   }
 }
