@@ -26,6 +26,7 @@
 #include "layers/conv2d.h"
 #include "layers/dense.h"
 #include "layers/head.h"
+#include "layers/sequence_spec.h"
 #include "layers/simple_layers.h"
 #include "base/error.h"
 
@@ -211,7 +212,8 @@ const std::map<std::string, Architecture>& architectures() {
 [[noreturn]] void unknown(const std::string& name) {
   std::string names;
   for (const auto& n : known_architectures()) names += (names.empty() ? "" : ", ") + n;
-  fail("--model '", name, "' is not a known architecture; known: ", names);
+  fail("--model '", name, "' is not a known architecture; known: ", names,
+       ", or a sequence model spec such as 'lstm:128x2,last,dense:N' (layers/sequence_spec.h)");
 }
 
 }  // namespace
@@ -221,12 +223,14 @@ std::vector<std::string> known_architectures() {
 }
 
 std::vector<std::string> backbone_patterns(const std::string& architecture) {
+  if (is_sequence_spec(architecture)) return sequence_backbone_patterns(architecture);
   auto it = architectures().find(architecture);
   if (it == architectures().end()) unknown(architecture);
   return it->second.backbone_globs;
 }
 
 std::unique_ptr<Model> build_model(const ModelSpec& spec, MemoryPool& pool) {
+  if (is_sequence_spec(spec.architecture)) return build_sequence_model(spec, pool);
   auto it = architectures().find(spec.architecture);
   if (it == architectures().end()) unknown(spec.architecture);
   if (spec.num_classes < 1) fail("model ", spec.architecture, " needs at least one class, got ", spec.num_classes);

@@ -3,6 +3,7 @@
 //   fmnist_cnn            the built-in transfer demo's small CNN
 //   vgg11 vgg13 vgg16 vgg19       torchvision's VGG (configurations A, B, D, E, no BN)
 //   resnet18 resnet34 resnet50    torchvision's ResNet (BasicBlock / Bottleneck v1.5)
+//   lstm:128x2,last,dense:N ...   sequence models by spec (grammar: layers/sequence_spec.h)
 //
 // Every parameter and buffer is named as in torchvision's state_dict, with its shape, so a
 // torchvision checkpoint saved as safetensors loads directly (load_parameters).
@@ -14,6 +15,7 @@
 //   resnet*     backbone: conv1, bn1, relu, maxpool, layer1 ... layer4 (output
 //               [N, H/32, W/32, 512 or 2048]); top: avgpool (global), fc
 //   fmnist_cnn  backbone: conv1 ... pool2; top: flatten, fc1, relu3, fc2
+//   sequences   backbone: embedding, lstm/gru ..., pool; top: what follows the pool
 // ModelSpec::head (non-empty) replaces the top with a grafted head (layers/head.h) named
 // head.0, head.1, ... . include_top=false with no head gives the backbone alone: its
 // output is a feature map, for feature extraction (training needs logits, so a head).
@@ -47,7 +49,7 @@ std::vector<std::string> known_architectures();
 
 // Node-name globs (for resolve_freeze_patterns) that select the architecture's backbone
 // as described above: vgg* {"features.*"}, resnet* {"conv1", "bn1", "layer*"},
-// fmnist_cnn {"conv*"}.
+// fmnist_cnn {"conv*"}, a sequence spec its embedding and recurrent layers ({"lstm"}).
 std::vector<std::string> backbone_patterns(const std::string& architecture);
 
 }  // namespace graft

@@ -1,0 +1,210 @@
+// Recurrent layers: parameters by PyTorch's names, the stacked layers one kernel call each,
+// and the node's reserve (what backward reads) laid out per stacked layer.
+#include "layers/recurrent.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "kernels/common/elementwise.h"
+
+namespace graft {
+
+namespace {
+
+constexpr size_t kPad = 64;  // floats: every buffer in the reserve and workspace starts aligned
+size_t padded(size_t floats) { return (floats + kPad - 1) / kPad * kPad; }
+
+// [N, steps, features], or an image [N, H, W, C] read as H steps of W*C features.
+void sequence_dims(const Shape& in, int64_t& batch, int64_t& steps, int64_t& features) {
+  batch = in[0];
+  steps = in[1];
+  features = in.numel() / std::max<int64_t>(batch * steps, 1);
+}
+
+}  // namespace
+
+Recurrent::Recurrent(std::string name, int input_features, RecurrentOptions o)
+    : Layer(std::move(name)), input_(input_features), options_(o) {
+  if (input_features < 1 || o.hidden < 1 || o.layers < 1)
+    fail("layer ", this->name(), ": ", kind(), " needs positive input, hidden size and layer count, got input ",
+         input_features, ", hidden ", o.hidden, ", ", o.layers, " layers");
+  if (!(o.dropout >= 0.0f && o.dropout < 1.0f))
+    fail("layer ", this->name(), ": dropout between layers must be in [0, 1), got ", o.dropout);
+}
+
+std::string Recurrent::describe() const {
+  return detail::concat(kind(), " ", input_, "->", options_.hidden, options_.layers > 1 ? detail::concat("x", options_.layers) : "",
+                        options_.bidirectional ? " bi" : "",
+                        options_.dropout > 0 && options_.layers > 1 ? detail::concat(" dropout ", options_.dropout) : "");
+}
+
+std::string Recurrent::training_randomness() const {
+  return draws_random_numbers() ? detail::concat("(", kind(), ", dropout ", options_.dropout, " between layers) is random in training")
+                                : "";
+}
+
+Shape Recurrent::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = inputs.at(0);
+  int64_t batch = 0, steps = 0, features = 0;
+  if (in.rank() == 3 || in.rank() == 4) sequence_dims(in, batch, steps, features);
+  if ((in.rank() != 3 && in.rank() != 4) || features != input_)
+    fail("layer ", name(), " (", describe(), ") expects a sequence [N, steps, ", input_, "] (or an image [N, H, W, C] with W*C = ",
+         input_, ", read a row per step), got ", in.str());
+  return Shape{batch, steps, int64_t{output_features()}};
+}
+
+RnnGeometry Recurrent::geometry(const Shape& in, int l) const {
+  RnnGeometry g;
+  g.cell = options_.cell;
+  g.batch = static_cast<int>(in[0]);
+  g.steps = static_cast<int>(in[1]);
+  g.input = layer_input(l);
+  g.hidden = options_.hidden;
+  g.bidirectional = options_.bidirectional;
+  return g;
+}
+
+std::vector<ParamSpec> Recurrent::param_specs() const {
+  const int64_t gh = int64_t{options_.cell == RnnCell::LSTM ? 4 : 3} * options_.hidden;
+  std::vector<ParamSpec> specs;
+  for (int l = 0; l < options_.layers; ++l)
+    for (int d = 0; d < (options_.bidirectional ? 2 : 1); ++d) {
+      const std::string suffix = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      auto spec = [&](const std::string& n, Shape s) {
+        specs.push_back(ParamSpec{n + suffix, s, s, ParamInit::UniformFanIn, options_.hidden});
+      };
+      spec("weight_ih", Shape{gh, layer_input(l)});
+      spec("weight_hh", Shape{gh, options_.hidden});
+      spec("bias_ih", Shape{gh});
+      spec("bias_hh", Shape{gh});
+    }
+  return specs;
+}
+
+Recurrent::ReserveLayout Recurrent::reserve_layout(const Shape& in, Ops& ops) const {
+  ReserveLayout r;
+  const size_t between = padded(size_t(in[0] * in[1] * output_features()));
+  for (int l = 0; l < options_.layers; ++l) {
+    r.kernel.push_back(r.total);
+    r.total += padded(ops.rnn_reserve_floats(geometry(in, l)));
+    if (l == options_.layers - 1) break;
+    r.output.push_back(r.total);
+    r.total += between;
+    r.next_input.push_back(options_.dropout > 0 ? r.total : r.output.back());
+    if (options_.dropout > 0) r.total += between;
+  }
+  return r;
+}
+
+size_t Recurrent::reserve_floats_for(const std::vector<Shape>& inputs, Ops& ops) const {
+  return reserve_layout(inputs.at(0), ops).total;
+}
+
+// Two buffers of one layer's output (inference's outputs between layers, backward's
+// gradients between layers), then the kernels' scratch.
+size_t Recurrent::workspace_floats_for(const std::vector<Shape>& inputs, Ops& ops) const {
+  const Shape& in = inputs.at(0);
+  size_t kernel = 0;
+  for (int l = 0; l < options_.layers; ++l) kernel = std::max(kernel, ops.rnn_workspace_floats(geometry(in, l)));
+  const size_t between = options_.layers > 1 ? 2 * padded(size_t(in[0] * in[1] * output_features())) : 0;
+  return between + kernel;
+}
+
+RnnWeights Recurrent::weights(const std::vector<const float*>& p, int l) const {
+  RnnWeights w;
+  const int dirs = options_.bidirectional ? 2 : 1;
+  for (int d = 0; d < dirs; ++d) {
+    const size_t base = size_t(l * dirs + d) * 4;
+    w.w_ih[d] = p[base];
+    w.w_hh[d] = p[base + 1];
+    w.b_ih[d] = p[base + 2];
+    w.b_hh[d] = p[base + 3];
+  }
+  return w;
+}
+
+RnnWeights Recurrent::weights(const std::vector<float*>& p, int l) const {
+  return weights(std::vector<const float*>(p.begin(), p.end()), l);
+}
+
+// Each stacked layer's dropout draws its own mask from the node's stream.
+uint64_t Recurrent::dropout_seed(uint64_t seed, int l) const { return seed ^ (0x9E3779B97F4A7C15ull * uint64_t(l + 1)); }
+
+void Recurrent::forward(const ForwardArgs& a) {
+  const ExecContext& c = *a.ctx;
+  Ops& ops = c.kernels();
+  const Shape& in = a.input_shapes[0];
+  const bool drop = c.training && options_.dropout > 0;
+  const int64_t between = in[0] * in[1] * output_features();
+  const ReserveLayout r = a.reserve ? reserve_layout(in, ops) : ReserveLayout{};
+  float* buf[2] = {a.workspace, a.workspace + (options_.layers > 1 ? padded(size_t(between)) : 0)};
+  float* scratch = a.workspace + (options_.layers > 1 ? 2 * padded(size_t(between)) : 0);
+  const float* x = a.inputs[0];
+  for (int l = 0; l < options_.layers; ++l) {
+    const bool last = l == options_.layers - 1;
+    // Without a reserve (no backward follows) the outputs between layers take turns in the
+    // workspace's two buffers, each written while the other is read.
+    float* y = last ? a.output : a.reserve ? a.reserve + r.output[size_t(l)] : (x == buf[0] ? buf[1] : buf[0]);
+    ops.rnn_forward(geometry(in, l), x, c.host_lengths, c.lengths, weights(a.params, l), y,
+                    a.reserve ? a.reserve + r.kernel[size_t(l)] : nullptr, scratch);
+    if (last) break;
+    x = y;
+    if (!drop) continue;
+    float* next = a.reserve ? a.reserve + r.next_input[size_t(l)] : (y == buf[0] ? buf[1] : buf[0]);
+    const uint64_t seed = dropout_seed(c.seed, l);
+    if (c.step_counter)
+      ops.dropout_forward_at(between, options_.dropout, seed, c.step_counter, c.node_index, y, next);
+    else
+      ops.dropout_forward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), y, next);
+    x = next;
+  }
+}
+
+void Recurrent::backward(const BackwardArgs& a) {
+  const ExecContext& c = *a.ctx;
+  Ops& ops = c.kernels();
+  GRAFT_ASSERT(a.reserve, "layer ", name(), ": backward without the forward's reserve");
+  const Shape& in = a.input_shapes[0];
+  const bool drop = c.training && options_.dropout > 0;
+  const int64_t between = in[0] * in[1] * output_features();
+  const ReserveLayout r = reserve_layout(in, ops);
+  float* buf[2] = {a.workspace, a.workspace + (options_.layers > 1 ? padded(size_t(between)) : 0)};
+  float* scratch = a.workspace + (options_.layers > 1 ? 2 * padded(size_t(between)) : 0);
+  const bool want_dw = a.dparams[0] != nullptr;
+  const float* dy = a.doutput;
+  for (int l = options_.layers - 1; l >= 0; --l) {
+    const bool last = l == options_.layers - 1;
+    const float* x = l == 0 ? a.inputs[0] : a.reserve + r.next_input[size_t(l - 1)];
+    const float* y = last ? a.output : a.reserve + r.output[size_t(l)];
+    float* dx = l == 0 ? a.dinputs[0] : (dy == buf[0] ? buf[1] : buf[0]);
+    RnnGradients dw;
+    if (want_dw) {
+      const RnnWeights p = weights(a.dparams, l);
+      for (int d = 0; d < 2; ++d) {
+        dw.w_ih[d] = const_cast<float*>(p.w_ih[d]);
+        dw.w_hh[d] = const_cast<float*>(p.w_hh[d]);
+        dw.b_ih[d] = const_cast<float*>(p.b_ih[d]);
+        dw.b_hh[d] = const_cast<float*>(p.b_hh[d]);
+      }
+    }
+    if (!dx && !want_dw) break;  // the first layer, when nothing below needs a gradient
+    ops.rnn_backward(geometry(in, l), x, c.host_lengths, c.lengths, weights(a.params, l), y, dy,
+                     a.reserve + r.kernel[size_t(l)], dx, dw, scratch);
+    if (l == 0) break;
+    dy = dx;  // the gradient of layer l-1's output after dropout; through the mask:
+    if (!drop) continue;
+    float* dpre = dx == buf[0] ? buf[1] : buf[0];
+    const uint64_t seed = dropout_seed(c.seed, l - 1);
+    if (c.step_counter)
+      ops.dropout_backward_at(between, options_.dropout, seed, c.step_counter, c.node_index, dx, dpre);
+    else
+      ops.dropout_backward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), dx, dpre);
+    dy = dpre;
+  }
+}
+
+std::string Recurrent::export_onnx(OnnxGraph&, const OnnxNodeArgs&) const {
+  fail("graft export: ", name(), " (", options_.cell == RnnCell::LSTM ? "LSTM" : "GRU", ") has no ONNX export yet");
+}
+
+}  // namespace graft
