@@ -282,6 +282,36 @@ TEST(FrozenRecurrent, NoGradientsNoReserveNoBackward) {
   }
 }
 
+// Dropout between stacked layers (PyTorch's dropout=): in training a function of (seed,
+// step, node), another mask each step; inference has none.
+TEST(SequenceDropout, BetweenLayersInTrainingOnly) {
+  HostPool pool;
+  ModelSpec spec;
+  spec.architecture = "lstm:6x2,dropout:0.5,last,dense:N";
+  spec.sample_shape = Shape{5, 3};
+  spec.num_classes = 3;
+  spec.seed = testing::test_seed();
+  auto model = build_model(spec, pool);
+  const int64_t batch = 3;
+  const auto x = testing::random_floats(size_t(batch * 15));
+  auto logits = [&](bool training, int64_t step) {
+    ExecutorOptions o;
+    o.batch = batch;
+    o.training = training;
+    o.seed = testing::test_seed();
+    Executor ex(*model, o);
+    std::copy(x.begin(), x.end(), ex.input());
+    ex.forward(batch, training, step);
+    return std::vector<float>(ex.output(), ex.output() + batch * 3);
+  };
+  const int64_t step = testing::random_int(0, 1000);
+  EXPECT_EQ(logits(true, step), logits(true, step));
+  EXPECT_NE(logits(true, step), logits(true, step + 1));
+  EXPECT_NE(logits(true, step), logits(false, step));
+  EXPECT_EQ(logits(false, step), logits(false, step + 1));
+  EXPECT_NE(model->nodes()[0].layer->training_randomness().find("dropout 0.5 between layers"), std::string::npos);
+}
+
 // Fashion-MNIST's shape read row by row: 28 steps of 28 pixels. Each class lights its own
 // band of columns on random rows of noise; an LSTM over the rows learns it.
 TEST(SequenceTraining, RowByRowLstmLearnsSeparableImages) {
