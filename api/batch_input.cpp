@@ -49,13 +49,13 @@ StagedBatch stage_batch(const api::Batch& b, const Model& model, int64_t capacit
   std::vector<int64_t> expected = {0};
   expected.insert(expected.end(), sample.dims.begin(), sample.dims.end());
   if (b.shape.size() != expected.size())
-    fail(c, ": Batch::shape must be {n, H, W, C} (NHWC), got ", dims(b.shape), "; the model takes {n, ",
-         dims(sample.dims).substr(1));
+    fail(c, ": Batch::shape must be ", sample.rank() == 2 ? "{n, steps, features}" : "{n, H, W, C} (NHWC)", ", got ",
+         dims(b.shape), "; the model takes {n, ", dims(sample.dims).substr(1));
   const int64_t n = b.shape[0];
   expected[0] = n;
   if (b.shape != expected)
     fail(c, ": the batch's shape ", dims(b.shape), " does not match the model's input ", dims(expected),
-         " (NHWC: n examples of ", dims(sample.dims), ")");
+         " (n examples of ", dims(sample.dims), ")");
   if (n < 1) fail(c, ": the batch holds ", n, " examples; give at least one");
   if (n > capacity)
     fail(c, ": the batch holds ", n, " examples, more than TrainSettings::batch ", capacity,
@@ -65,7 +65,7 @@ StagedBatch stage_batch(const api::Batch& b, const Model& model, int64_t capacit
 
   const int64_t per_example = sample.numel();
   const size_t count = size_t(n * per_example);
-  std::vector<uint8_t> image_copy, label_copy;
+  std::vector<uint8_t> image_copy, label_copy, lengths_copy;
   StagedBatch staged{n, false};
   if (!b.uint8 && b.memory == api::Memory::Device && device_input) {
     device_to_device(device_input, b.images, count * sizeof(float), b.stream, c + ": Batch::images");
@@ -98,6 +98,16 @@ StagedBatch stage_batch(const api::Batch& b, const Model& model, int64_t capacit
         fail(c, ": label ", l[i], " of example ", i, " is outside 0..", classes - 1, " (the model has ", classes,
              " classes)");
     std::memcpy(labels, l, size_t(n) * sizeof(int32_t));
+  }
+  if (b.lengths) {
+    const auto* l = static_cast<const int32_t*>(
+        on_host(b.lengths, size_t(n) * sizeof(int32_t), b, lengths_copy, c + ": Batch::lengths"));
+    const int64_t steps = sample[0];
+    for (int64_t i = 0; i < n; ++i)
+      if (l[i] < 1 || l[i] > steps)
+        fail(c, ": Batch::lengths[", i, "] is ", l[i], "; a sequence has 1 to ", steps,
+             " steps (the model input's first dimension)");
+    staged.lengths.assign(l, l + n);
   }
   return staged;
 }

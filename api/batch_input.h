@@ -2,6 +2,7 @@
 // device memory copied on the caller's stream, uint8 pixels normalized, labels checked.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "graft/graft.hpp"
 #include "runtime/model.h"
@@ -13,6 +14,7 @@ namespace graft::api_detail {
 struct StagedBatch {
   int64_t n = 0;
   bool images_on_device = false;
+  std::vector<int32_t> lengths;  // Batch::lengths on the host, checked; empty without
 };
 
 // Writes the batch's images (floats) and, when `with_labels`, its labels into `input` and

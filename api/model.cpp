@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "graft/graft.hpp"
 #include "layers/batchnorm.h"
+#include "layers/sequence_spec.h"
 #include "layers/zoo.h"
 #include "runtime/backend_registry.h"
 #include "runtime/checkpoint.h"
@@ -163,6 +164,7 @@ struct Model::Impl {
     float* device_input = pool->device() == graft::Device::CUDA ? ex.device_input() : nullptr;
     const auto staged =
         api_detail::stage_batch(batch, *model, ex.batch(), ex.input(), device_input, ex.labels(), with_labels, call);
+    ex.set_lengths(staged.lengths.empty() ? nullptr : staged.lengths.data(), staged.n);
     if (staged.images_on_device) {
       ex.upload_input(staged.n, /*images=*/false);
       ex.keep_input(true);
@@ -182,11 +184,16 @@ Model::Model(const ModelSpec& spec) : impl_(std::make_unique<Impl>()) {
   guarded([&] {
     Impl& m = *impl_;
     m.spec = spec;
+    const bool sequences = is_sequence_spec(spec.architecture);
+    const char* dims = sequences ? "{steps, features} (or {H, W, C}: H steps of W*C features)" : "{H, W, C}";
+    if (m.spec.input.empty() && sequences)
+      fail("ModelSpec::input: the sequence model '", spec.architecture, "' has no default input; give one example's ",
+           "{steps, features} ({steps, 1} token ids after an embedding)");
     if (m.spec.input.empty()) m.spec.input = default_input(spec.architecture);
-    if (m.spec.input.size() != 3)
-      fail("ModelSpec::input must be one example's {H, W, C}, got ", m.spec.input.size(), " numbers");
+    if (m.spec.input.size() != 3 && !(sequences && m.spec.input.size() == 2))
+      fail("ModelSpec::input must be one example's ", dims, ", got ", m.spec.input.size(), " numbers");
     for (int64_t d : m.spec.input)
-      if (d < 1) fail("ModelSpec::input must hold positive sizes {H, W, C}, got ", d);
+      if (d < 1) fail("ModelSpec::input must hold positive sizes ", dims, ", got ", d);
     if (spec.classes < 1) fail("ModelSpec::classes must be at least 1, got ", spec.classes);
     if (spec.device == Device::Cuda) {
 #if defined(GRAFT_HAVE_CUDA)

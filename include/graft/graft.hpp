@@ -51,7 +51,10 @@ enum class BatchNormPolicy { Train, FrozenStats, Frozen };
 
 struct ModelSpec {
   std::string architecture = "fmnist_cnn";  // a zoo name: fmnist_cnn, vgg11..vgg19, resnet18/34/50
-  std::vector<int64_t> input;               // one example's [H, W, C]; empty: the architecture's (28x28x1, 224x224x3)
+  // One example's [H, W, C] (images), or [steps, features] (sequence specs: "lstm:128x2,last,dense:N",
+  // "embedding:20000x64,pad:0,gru:64,bi,mean,dense:N" with [steps, 1] token ids; grammar in
+  // docs/library.md); empty: the architecture's (28x28x1, 224x224x3; a sequence spec has none).
+  std::vector<int64_t> input;
   int classes = 10;
   std::string head;                         // "" : the architecture's own top; else a head spec, e.g. "flatten,dense:128,relu,dense:N"
   bool include_top = true;
@@ -90,17 +93,20 @@ struct TrainSettings {
   float label_smoothing = 0.0f;
 };
 
-// A batch of n examples in NHWC order: floats, or uint8 pixels normalized on the way in.
-// Pointers are borrowed for the call only and copied in before it returns; `memory` says
-// where they point.
+// A batch of n examples in NHWC order (or [n, steps, features] for sequence models):
+// floats, or uint8 pixels normalized on the way in. Pointers are borrowed for the call only
+// and copied in before it returns; `memory` says where they point.
 struct Batch {
-  const void* images = nullptr;     // [n, H, W, C]
+  const void* images = nullptr;     // [n, H, W, C] or [n, steps, features]
   const int32_t* labels = nullptr;  // [n], 0 .. classes-1 (train_step, evaluate)
   std::vector<int64_t> shape;       // {n, H, W, C} of images: checked against the model's input
   Memory memory = Memory::Host;
   bool uint8 = false;               // images are uint8, normalized with `normalize`
   Normalize normalize = Normalize::Unit;
   void* stream = nullptr;           // cudaStream_t the caller's work on the batch runs on (Memory::Device)
+  // Sequences of different lengths: [n] real steps of each example, 1..steps, the rest of
+  // its rows padding that the model ignores; null: every example has all its steps.
+  const int32_t* lengths = nullptr;
 };
 
 struct StepResult {
@@ -155,7 +161,7 @@ class GRAFT_API Model {
 
   MemoryPlan planned_memory();
   int classes() const;
-  std::vector<int64_t> input_shape() const;       // [H, W, C]
+  std::vector<int64_t> input_shape() const;       // [H, W, C] or [steps, features]
   std::vector<std::string> parameter_names() const;
   // A copy of one parameter tensor (PyTorch's layout, as saved).
   std::vector<float> parameter(const std::string& name) const;
