@@ -60,8 +60,13 @@ struct Layout {
     dhrec = dhg + D * aligned(int64_t{T} * B * GH);
     carry = dhrec + D * aligned(BH);
     split = carry + D * aligned(BH);
-    split_floats = static_cast<int64_t>(
-        std::max(detail::gemm_workspace_floats(D * GH, I + 1, B * T), detail::gemm_workspace_floats(GH, H + 1, T * B)));
+    // The weight GEMMs' split-K slices, with or without the bias column (the split depends
+    // on the shape, so the larger of the two is kept).
+    size_t most = 0;
+    for (int bias = 0; bias < 2; ++bias)
+      most = std::max({most, detail::gemm_workspace_floats(D * GH, I + bias, B * T),
+                       detail::gemm_workspace_floats(GH, H + bias, T * B)});
+    split_floats = static_cast<int64_t>(most);
     backward_end = split + aligned(split_floats);
   }
 
