@@ -45,7 +45,8 @@ std::string describe(const RnnGeometry& g, bool lengths) {
 }
 
 // Every combination of cell, directions and lengths over two shapes: a small one and one
-// whose every size is off a multiple of 32 (and long enough to split the weight GEMMs' K).
+// whose every size is off a multiple of 32 (and long enough to split the weight GEMMs' K);
+// and the transfer demo's layer.
 std::vector<std::pair<RnnGeometry, bool>> cases() {
   std::vector<std::pair<RnnGeometry, bool>> out;
   for (RnnCell cell : {RnnCell::LSTM, RnnCell::GRU})
@@ -54,6 +55,7 @@ std::vector<std::pair<RnnGeometry, bool>> cases() {
         out.push_back({geometry(cell, 3, 5, 7, 9, bidirectional), lengths});
         out.push_back({geometry(cell, 37, 29, 33, 65, bidirectional), lengths});
       }
+  out.push_back({geometry(RnnCell::LSTM, 64, 28, 28, 128, false), false});  // Fashion-MNIST row by row
   return out;
 }
 
