@@ -110,21 +110,20 @@ size_t Recurrent::workspace_floats_for(const std::vector<Shape>& inputs, Ops& op
   return between + kernel;
 }
 
-RnnWeights Recurrent::weights(const std::vector<const float*>& p, int l) const {
-  RnnWeights w;
+// Stacked layer l's pointers per direction, out of the node's parameters (or their
+// gradients) in PyTorch's order: per layer, per direction, w_ih, w_hh, b_ih, b_hh.
+template <class W, class P>
+W Recurrent::per_direction(const std::vector<P>& p, int l) const {
+  W w;
   const int dirs = options_.bidirectional ? 2 : 1;
   for (int d = 0; d < dirs; ++d) {
     const size_t base = size_t(l * dirs + d) * 4;
-    w.w_ih[d] = p[base];
-    w.w_hh[d] = p[base + 1];
-    w.b_ih[d] = p[base + 2];
-    w.b_hh[d] = p[base + 3];
+    w.w_ih[d] = p.at(base);
+    w.w_hh[d] = p.at(base + 1);
+    w.b_ih[d] = p.at(base + 2);
+    w.b_hh[d] = p.at(base + 3);
   }
   return w;
-}
-
-RnnWeights Recurrent::weights(const std::vector<float*>& p, int l) const {
-  return weights(std::vector<const float*>(p.begin(), p.end()), l);
 }
 
 // Each stacked layer's dropout draws its own mask from the node's stream.
@@ -145,7 +144,7 @@ void Recurrent::forward(const ForwardArgs& a) {
     // Without a reserve (no backward follows) the outputs between layers take turns in the
     // workspace's two buffers, each written while the other is read.
     float* y = last ? a.output : a.reserve ? a.reserve + r.output[size_t(l)] : (x == buf[0] ? buf[1] : buf[0]);
-    ops.rnn_forward(geometry(in, l), x, c.host_lengths, c.lengths, weights(a.params, l), y,
+    ops.rnn_forward(geometry(in, l), x, c.host_lengths, c.lengths, per_direction<RnnWeights>(a.params, l), y,
                     a.reserve ? a.reserve + r.kernel[size_t(l)] : nullptr, scratch);
     if (last) break;
     x = y;
@@ -177,18 +176,9 @@ void Recurrent::backward(const BackwardArgs& a) {
     const float* x = l == 0 ? a.inputs[0] : a.reserve + r.next_input[size_t(l - 1)];
     const float* y = last ? a.output : a.reserve + r.output[size_t(l)];
     float* dx = l == 0 ? a.dinputs[0] : (dy == buf[0] ? buf[1] : buf[0]);
-    RnnGradients dw;
-    if (want_dw) {
-      const RnnWeights p = weights(a.dparams, l);
-      for (int d = 0; d < 2; ++d) {
-        dw.w_ih[d] = const_cast<float*>(p.w_ih[d]);
-        dw.w_hh[d] = const_cast<float*>(p.w_hh[d]);
-        dw.b_ih[d] = const_cast<float*>(p.b_ih[d]);
-        dw.b_hh[d] = const_cast<float*>(p.b_hh[d]);
-      }
-    }
+    const RnnGradients dw = want_dw ? per_direction<RnnGradients>(a.dparams, l) : RnnGradients{};
     if (!dx && !want_dw) break;  // the first layer, when nothing below needs a gradient
-    ops.rnn_backward(geometry(in, l), x, c.host_lengths, c.lengths, weights(a.params, l), y, dy,
+    ops.rnn_backward(geometry(in, l), x, c.host_lengths, c.lengths, per_direction<RnnWeights>(a.params, l), y, dy,
                      a.reserve + r.kernel[size_t(l)], dx, dw, scratch);
     if (l == 0) break;
     dy = dx;  // the gradient of layer l-1's output after dropout; through the mask:

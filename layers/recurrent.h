@@ -52,8 +52,8 @@ class Recurrent final : public Layer {
     size_t total = 0;
   };
   ReserveLayout reserve_layout(const Shape& in, Ops& ops) const;
-  RnnWeights weights(const std::vector<float*>& params, int l) const;
-  RnnWeights weights(const std::vector<const float*>& params, int l) const;
+  template <class W, class P>
+  W per_direction(const std::vector<P>& params, int l) const;
   uint64_t dropout_seed(uint64_t seed, int l) const;
   int layer_input(int l) const { return l == 0 ? input_ : output_features(); }
 
