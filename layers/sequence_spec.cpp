@@ -197,6 +197,9 @@ std::unique_ptr<Model> build_sequence_model(const ModelSpec& spec, MemoryPool& p
   const auto layers = parse(spec.architecture);
   const auto head = spec.head.empty() ? std::vector<HeadLayerSpec>{} : parse_head(spec.head);
   if (spec.num_classes < 1) fail("model ", spec.architecture, " needs at least one class, got ", spec.num_classes);
+  if (spec.width_divisor != 1)
+    fail("--width-divisor ", spec.width_divisor, " divides the zoo's image architectures; a sequence spec ('",
+         spec.architecture, "') states its sizes itself");
   const Shape& sample = spec.sample_shape;
   if (sample.rank() < 1 || sample.rank() > 3 || sample.numel() < 1)
     fail("model ", spec.architecture, " needs a sequence input [steps, features] (or [H, W, C], a row per step), got ",

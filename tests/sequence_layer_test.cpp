@@ -137,6 +137,11 @@ TEST(SequenceSpec, MistakesNameTheTokenAndWhatIsExpected) {
   expect("lstm:8,last,dense:N", {"lstm", "[1, 6]", "sequence [steps, features]"}, Shape{6});
   expect("embedding:10x4,lstm:4,last,dense:N", {"embedding", "token ids [N, steps, 1]", "[1, 6, 4]"});
   expect("lstmm:8,last,dense:N", {"not a known architecture", "lstm:128x2,last,dense:N"});
+  ModelSpec divided;
+  divided.architecture = "lstm:8,last,dense:N";
+  divided.sample_shape = Shape{6, 4};
+  divided.width_divisor = 2;
+  testing::expect_error([&] { build_model(divided, pool); }, {"--width-divisor 2", "states its sizes itself"});
 }
 
 TEST(SequenceSpec, HeadsAndBackbones) {
