@@ -11,11 +11,12 @@
 #   cuda_kernels  kernels/cuda, kernels/lib kernels, base_cuda, base
 #   runtime       runtime/ (but cuda)       kernels, base
 #   cuda_backend  runtime/cuda/             runtime, cuda_kernels, kernels, base_cuda, base
+#   nccl          runtime/nccl/             runtime, cuda_kernels, kernels, base_cuda, base
 #   layers        layers/                   runtime, kernels, base
 #   api           api/ (but cuda), include/graft/, and a quoted "graft/..." (the public header)
 #                                           layers, cuda_backend, runtime, kernels, base
 #   api_cuda      api/cuda/                 api, cuda_backend, runtime, kernels, base_cuda, base
-#   tools         tools/                    api, layers, cuda_backend, runtime, kernels, base
+#   tools         tools/                    api, layers, cuda_backend, nccl, runtime, kernels, base
 # tests/ and bench/ may include anything and are not checked. CUDA's own headers
 # (<cuda*.h>, <cudnn*.h>, <cublas*.h>, <curand*.h>, <nccl*.h>) belong to the CUDA units:
 # the rest of graft builds without a toolkit.
@@ -30,11 +31,12 @@ set(allowed_kernels kernels base)
 set(allowed_cuda_kernels cuda_kernels kernels base_cuda base)
 set(allowed_runtime runtime kernels base)
 set(allowed_cuda_backend cuda_backend runtime cuda_kernels kernels base_cuda base)
+set(allowed_nccl nccl runtime cuda_kernels kernels base_cuda base)
 set(allowed_layers layers runtime kernels base)
 set(allowed_api api layers cuda_backend runtime kernels base)
 set(allowed_api_cuda api_cuda api cuda_backend runtime kernels base_cuda base)
-set(allowed_tools tools api layers cuda_backend runtime kernels base)
-set(cuda_units base_cuda cuda_kernels cuda_backend api_cuda)
+set(allowed_tools tools api layers cuda_backend nccl runtime kernels base)
+set(cuda_units base_cuda cuda_kernels cuda_backend nccl api_cuda)
 
 # The unit a path (relative to the tree) belongs to, or "" when it is none of graft's.
 function(graft_unit_of path out)
@@ -49,6 +51,8 @@ function(graft_unit_of path out)
     set(unit kernels)
   elseif(path MATCHES "^runtime/cuda/")
     set(unit cuda_backend)
+  elseif(path MATCHES "^runtime/nccl/")
+    set(unit nccl)
   elseif(path MATCHES "^runtime/")
     set(unit runtime)
   elseif(path MATCHES "^layers/")
@@ -95,7 +99,7 @@ foreach(source IN LISTS sources)
       endif()
     elseif(line MATCHES "#[ \t]*include[ \t]*<((cuda|cudnn|cublas|curand|nccl)[A-Za-z0-9_]*\\.h)>")
       if(NOT unit IN_LIST cuda_units)
-        string(APPEND broken "  ${source} includes <${CMAKE_MATCH_1}>: only base/cuda, kernels/cuda, kernels/lib, runtime/cuda and api/cuda may use CUDA's headers (the rest builds without a toolkit)\n")
+        string(APPEND broken "  ${source} includes <${CMAKE_MATCH_1}>: only base/cuda, kernels/cuda, kernels/lib, runtime/cuda, runtime/nccl and api/cuda may use CUDA's headers (the rest builds without a toolkit)\n")
       endif()
     endif()
   endforeach()

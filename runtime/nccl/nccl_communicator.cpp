@@ -1,0 +1,146 @@
+// NCCL behind the Communicator interface: device gradient sums on a side stream, ordered with
+// the compute stream by events, polled against a deadline; host calls go to the wrapped one.
+#include "runtime/nccl/nccl_communicator.h"
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "base/cuda/cuda_check.h"
+#include "base/error.h"
+#include "kernels/cuda/ops_cuda.h"
+
+namespace graft {
+namespace {
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(std::unique_ptr<Communicator> host, double timeout_seconds)
+      : host_(std::move(host)), timeout_(timeout_seconds) {
+    ncclUniqueId id{};
+    if (host_->is_root()) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    host_->broadcast(&id, sizeof id, 0, "the NCCL unique id");
+    check(ncclCommInitRank(&comm_, host_->size(), id, host_->rank()), "ncclCommInitRank");
+    compute_ = cuda::compute_stream();
+    GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+  }
+
+  ~NcclCommunicator() override {
+    if (comm_) (void)ncclCommDestroy(comm_);
+    if (done_) (void)cudaEventDestroy(done_);
+    if (ready_) (void)cudaEventDestroy(ready_);
+    if (side_) (void)cudaStreamDestroy(side_);
+  }
+
+  int rank() const override { return host_->rank(); }
+  int size() const override { return host_->size(); }
+  std::string describe() const override { return "NCCL, " + host_->describe(); }
+
+  void sum(float* data, size_t count, const char* what) override { host_->sum(data, count, what); }
+  void sum(double* data, size_t count, const char* what) override { host_->sum(data, count, what); }
+  void broadcast(void* data, size_t bytes, int root, const char* what) override {
+    host_->broadcast(data, bytes, root, what);
+  }
+  void barrier(const char* what) override { host_->barrier(what); }
+  void end_all(int exit_code) override {
+    if (comm_) (void)ncclCommAbort(comm_);
+    comm_ = nullptr;
+    host_->end_all(exit_code);
+  }
+
+  // `data` is device memory: the bucket the compute stream's work so far has filled.
+  void start_sum(float* data, size_t count, const char* what) override {
+    GRAFT_CUDA_CHECK(cudaEventRecord(ready_, compute_));
+    GRAFT_CUDA_CHECK(cudaStreamWaitEvent(side_, ready_, 0));
+    check(ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, side_), what);
+    pending_ = true;
+  }
+
+  void wait_all(const char* what) override {
+    if (!pending_) return;
+    pending_ = false;
+    GRAFT_CUDA_CHECK(cudaEventRecord(done_, side_));
+    GRAFT_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));  // the optimizer after the sums
+    // A rank that died leaves the others' NCCL kernels spinning: poll instead of blocking.
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    auto pause = std::chrono::microseconds(0);
+    for (;;) {
+      const cudaError_t e = cudaEventQuery(done_);
+      if (e == cudaSuccess) return;
+      if (e != cudaErrorNotReady) GRAFT_CUDA_CHECK(e);
+      ncclResult_t async = ncclSuccess;
+      check(ncclCommGetAsyncError(comm_, &async), what);
+      if (async != ncclSuccess) abort_with(what, std::string("NCCL reported ") + ncclGetErrorString(async));
+      const double waited = std::chrono::duration<double>(clock::now() - start).count();
+      if (timeout_ > 0 && waited > timeout_)
+        abort_with(what, "waited " + std::to_string(static_cast<int>(waited)) +
+                             " s for the other ranks (--dist-timeout " + std::to_string(timeout_) +
+                             "): a rank died or hangs");
+      if (waited > 1e-4) {
+        pause = std::min(pause + std::chrono::microseconds(20), std::chrono::microseconds(2000));
+        std::this_thread::sleep_for(pause);
+      }
+    }
+  }
+
+ private:
+  [[noreturn]] void abort_with(const char* what, const std::string& why) {
+    (void)ncclCommAbort(comm_);
+    comm_ = nullptr;
+    fail("NCCL error in ", what, " on rank ", rank(), " of ", size(), ": ", why,
+         "; the NCCL communicator is aborted");
+  }
+
+  void check(ncclResult_t r, const char* what) const {
+    if (r != ncclSuccess)
+      fail("NCCL error in ", what, " on rank ", host_->rank(), " of ", host_->size(), ": ", ncclGetErrorString(r),
+           r == ncclSystemError || r == ncclRemoteError ? " (NCCL_DEBUG=WARN says more)" : "");
+  }
+
+  std::unique_ptr<Communicator> host_;
+  double timeout_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t compute_ = nullptr, side_ = nullptr;
+  cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  bool pending_ = false;
+};
+
+}  // namespace
+
+int local_rank_from_environment() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK"}) {
+    if (const char* s = std::getenv(v)) {
+      char* end = nullptr;
+      const long r = std::strtol(s, &end, 10);
+      if (end == s || *end != '\0' || r < 0) fail("the launcher's ", v, "=\"", s, "\" is not a local rank (0, 1, ...)");
+      return static_cast<int>(r);
+    }
+  }
+  return 0;
+}
+
+void select_device_for_local_rank(int local_rank, int world_rank) {
+  int devices = 0;
+  GRAFT_CUDA_CHECK(cudaGetDeviceCount(&devices));
+  if (local_rank >= devices)
+    fail("rank ", world_rank, " is local rank ", local_rank, " on its node, which has ", devices,
+         " GPU(s): data-parallel training runs one process per GPU; start at most ", devices,
+         " ranks per node (mpirun -npernode ", devices, ", srun --ntasks-per-node ", devices, ")");
+  GRAFT_CUDA_CHECK(cudaSetDevice(local_rank));
+}
+
+std::unique_ptr<Communicator> nccl_communicator(std::unique_ptr<Communicator> host, double timeout_seconds) {
+  GRAFT_ASSERT(host != nullptr, "nccl_communicator needs the host communicator");
+  return std::make_unique<NcclCommunicator>(std::move(host), timeout_seconds);
+}
+
+}  // namespace graft
