@@ -83,12 +83,13 @@ struct Reader {
   // One example's values and its number of steps.
   std::pair<std::vector<float>, int64_t> body(std::string_view s) {
     std::vector<float> values;
-    const bool is_tokens = s.find_first_of(",;") == std::string_view::npos;
-    if (rows.empty()) out.tokens = is_tokens;
-    if (is_tokens != out.tokens)
-      bad(std::string("this line holds ") + (is_tokens ? "token ids" : "feature vectors") + " but the file's first example " +
-          (out.tokens ? "token ids" : "feature vectors") + "; one file holds one kind");
-    if (is_tokens) {
+    // The first example decides the file's kind; after it, "0.5" is one step of one feature.
+    const bool separators = s.find_first_of(",;") != std::string_view::npos;
+    if (rows.empty()) out.tokens = !separators;
+    if (out.tokens && separators)
+      bad("this line holds feature vectors (',' or ';') but the file's first example holds token ids; one file "
+          "holds one kind");
+    if (out.tokens) {
       size_t i = 0;
       while (i < s.size()) {
         while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;

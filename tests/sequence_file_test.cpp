@@ -48,6 +48,8 @@ std::string format(const std::vector<Example>& examples, bool tokens, const std:
       if (t) out << (tokens ? " " : ";");
       for (size_t f = 0; f < e.steps[t].size(); ++f) out << (f ? "," : "") << e.steps[t][f];
     }
+    // The first example decides the kind: a closing ';' marks "0.5" as features, not a token.
+    if (!tokens && &e == &examples.front()) out << ';';
     out << eol;
   }
   return out.str();
@@ -172,6 +174,8 @@ TEST(SequenceFile, ErrorsNameTheFileLineAndProblem) {
   expect_error([&] { read_sequence_file(path); }, {path + at, "step 2 is empty"});
   path = with_bad("1\t1,2", "0\t1 2\n");
   expect_error([&] { read_sequence_file(path); }, {path + at, "one kind"});
+  path = with_bad("1\t1 2", "0\t1;2\n");  // in a file of one feature per step, spaces are no separator
+  expect_error([&] { read_sequence_file(path); }, {path + at, "'1 2' is not a number"});
   path = with_bad("5\t1 2");
   expect_error([&] { read_sequence_file(path, {.class_names = {"a", "b"}}); },
                {path + at, "label 5 is out of range", "names 2 classes"});
