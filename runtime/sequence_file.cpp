@@ -200,6 +200,53 @@ SequenceFile read_sequence_file(const std::string& path, const SequenceReadOptio
   return std::move(r.out);
 }
 
+Dataset pad_steps(Dataset d, int64_t steps) {
+  const auto dims = d.images.shape.dims;
+  GRAFT_ASSERT(dims.size() == 3 && steps >= dims[1], "pad_steps wants [N, steps, features] and no fewer steps");
+  if (dims[1] == steps) return d;
+  HostTensor x(Shape{dims[0], steps, dims[2]});
+  const size_t from = static_cast<size_t>(dims[1] * dims[2]), to = static_cast<size_t>(steps * dims[2]);
+  for (size_t i = 0; i < static_cast<size_t>(dims[0]); ++i)
+    std::copy_n(d.images.data() + i * from, from, x.data() + i * to);
+  d.images = std::move(x);
+  if (d.lengths.empty()) d.lengths.assign(static_cast<size_t>(dims[0]), static_cast<int32_t>(dims[1]));
+  return d;
+}
+
+HeldOut hold_out(const Dataset& d, double fraction, uint64_t seed) {
+  GRAFT_ASSERT(fraction > 0 && fraction < 1);
+  std::vector<bool> to_second(static_cast<size_t>(d.size()), false);
+  for (int c = 0; c < d.num_classes(); ++c) {
+    std::vector<int64_t> members;
+    for (int64_t i = 0; i < d.size(); ++i)
+      if (d.labels[size_t(i)] == c) members.push_back(i);
+    if (members.empty()) continue;
+    if (members.size() < 2)
+      fail(d.origin, ": class '", d.class_names[size_t(c)], "' has one example; --val-split needs at least two per class");
+    const auto n = std::clamp<int64_t>(std::llround(fraction * double(members.size())), 1, int64_t(members.size()) - 1);
+    const auto order = epoch_order(int64_t(members.size()), seed, c, true);  // a draw per class
+    for (int64_t k = 0; k < n; ++k) to_second[size_t(members[size_t(order[size_t(k)])])] = true;
+  }
+  HeldOut out;
+  const int64_t per = d.image_numel();
+  for (Dataset* part : {&out.first, &out.second}) {
+    const bool second = part == &out.second;
+    std::vector<float> values;
+    for (int64_t i = 0; i < d.size(); ++i) {
+      if (to_second[size_t(i)] != second) continue;
+      values.insert(values.end(), d.images.data() + i * per, d.images.data() + (i + 1) * per);
+      part->labels.push_back(d.labels[size_t(i)]);
+      if (!d.lengths.empty()) part->lengths.push_back(d.lengths[size_t(i)]);
+    }
+    auto dims = d.images.shape.dims;
+    dims[0] = part->size();
+    part->images = HostTensor(Shape(dims), std::move(values));
+    part->class_names = d.class_names;
+    part->origin = d.origin + (second ? " (--val-split part)" : " (training part)");
+  }
+  return out;
+}
+
 std::string truncation_note(const SequenceFile& f, int max_steps) {
   if (f.truncated == 0) return "";
   return "truncated " + std::to_string(f.truncated) + " of " + std::to_string(f.data.size()) + " sequences in " +

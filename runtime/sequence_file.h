@@ -34,6 +34,17 @@ std::string sequence_file_path(const std::string& spec);
 // feature counts that differ from the file's first example, a token id outside the vocabulary.
 SequenceFile read_sequence_file(const std::string& path, const SequenceReadOptions& options = {});
 
+// Pads every example with zero steps up to `steps` (at least its current steps); lengths
+// unchanged. Train and validation data share one input shape so.
+Dataset pad_steps(Dataset d, int64_t steps);
+
+// A stratified split for --val-split: within each class, round(fraction * count) examples
+// drawn with `seed` (at least one, and at least one left) go to `second`; both keep the order.
+struct HeldOut {
+  Dataset first, second;
+};
+HeldOut hold_out(const Dataset& d, double fraction, uint64_t seed);
+
 // "truncated 12 of 900 sequences to --max-steps 64 (kept the first 64 steps; the longest had 311)",
 // or "" when nothing was cut.
 std::string truncation_note(const SequenceFile& f, int max_steps);

@@ -11,7 +11,9 @@
 #include "runtime/augment.h"
 #include "runtime/backend_registry.h"
 #include "base/error.h"
+#include "runtime/class_map.h"
 #include "runtime/image_folder.h"
+#include "runtime/sequence_file.h"
 
 namespace graft::cli {
 
@@ -54,10 +56,15 @@ void add_freeze_option(CLI::App& app, std::vector<std::string>& freeze) {
 }
 
 void add_data_options(CLI::App& app, DataOptions& o, bool training) {
-  app.add_option("--data", o.data, "fashion-mnist (built in), or a folder with one subfolder of images per class")
+  app.add_option("--data", o.data,
+                 "fashion-mnist (built in), a folder with one subfolder of images per class, or a sequence file "
+                 "(FILE.seq or seq:FILE; docs/data.md)")
       ->capture_default_str();
+  app.add_option("--max-steps", o.max_steps,
+                 "Sequence files: keep the first N steps of longer sequences (reported) and pad every one to N")
+      ->check(zero_or_more());
   app.add_option("--data-dir", o.data_dir, "Folder with the Fashion-MNIST IDX files")->capture_default_str();
-  app.add_option("--classes", o.classes, "fashion-mnist: classes to use, relabelled 0..k-1, e.g. 0-4 or 5,7,9 (default: all)");
+  app.add_option("--classes", o.classes, "fashion-mnist, sequence files: classes to use, relabelled 0..k-1, e.g. 0-4 or 5,7,9 (default: all)");
   app.add_option("--seed", o.seed, "Seed for initialisation, sampling, shuffling, augmentation and dropout")->capture_default_str();
   app.add_option("--input", o.input, "Image folders: the model's input size in pixels (square)")->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -67,16 +74,19 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training) {
       ->capture_default_str()->check(CLI::IsMember({"skip", "fail"}));
   app.add_option("--workers", o.workers, "Image folders: decode threads (-1: up to 4)")->capture_default_str();
   if (!training) return;
-  app.add_option("--per-class", o.per_class, "fashion-mnist: K training examples per class, drawn with --seed (default: all)")
+  app.add_option("--classes-file", o.classes_file,
+                 "Sequence files: the class names, one per line or a class map JSON (as eval's --classes-file)");
+  app.add_option("--per-class", o.per_class, "fashion-mnist, sequence files: K training examples per class, drawn with --seed (default: all)")
       ->check(zero_or_more());
   app.add_option("--decoded-cache", o.decoded_cache,
                  "Image folders: keep each image decoded at the input size after its first read: auto (in memory "
                  "when it fits a quarter of RAM and there is no --random-resized-crop), memory, off, or a FILE "
                  "that later runs reuse")
       ->capture_default_str();
-  app.add_option("--val", o.val, "Validate after each epoch on: none, test (fashion-mnist's test split), or a folder")
+  app.add_option("--val", o.val,
+                 "Validate after each epoch on: none, test (fashion-mnist's test split), a folder, or a sequence file")
       ->capture_default_str();
-  app.add_option("--val-split", o.val_split, "Image folders: hold out this fraction of --data for validation, per class")
+  app.add_option("--val-split", o.val_split, "Image folders, sequence files: hold out this fraction of --data for validation, per class")
       ->check(CLI::Range(0.0, 0.9));
   app.add_option("--shear", o.shear, "Augmentation: random shear, degrees (Keras shear_range)");
   app.add_option("--zoom", o.zoom, "Augmentation: random zoom in [1-z, 1+z] (Keras zoom_range)");
@@ -113,12 +123,21 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--bn", o.bn, "BatchNorm policy for some layers: LAYERS=train|frozen-stats|frozen (repeatable; a glob or a range, as --freeze)");
 }
 
-bool is_image_folder(const DataOptions& o) { return o.data != "fashion-mnist"; }
+bool is_sequence_data(const DataOptions& o) { return is_sequence_file(o.data); }
+bool is_image_folder(const DataOptions& o) { return o.data != "fashion-mnist" && !is_sequence_data(o); }
 
 namespace {
 
 void check_fashion_mnist_only(const DataOptions& o) {
-  if (is_image_folder(o)) {
+  if (o.max_steps > 0 && !is_sequence_data(o)) fail("--max-steps applies to sequence files (--data FILE.seq or seq:FILE)");
+  if (!o.classes_file.empty() && !is_sequence_data(o))
+    fail("--classes-file names a sequence file's classes in training; fashion-mnist and image folders name their own");
+  if (is_sequence_data(o)) {
+    if (o.val == "test") fail("--val test is fashion-mnist's test split; with a sequence file give --val FILE.seq or --val-split");
+    if (o.val != "none" && !is_sequence_file(o.val))
+      fail("--val ", o.val, ": with a sequence file as --data, validate on another sequence file (FILE.seq or seq:FILE)");
+    if (o.val_split > 0 && o.val != "none") fail("give --val or --val-split, not both");
+  } else if (is_image_folder(o)) {
     if (!std::filesystem::is_directory(o.data))
       fail("--data ", o.data, ": no such folder; give fashion-mnist or a folder with one subfolder of images per class");
     if (!o.classes.empty()) fail("--classes selects Fashion-MNIST classes; an image folder's classes are its subfolders");
@@ -160,10 +179,46 @@ Dataset fashion_mnist(const DataOptions& o, bool train_split) {
   return d;
 }
 
+// A sequence file read with `class_names` (empty: its own), its cut reported.
+Dataset sequences(const DataOptions& o, const std::string& spec, std::vector<std::string> class_names) {
+  SequenceReadOptions r;
+  r.max_steps = o.max_steps;
+  r.class_names = std::move(class_names);
+  SequenceFile f = read_sequence_file(sequence_file_path(spec), r);
+  if (const auto note = truncation_note(f, o.max_steps); !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  return std::move(f.data);
+}
+
+Dataset select(const DataOptions& o, Dataset d) {
+  return o.classes.empty() ? d : select_classes(d, parse_class_list(o.classes, d.num_classes(), "--classes"));
+}
+
+// Train and validation sequences share one input shape: --max-steps, else the longer's steps.
+Sources sequence_sources(const DataOptions& o) {
+  Dataset all = sequences(o, o.data, o.classes_file.empty() ? std::vector<std::string>{} : read_class_names_file(o.classes_file));
+  Dataset val;
+  if (o.val != "none") val = select(o, sequences(o, o.val, all.class_names));  // same labels, same names
+  Dataset train = select(o, std::move(all));
+  if (o.val_split > 0) {
+    HeldOut parts = hold_out(train, o.val_split, o.seed);
+    train = std::move(parts.first);
+    val = std::move(parts.second);
+  }
+  if (o.per_class > 0) train = few_shot(train, o.per_class, o.seed);
+  const bool has_val = o.val != "none" || o.val_split > 0;
+  int64_t steps = o.max_steps > 0 ? o.max_steps : train.images.shape[1];
+  if (has_val && o.max_steps == 0) steps = std::max(steps, val.images.shape[1]);
+  Sources s;
+  s.train = std::make_unique<InMemorySource>(pad_steps(std::move(train), steps));
+  if (has_val) s.val = std::make_unique<InMemorySource>(pad_steps(std::move(val), steps));
+  return s;
+}
+
 }  // namespace
 
 Sources open_training_data(const DataOptions& o) {
   check_fashion_mnist_only(o);
+  if (is_sequence_data(o)) return sequence_sources(o);
   Sources s;
   if (!is_image_folder(o)) {
     s.train = std::make_unique<InMemorySource>(fashion_mnist(o, true));
@@ -194,6 +249,13 @@ Sources open_training_data(const DataOptions& o) {
 std::unique_ptr<BatchSource> open_eval_data(const DataOptions& o, const std::vector<std::string>& class_names,
                                             bool train_split) {
   check_fashion_mnist_only(o);
+  if (is_sequence_data(o)) {
+    // --classes picks from the file's own labels (then compared with the model's classes);
+    // without it the model's class list names the file's labels.
+    Dataset d = o.classes.empty() ? sequences(o, o.data, class_names) : select(o, sequences(o, o.data, {}));
+    if (o.max_steps > 0) d = pad_steps(std::move(d), o.max_steps);
+    return std::make_unique<InMemorySource>(std::move(d));
+  }
   if (!is_image_folder(o)) return std::make_unique<InMemorySource>(fashion_mnist(o, train_split));
   ImageFolderOptions f = folder_options(o);
   f.class_names = class_names;
@@ -201,11 +263,16 @@ std::unique_ptr<BatchSource> open_eval_data(const DataOptions& o, const std::vec
 }
 
 int selected_class_count(const DataOptions& o) {
+  if (is_sequence_data(o)) return static_cast<int>(select(o, sequences(o, o.data, {})).class_names.size());
   if (is_image_folder(o)) return static_cast<int>(list_image_folder(o.data).class_names.size());
   return o.classes.empty() ? 10 : static_cast<int>(parse_class_list(o.classes, 10, "--classes").size());
 }
 
 Shape input_shape(const DataOptions& o) {
+  if (is_sequence_data(o)) {
+    const auto& dims = sequences(o, o.data, {}).images.shape.dims;
+    return Shape{o.max_steps > 0 ? o.max_steps : dims[1], dims[2]};
+  }
   return is_image_folder(o) ? Shape{o.input, o.input, 3} : Shape{28, 28, 1};
 }
 

@@ -32,6 +32,9 @@ struct DataOptions {
   std::string bad_images = "skip";
   std::string decoded_cache = "auto";  // training: auto | memory | off | FILE
   int workers = -1;
+  // Sequence files (--data FILE.seq or seq:FILE; runtime/sequence_file.h).
+  int max_steps = 0;         // > 0: cut longer sequences to their first max_steps, pad all to it
+  std::string classes_file;  // training: the class names (eval and predict have their own flag)
 };
 
 struct ModelOptions {
@@ -51,6 +54,7 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training);
 void add_model_options(CLI::App& app, ModelOptions& o);
 
 bool is_image_folder(const DataOptions& o);
+bool is_sequence_data(const DataOptions& o);  // --data FILE.seq or seq:FILE
 
 // The training source and the validation source (null without --val/--val-split).
 struct Sources {
