@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/sequence_file.h"
+#include "tests/graft_program.h"
 #include "testing.h"
 
 namespace graft {
@@ -191,6 +192,49 @@ TEST(SequenceFile, RecognisedByExtensionOrPrefix) {
   EXPECT_FALSE(is_sequence_file("images/"));
   EXPECT_EQ(sequence_file_path("seq:a/b.tsv"), "a/b.tsv");
   EXPECT_EQ(sequence_file_path("a/b.seq"), "a/b.seq");
+}
+
+TEST(SequenceFile, PadAndHoldOutKeepLengthsAndClasses) {
+  TempDir dir;
+  const auto examples = random_examples(random_int(40, 80), 3, 12, 2);
+  const Dataset d = read_sequence_file(write(dir, format(examples, false, "\n"))).data;
+  const int64_t more = d.images.shape[1] + random_int(1, 5);
+  const Dataset padded = pad_steps(d, more);
+  EXPECT_EQ(padded.lengths, d.lengths);
+  for (int64_t i = 0; i < d.size(); ++i)
+    for (int64_t k = 0; k < more * 2; ++k) {
+      const float want = k < d.images.shape[1] * 2 ? d.images.data()[i * d.image_numel() + k] : 0.0f;
+      ASSERT_EQ(padded.images.data()[i * more * 2 + k], want);
+    }
+  const double fraction = random_int(1, 5) / 10.0;
+  const HeldOut parts = hold_out(d, fraction, testing::test_seed());
+  EXPECT_EQ(parts.first.size() + parts.second.size(), d.size());
+  for (int c = 0; c < d.num_classes(); ++c) {
+    const auto count = [c](const Dataset& x) { return std::count(x.labels.begin(), x.labels.end(), c); };
+    if (count(d) < 2) continue;
+    EXPECT_EQ(count(parts.second), std::clamp<int64_t>(std::llround(fraction * double(count(d))), 1, count(d) - 1))
+        << "class " << c;
+  }
+  EXPECT_EQ(parts.first.lengths.size(), size_t(parts.first.size()));
+}
+
+TEST(SequenceFile, CliNamesBadDataAndMisplacedFlags) {
+  TempDir dir;
+  const std::string good = write(dir, "0\t1,2;3,4;5,6\n1\t1,1\n0\t1,1\n1\t2,2;1,1;0,0;3,3\n", "good.seq");
+  const std::string bad = write(dir, "0\t1,2\n1\t1,2;3\n", "bad.seq");
+  const std::string model = "--model lstm:4,last,dense:2 --epochs 1 --progress off ";
+  auto r = testing::run_graft("train " + model + "--data " + bad);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find(bad + ":2: step 2 has 1 features"), std::string::npos) << r.output;
+  r = testing::run_graft("train " + model + "--data seq:" + good + " --val test");
+  EXPECT_NE(r.output.find("--val test is fashion-mnist's test split"), std::string::npos) << r.output;
+  r = testing::run_graft("train " + model + "--data " + good + " --val " + dir.str());
+  EXPECT_NE(r.output.find("validate on another sequence file"), std::string::npos) << r.output;
+  r = testing::run_graft("train --max-steps 3 --epochs 1");
+  EXPECT_NE(r.output.find("--max-steps applies to sequence files"), std::string::npos) << r.output;
+  r = testing::run_graft("train " + model + "--data " + good + " --max-steps 2");
+  EXPECT_NE(r.output.find("truncated 2 of 4 sequences"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 classes (class 0, class 1)"), std::string::npos) << r.output;
 }
 
 }  // namespace
