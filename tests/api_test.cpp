@@ -234,6 +234,59 @@ TEST(Api, MistakesAreNamedErrors) {
   expect_api_error([&] { model.train_step(on_device); }, {"train_step: Batch::images", "device memory"});
 }
 
+// Sequence models by spec through the API: lengths say which rows of each example are real;
+// what the padding holds changes nothing, and without lengths it is read as steps.
+TEST(Api, SequenceModelsReadLengthsAndIgnoreThePadding) {
+  const bool gru = testing::random_int(0, 1) == 1;
+  const int64_t steps = testing::random_int(3, 7), features = testing::random_int(2, 5), n = testing::random_int(2, 6);
+  const int classes = testing::random_int(2, 5);
+  api::ModelSpec spec;
+  spec.architecture = std::string(gru ? "gru:6,bi,mean" : "lstm:6x2,last") + ",dense:N";
+  spec.input = {steps, features};
+  spec.classes = classes;
+  spec.seed = testing::test_seed();
+  api::Model model(spec);
+  EXPECT_EQ(model.input_shape(), spec.input);
+  api::TrainSettings s;
+  s.batch = n;
+  model.configure(s);
+
+  auto x = testing::random_floats(size_t(n * steps * features));
+  std::vector<int32_t> lengths, labels;
+  for (int64_t i = 0; i < n; ++i) {
+    lengths.push_back(int32_t(i == 0 ? steps - 1 : testing::random_int(1, int(steps))));  // one shorter at least
+    labels.push_back(testing::random_int(0, classes - 1));
+  }
+  api::Batch batch{.images = x.data(), .labels = labels.data(), .shape = {n, steps, features}};
+  batch.lengths = lengths.data();
+  std::vector<float> a(size_t(n * classes)), b(a.size()), c(a.size());
+  model.forward(batch, a.data());
+  for (int64_t i = 0; i < n; ++i)  // other values in every padded row
+    for (int64_t t = lengths[size_t(i)]; t < steps; ++t)
+      for (int64_t f = 0; f < features; ++f) x[size_t((i * steps + t) * features + f)] += 1.0f + float(f);
+  model.forward(batch, b.data());
+  EXPECT_EQ(a, b) << spec.architecture << ": the padding changed the logits";
+  batch.lengths = nullptr;
+  model.forward(batch, c.data());
+  EXPECT_NE(std::vector<float>(a.begin(), a.begin() + classes), std::vector<float>(c.begin(), c.begin() + classes))
+      << spec.architecture << ": without lengths the first example's padded step must count";
+
+  batch.lengths = lengths.data();
+  const double first = model.train_step(batch).loss;
+  double last = first;
+  for (int i = 0; i < 30; ++i) last = model.train_step(batch).loss;
+  EXPECT_LT(last, first) << spec.architecture;
+
+  std::vector<int32_t> wrong = lengths;
+  const int at = testing::random_int(0, int(n) - 1);
+  wrong[size_t(at)] = testing::random_int(0, 1) ? 0 : int32_t(steps + 1);
+  batch.lengths = wrong.data();
+  expect_api_error([&] { model.train_step(batch); },
+                   {"Batch::lengths[" + std::to_string(at) + "]", "1 to " + std::to_string(steps)});
+  spec.input = {};
+  expect_api_error([&] { api::Model m(spec); }, {"ModelSpec::input", "{steps, features}"});
+}
+
 TEST(Api, AModelAfterAFailedLoadRefusesToRunUntilALoadSucceeds) {
   testing::TempDir dir;
   api::ModelSpec spec;
