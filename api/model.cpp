@@ -161,7 +161,10 @@ struct Model::Impl {
   // nothing behind for the next).
   int64_t stage(Executor& ex, const Batch& batch, bool with_labels, const char* call) {
     ex.keep_input(false);
-    float* device_input = pool->device() == graft::Device::CUDA ? ex.device_input() : nullptr;
+    // Token ids (a spec that starts with an embedding) are checked against the vocabulary on
+    // the host before a kernel reads them, so they take the host path even from device memory.
+    const bool token_ids = spec.architecture.find_first_not_of(' ') == spec.architecture.find("embedding");
+    float* device_input = pool->device() == graft::Device::CUDA && !token_ids ? ex.device_input() : nullptr;
     const auto staged =
         api_detail::stage_batch(batch, *model, ex.batch(), ex.input(), device_input, ex.labels(), with_labels, call);
     ex.set_lengths(staged.lengths.empty() ? nullptr : staged.lengths.data(), staged.n);

@@ -1,6 +1,7 @@
 // graft info: the model, layer by layer, with what freezing decides and the memory plan.
 #include <cstdio>
 
+#include "layers/sequence_spec.h"
 #include "layers/zoo.h"
 #include "runtime/executor.h"
 #include "runtime/frozen_prefix.h"
@@ -37,7 +38,9 @@ int run_info(CLI::App&) {
   const auto pool_owner = make_pool(device);
   MemoryPool& pool = *pool_owner;
   // Zoo models without a data folder: an RGB input of --input pixels, 1000 classes.
-  const bool zoo_without_data = opts.model.model != "fmnist_cnn" && !is_image_folder(opts.data);
+  // (Sequence specs take the data's shape: Fashion-MNIST's rows by default, or a sequence file's.)
+  const bool zoo_without_data =
+      opts.model.model != "fmnist_cnn" && !is_sequence_spec(opts.model.model) && !is_image_folder(opts.data);
   const Shape input = zoo_without_data ? Shape{opts.data.input, opts.data.input, 3} : input_shape(opts.data);
   const int classes = opts.num_classes > 0 ? opts.num_classes : zoo_without_data ? 1000 : selected_class_count(opts.data);
   auto model = make_model(opts.model, input, classes, opts.data.seed, pool);
@@ -81,6 +84,9 @@ int run_info(CLI::App&) {
   std::printf("  activations %s planned (%s if every tensor had its own buffer), workspace %s, input %s\n",
               human_bytes(p.arena_bytes).c_str(), human_bytes(p.unplanned_bytes).c_str(),
               human_bytes(p.workspace_bytes).c_str(), human_bytes(p.io_bytes).c_str());
+  if (p.reserve_bytes)  // part of the activations: what recurrent layers keep from forward to backward
+    std::printf("  of the activations, recurrent reserves %s (none for frozen recurrent layers)\n",
+                human_bytes(p.reserve_bytes).c_str());
   if (!chunking.line.empty()) std::printf("  %s\n", chunking.line.c_str());
   return 0;
 }
