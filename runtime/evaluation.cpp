@@ -51,6 +51,7 @@ EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batc
   int64_t top5_hits = 0;
   data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
   while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
+    ex.set_lengths(data.batch_lengths(), n);  // sequences: the batch's lengths (null for images)
     ex.forward(n, false, 0);
     ex.accumulate_metrics(n);
     for (int64_t i = 0; i < n; ++i) {

@@ -23,6 +23,13 @@ Shape example_shape(const Model& model, int n) {
   return Shape(std::vector<int64_t>(s.dims.begin() + 1, s.dims.end()));
 }
 
+// The first node after `cut` that reads the batch's sequence lengths, or -1.
+int first_length_reader_after(const Model& model, int cut) {
+  for (int n = cut + 1; n < model.num_nodes(); ++n)
+    if (model.nodes()[size_t(n)].layer->reads_sequence_lengths()) return n;
+  return -1;
+}
+
 }  // namespace
 
 FeatureCacheMode parse_feature_cache_mode(const std::string& text) {
@@ -52,6 +59,9 @@ FeatureCacheDecision decide_feature_cache(FeatureCacheMode mode, const Model& mo
           "--random-resized-crop), so the frozen layers see new inputs every epoch";
   } else if (cut.node < 0) {
     why = cut.why_not;
+  } else if (const int reader = first_length_reader_after(model, cut.node); reader >= 0) {
+    why = "'" + model.nodes()[size_t(reader)].name +
+          "' reads the sequences' lengths, which cached features do not carry";
   } else {
     shape = example_shape(model, cut.node);
     d.bytes = size_t(examples) * size_t(shape.numel()) * sizeof(float);
@@ -109,8 +119,11 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
   // position it consumed is the example it returned (dataset order: position == index).
   source.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
   std::vector<int64_t> rows;
+  std::vector<int32_t> lengths;  // sequences: each row's, for the layers before the cut
+  const auto full = static_cast<int32_t>(model.sample_shape()[0]);
   for (bool done = false; !done;) {
     rows.clear();
+    lengths.clear();
     while (int64_t(rows.size()) < eo.batch) {
       const int64_t k = int64_t(rows.size());
       if (source.next_batch(1, ex.input() + k * in, ex.labels() + k) == 0) {
@@ -118,8 +131,10 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
         break;
       }
       rows.push_back(source.position() - 1);
+      lengths.push_back(source.batch_lengths() ? source.batch_lengths()[0] : full);
     }
     if (rows.empty()) break;
+    ex.set_lengths(lengths.data(), int64_t(rows.size()));
     ex.forward(int64_t(rows.size()), /*training=*/false, 0);
     const float* out = ex.output();
     for (size_t j = 0; j < rows.size(); ++j) {

@@ -107,6 +107,7 @@ Metrics evaluate(Model& model, BatchSource& data, int64_t batch, LossKind loss, 
   std::vector<float> inputs;  // the batch as read: the staging buffers may turn over at forward()
   std::vector<int32_t> labels;
   while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
+    ex.set_lengths(data.batch_lengths(), n);  // sequences: the batch's lengths (null for images)
     if (examples) {
       if (examples->keep_inputs) inputs.assign(ex.input(), ex.input() + n * ex.input_floats());
       labels.assign(ex.labels(), ex.labels() + n);

@@ -13,6 +13,7 @@
 #include "runtime/batch_source.h"
 #include "runtime/dataset.h"
 #include "runtime/safetensors.h"
+#include "runtime/sequence_file.h"
 #include "tests/graft_program.h"
 #include "tests/idx_writing.h"
 #include "tests/testing.h"
@@ -285,6 +286,62 @@ TEST(Api, SequenceModelsReadLengthsAndIgnoreThePadding) {
                    {"Batch::lengths[" + std::to_string(at) + "]", "1 to " + std::to_string(steps)});
   spec.input = {};
   expect_api_error([&] { api::Model m(spec); }, {"ModelSpec::input", "{steps, features}"});
+}
+
+// A sequence file with sequences of different lengths: graft train and the API's train_step
+// on the same batches and lengths reach the same parameters, bit for bit; so graft train hands
+// every batch's lengths to the model (were it to drop them, the padding would count).
+TEST(Api, SequenceFileTrainingReachesTheParametersOfGraftTrainBitForBit) {
+  testing::TempDir dir;
+  const int examples = testing::random_int(15, 40), batch = testing::random_int(3, 8);
+  const int features = testing::random_int(1, 4), longest = testing::random_int(3, 8), classes = 3;
+  const uint64_t seed = testing::test_seed() % 100000;
+  std::string text;
+  for (int i = 0; i < examples; ++i) {
+    const int len = i == 0 ? longest : testing::random_int(1, longest);
+    text += std::to_string(i < classes ? i : testing::random_int(0, classes - 1)) + "\t";
+    for (int t = 0; t < len; ++t)
+      for (int f = 0; f < features; ++f)
+        text += std::to_string(testing::random_int(-99, 99) / 50.0) + (f + 1 < features ? "," : t + 1 < len ? ";" : "\n");
+  }
+  testing::write_plain(dir.file("train.seq"), std::vector<uint8_t>(text.begin(), text.end()));
+  const std::string arch = testing::random_int(0, 1) ? "lstm:6,bi,last,dense:N" : "gru:5x2,mean,dense:N";
+  const auto cli = testing::run_graft("train --device cpu --model '" + arch + "' --data '" + dir.file("train.seq") +
+                                      "' --epochs 1 --batch " + std::to_string(batch) + " --seed " +
+                                      std::to_string(seed) + " --optimizer adam --lr 0.01 --progress off --save '" +
+                                      dir.file("cli.safetensors") + "'");
+  ASSERT_EQ(cli.status, 0) << cli.output;
+
+  InMemorySource source(read_sequence_file(dir.file("train.seq")).data);
+  ASSERT_EQ(source.sample_shape(), (Shape{longest, features}));
+  api::ModelSpec spec;
+  spec.architecture = arch;
+  spec.input = {longest, features};
+  spec.classes = classes;
+  spec.seed = seed;
+  api::Model model(spec);
+  api::TrainSettings settings;
+  settings.batch = batch;
+  settings.optimizer.lr = 0.01f;
+  model.configure(settings);
+  source.start_epoch(seed, 1, /*shuffle=*/true, /*augment=*/false, 0);
+  std::vector<float> x(size_t(batch) * size_t(longest * features));
+  std::vector<int32_t> y(static_cast<size_t>(batch));
+  bool shorter = false;
+  for (int64_t n; (n = source.next_batch(batch, x.data(), y.data())) > 0;) {
+    api::Batch b{.images = x.data(), .labels = y.data(), .shape = {n, longest, features}};
+    b.lengths = source.batch_lengths();
+    for (int64_t i = 0; b.lengths && i < n; ++i) shorter = shorter || b.lengths[i] < longest;
+    EXPECT_TRUE(std::isfinite(model.train_step(b).loss));
+  }
+  model.save(dir.file("api.safetensors"));
+  const auto a = read_safetensors(dir.file("cli.safetensors"));
+  const auto b = read_safetensors(dir.file("api.safetensors"));
+  for (const auto& [name, t] : b.tensors) {
+    ASSERT_TRUE(a.tensors.count(name)) << name << " is not in graft train's checkpoint";
+    EXPECT_TRUE(t.bytes == a.tensors.at(name).bytes) << name << " differs from graft train's (" << arch << ")";
+  }
+  EXPECT_TRUE(shorter || examples == 1) << "no batch had a shorter sequence: the test checked nothing of lengths";
 }
 
 TEST(Api, AModelAfterAFailedLoadRefusesToRunUntilALoadSucceeds) {
