@@ -293,20 +293,6 @@ INSTANTIATE_TEST_SUITE_P(, RnnKernelCells,
                          ::testing::Combine(::testing::Values(RnnCell::LSTM, RnnCell::GRU), ::testing::Bool()),
                          cell_name);
 
-TEST(RnnKernel, FasterPathMatchesTheReferenceOnTheDemoShape) {
-  RnnGeometry g = small_geometry(RnnCell::LSTM, false);
-  g.batch = 8;  // the demo's layer (28 x 28 inputs, hidden 128) on fewer rows
-  g.steps = 28;
-  g.input = 28;
-  g.hidden = 128;
-  const auto x = random_floats(size_t(g.input_numel()));
-  const Params p = random_params(g);
-  const auto lengths = random_lengths(g.batch, g.steps);
-  const Forward fast = forward(cpu_ops(), g, x, lengths, p);
-  const Forward ref = forward(cpu_ops(true), g, x, lengths, p);
-  EXPECT_LT(relative_error(fast.y, ref.y), 1e-5);
-}
-
 TEST(RnnKernel, GeometryWithoutPositiveSizesIsRefusedByName) {
   Ops& ops = cpu_ops();
   const RnnGeometry good = small_geometry(RnnCell::GRU, true);
