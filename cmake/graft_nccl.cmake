@@ -1,18 +1,17 @@
 # NCCL for data-parallel training on GPUs: graft_nccl (runtime/nccl) when the CUDA backend is
-# built and NCCL is found (no CMake config ships with it: its header and library are looked
-# for under the CUDA toolkit, GRAFT_NCCL_ROOT / NCCL_ROOT, and a pip wheel's
-# site-packages/nvidia/nccl). Included by the root CMakeLists.txt after graft_cuda. Sets
-# GRAFT_HAVE_NCCL; without NCCL, --device cuda under mpirun is refused by name.
+# built and NCCL is found. No CMake config ships with it: nccl.h and libnccl are looked for
+# under GRAFT_NCCL_ROOT / NCCL_ROOT, the CUDA toolkit, and the pip wheel's
+# site-packages/nvidia/nccl/{include,lib} (as the lent GPU machines have it). Included by the
+# root CMakeLists.txt after graft_cuda. Sets GRAFT_HAVE_NCCL; without NCCL, --device cuda
+# under mpirun is refused by name.
 option(GRAFT_NCCL "Data-parallel training on GPUs with NCCL, when NCCL is found" ON)
 set(GRAFT_HAVE_NCCL OFF)
 if(GRAFT_NCCL AND TARGET graft_cuda)
-  set(graft_nccl_hints ${GRAFT_NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_ROOT} ${CUDAToolkit_TARGET_DIR}
-      /usr/local/cuda)
-  file(GLOB graft_nccl_wheels /usr/lib/python3*/site-packages/nvidia/nccl /usr/local/lib/python3*/*-packages/nvidia/nccl
-       ${PROJECT_SOURCE_DIR}/build/python-env/lib/python3*/site-packages/nvidia/nccl)
-  list(APPEND graft_nccl_hints ${graft_nccl_wheels})
-  find_path(GRAFT_NCCL_INCLUDE_DIR nccl.h HINTS ${graft_nccl_hints} PATH_SUFFIXES include)
-  find_library(GRAFT_NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${graft_nccl_hints} PATH_SUFFIXES lib64 lib)
+  # The toolkit's folders first, then the pip wheels' (pip_includes, pip_libs: cmake/graft_cuda_libs.cmake).
+  find_path(GRAFT_NCCL_INCLUDE_DIR nccl.h HINTS ${GRAFT_NCCL_ROOT}/include $ENV{NCCL_ROOT}/include
+            ${CUDAToolkit_INCLUDE_DIRS} ${pip_includes} NO_CACHE)
+  find_library(GRAFT_NCCL_LIBRARY NAMES nccl libnccl.so.2 HINTS ${GRAFT_NCCL_ROOT}/lib $ENV{NCCL_ROOT}/lib
+               ${CUDAToolkit_LIBRARY_DIR} ${pip_libs} NO_CACHE)
   if(GRAFT_NCCL_INCLUDE_DIR AND GRAFT_NCCL_LIBRARY)
     set(GRAFT_HAVE_NCCL ON)
     file(GLOB GRAFT_NCCL_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/runtime/nccl/*.cpp)

@@ -1,6 +1,7 @@
 // Communicator: what data-parallel training asks of the processes it runs in (rank, size,
 // sums, a broadcast, a barrier). One process is the single-rank communicator here; several
-// are MPI's (runtime/mpi/, built when MPI is found). Every call is collective: each rank
+// are MPI's (runtime/mpi/, built when MPI is found), with NCCL's for device gradients on top
+// (runtime/nccl/, built with CUDA and NCCL). Every call is collective: each rank
 // makes the same calls in the same order, `what` names the call in errors (a rank that
 // died or hangs ends the others after the communicator's timeout, naming it).
 #pragma once
@@ -16,12 +17,16 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string describe() const = 0;  // "1 process", "MPI, 4 ranks"
+  // Whether start_sum/wait_all take device memory (NCCL) rather than the host's.
+  virtual bool gradients_on_device() const { return false; }
 
   // Sums `count` values in place over the ranks (host memory); every rank gets the sum.
   virtual void sum(float* data, size_t count, const char* what) = 0;
   virtual void sum(double* data, size_t count, const char* what) = 0;
   // The same sum started without waiting (gradient buckets overlap the rest of backward):
   // `data` must stay untouched until wait_all() returns. Sums finish in the order started.
+  // Where gradients_on_device(), `data` is device memory and the sums run in stream order
+  // (NCCL, runtime/nccl); else host memory.
   virtual void start_sum(float* data, size_t count, const char* what) = 0;
   virtual void wait_all(const char* what) = 0;
   // Rank `root`'s `bytes` at `data` to every rank.

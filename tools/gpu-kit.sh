@@ -3,8 +3,8 @@
 # machine carries (`carry: [".gpu-kit"]`), because that machine runs another image with
 # none of our Debian packages and no network (docs/gpu-runs.md). It holds
 #   bin/      graft, graft_gpu_tests, graft_tc_gemm_bench for sm_90, linked so that they need
-#             only glibc and the CUDA libraries (libcublas, libcublasLt, libcudnn) from the
-#             machine's pip wheels: libstdc++, yaml-cpp, zlib and the CUDA runtime are static;
+#             only glibc and the CUDA libraries (libcublas, libcublasLt, libcudnn, libnccl) from
+#             the machine's pip wheels: libstdc++, yaml-cpp, zlib and the CUDA runtime are static;
 #             OpenBLAS is left out (the GPU checks do not need a fast CPU GEMM);
 #   prefix/   headers and static libraries of our Debian dependencies, for the fallback that
 #             builds from source there when the binaries cannot run (tools/gpu-run.sh does it);
@@ -41,7 +41,7 @@ mkdir -p "$tmp/bin" "$tmp/data/fashion-mnist" "$tmp/prefix/include/stb" "$tmp/pr
 for b in graft graft_tc_gemm_bench tests/graft_gpu_tests; do strip -o "$tmp/bin/$(basename "$b")" "$BUILD_DIR/$b"; done
 
 # What the binaries need from the machine: nothing beyond glibc and the CUDA libraries.
-allowed='^(libc|libm|libdl|librt|libpthread|ld-linux-x86-64)\.so|^(libcublas|libcublasLt)\.so\.13$|^libcudnn\.so\.9$'
+allowed='^(libc|libm|libdl|librt|libpthread|ld-linux-x86-64)\.so|^(libcublas|libcublasLt)\.so\.13$|^libcudnn\.so\.9$|^libnccl\.so\.2$'
 for b in "$tmp"/bin/*; do
   extra=$(readelf -d "$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | grep -Ev "$allowed" || true)
   [ -z "$extra" ] || { echo "gpu-kit: $b needs $extra, which the GPU image may lack: link it statically" >&2; exit 1; }

@@ -15,7 +15,7 @@
 # $OUT/run<N>-logs.tar.gz. Exit status 0 only when nothing failed.
 # Environment: OUT (/tmp/graft-gpu-run), KIT (.gpu-kit), DEADLINE (seconds for the whole run:
 # 330 for run 1, 420 for run 2), FROM_SOURCE=1 (ignore the kit), GRAFT_CUDA_LIBS (more folders
-# with libcudnn/libcublas, colon-separated), JOBS (nproc), PLAN_ONLY=1 (stop after saying
+# with libcudnn/libcublas/libnccl, colon-separated), JOBS (nproc), PLAN_ONLY=1 (stop after saying
 # which binaries the run would use), SKIP (stages to leave out when time is short, e.g.
 # SKIP="racecheck demo"; run 1: gpu-tests memcheck racecheck train demo recipe; run 2: bench gemm
 # compare; bench/compare.sh's BENCH_* variables pass through, e.g. BENCH_IMPLS=eager).
@@ -147,7 +147,7 @@ else
       >>"$LOGS/build.log" 2>&1 || brc=$?
   fi
   if [ "$brc" = 0 ]; then
-    row binaries built "from source in $((SECONDS - t0)) s, sm_$archs: $why_source"
+    row binaries built "from source in $((SECONDS - t0)) s, sm_$archs, $(grep -m1 -o 'NCCL O[NF]F*' "$LOGS/build.log" || echo 'NCCL ?'): $why_source"
   else
     tail -30 "$LOGS/build.log"
     case $brc in

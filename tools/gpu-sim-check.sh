@@ -4,9 +4,10 @@
 # root, in a private mount namespace (unshare -m), an overlay over /usr hides
 #   - every file of the Debian packages tools/deps.sh installs (headers, libraries, CMake
 #     configs, Fashion-MNIST), and OpenBLAS's and gfortran's runtime libraries;
-#   - cuDNN and cuBLAS/cuBLASLt in /usr/local/cuda, which reappear in a pip-like layout
-#     (site/nvidia/cudnn/{include,lib}, site/nvidia/cu13/{include,lib}, versioned .so names
-#     only) that python3 finds as the `nvidia` package, as on the GPU machine.
+#   - cuDNN, cuBLAS/cuBLASLt and NCCL in /usr/local/cuda, which reappear in a pip-like layout
+#     (site/nvidia/cudnn/{include,lib}, site/nvidia/cu13/{include,lib},
+#     site/nvidia/nccl/{include,lib}, versioned .so names only) that python3 finds as the
+#     `nvidia` package, as on the GPU machine.
 # Then, in that simulated image:
 #   0. controls: the hidden files are gone, and configuring without the kit's prefix fails;
 #   1. the kit: its binaries' ldd resolves with the image's libraries alone, and
@@ -33,7 +34,7 @@ fi
 # --- the simulated image: whiteouts in an overlay upper folder, and the pip layout ---
 rm -rf "$SIM"
 mkdir -p "$SIM/upper" "$SIM/work" "$SIM/site/nvidia/cudnn/include" "$SIM/site/nvidia/cudnn/lib" \
-  "$SIM/site/nvidia/cu13/include" "$SIM/site/nvidia/cu13/lib"
+  "$SIM/site/nvidia/cu13/include" "$SIM/site/nvidia/cu13/lib" "$SIM/site/nvidia/nccl/include" "$SIM/site/nvidia/nccl/lib"
 hide() {  # hide ABSOLUTE-PATH-UNDER-/usr (resolved): a character device 0/0 is an overlay whiteout
   local p rel
   p=$(readlink -f "$1")
@@ -73,10 +74,13 @@ for f in "$CUDA_DIR"/lib/libcublas.so.13 "$CUDA_DIR"/lib/libcublasLt.so.13; do
 done
 cp "$CUDA_DIR"/include/cudnn*.h "$SIM/site/nvidia/cudnn/include/"
 cp "$CUDA_DIR"/include/cublas*.h "$SIM/site/nvidia/cu13/include/"
-for f in "$CUDA_DIR"/lib/libcudnn* "$CUDA_DIR"/lib/libcublas* "$CUDA_DIR"/include/cudnn*.h "$CUDA_DIR"/include/cublas*.h; do
+ln "$(readlink -f "$CUDA_DIR"/lib/libnccl.so.2)" "$SIM/site/nvidia/nccl/lib/libnccl.so.2"
+cp -r "$CUDA_DIR"/include/nccl* "$SIM/site/nvidia/nccl/include/"
+for f in "$CUDA_DIR"/lib/libcudnn* "$CUDA_DIR"/lib/libcublas* "$CUDA_DIR"/lib/libnccl* "$CUDA_DIR"/include/cudnn*.h \
+         "$CUDA_DIR"/include/cublas*.h "$CUDA_DIR"/include/nccl*.h; do
   if [ -L "$f" ]; then hide_link "$f"; else hide "$f"; fi
 done
-echo "gpu-sim-check: hiding $hidden files of ${#packages[@]} Debian packages, cuDNN and cuBLAS (now in $SIM/site/nvidia)"
+echo "gpu-sim-check: hiding $hidden files of ${#packages[@]} Debian packages, cuDNN, cuBLAS and NCCL (now in $SIM/site/nvidia)"
 
 # --- inside the simulated image ---
 export SIM ROOT
@@ -94,10 +98,11 @@ gone=0
 for f in /usr/include/nlohmann/json.hpp /usr/include/yaml-cpp/yaml.h /usr/include/gtest/gtest.h /usr/include/zlib.h \
          /usr/include/CLI/CLI.hpp /usr/include/stb/stb_image.h /usr/lib/x86_64-linux-gnu/libyaml-cpp.so.0.7 \
          /usr/local/cuda/lib64/libcudnn.so.9 /usr/local/cuda/include/cudnn.h /usr/local/cuda/lib64/libcublas.so.13 \
+         /usr/local/cuda/lib64/libnccl.so.2 /usr/local/cuda/include/nccl.h \
          /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz; do
   [ -e "$f" ] && { echo "still visible: $f"; gone=1; }
 done
-check "the Debian packages, cuDNN and cuBLAS are hidden" $gone
+check "the Debian packages, cuDNN, cuBLAS and NCCL are hidden" $gone
 python3 -c 'import nvidia, os; assert os.path.isdir(os.path.join(list(nvidia.__path__)[0], "cudnn", "lib"))' 2>/dev/null
 check "python3 finds cuDNN as a pip wheel" $?
 rm -rf /tmp/graft-sim-noprefix
@@ -108,7 +113,7 @@ check "without the kit's prefix, configuring fails and names what is missing ($(
 
 # 1. the kit
 ldd .gpu-kit/bin/* >/tmp/graft-sim-ldd.txt 2>&1
-LD_LIBRARY_PATH=$SIM/site/nvidia/cudnn/lib:$SIM/site/nvidia/cu13/lib ldd .gpu-kit/bin/* | grep -q 'not found'
+LD_LIBRARY_PATH=$SIM/site/nvidia/cudnn/lib:$SIM/site/nvidia/cu13/lib:$SIM/site/nvidia/nccl/lib ldd .gpu-kit/bin/* | grep -q 'not found'
 check "the kit's ldd resolves with the image's libraries and the pip wheels" $(( $? == 0 ? 1 : 0 ))
 OUT=/tmp/graft-sim-run1 bash tools/gpu-run.sh 1 >/tmp/graft-sim-run1.log 2>&1
 rc=$?
@@ -143,6 +148,8 @@ if [ "${SIM_FALLBACK:-1}" = 1 ]; then
   rc=$?
   grep -q '^binaries *built ' /tmp/graft-sim-src.log
   check "FROM_SOURCE=1: built with the kit's prefix and dry-ran (rc $rc; $(grep '^binaries' /tmp/graft-sim-src.log | tail -1 | cut -c1-80))" $(( rc == 0 && $? == 0 ? 0 : 1 ))
+  grep -q '^binaries *built .*NCCL ON' /tmp/graft-sim-src.log
+  check "FROM_SOURCE=1: NCCL found as a pip wheel (site/nvidia/nccl)" $?
 fi
 
 for f in /tmp/graft-sim-run1.log /tmp/graft-sim-src.log; do

@@ -43,6 +43,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return host_->rank(); }
   int size() const override { return host_->size(); }
   std::string describe() const override { return "NCCL, " + host_->describe(); }
+  bool gradients_on_device() const override { return true; }
 
   void sum(float* data, size_t count, const char* what) override { host_->sum(data, count, what); }
   void sum(double* data, size_t count, const char* what) override { host_->sum(data, count, what); }
@@ -126,6 +127,15 @@ int local_rank_from_environment() {
     }
   }
   return 0;
+}
+
+int visible_gpus() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+    (void)cudaGetLastError();  // no device is an answer here, not an error
+    return 0;
+  }
+  return devices;
 }
 
 void select_device_for_local_rank(int local_rank, int world_rank) {

@@ -16,6 +16,9 @@ namespace graft {
 // (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, MPI_LOCALRANKID, LOCAL_RANK); 0 without one.
 int local_rank_from_environment();
 
+// The GPUs this process sees; 0 when there are none or no driver.
+int visible_gpus();
+
 // Makes GPU `local_rank` this process's device (one GPU per rank on each node). Fails,
 // naming the rank and the count, when the node has fewer GPUs than local ranks.
 void select_device_for_local_rank(int local_rank, int world_rank);

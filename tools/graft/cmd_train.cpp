@@ -21,6 +21,9 @@
 #if defined(GRAFT_HAVE_MPI)
 #include "runtime/mpi/mpi_communicator.h"
 #endif
+#if defined(GRAFT_HAVE_NCCL)
+#include "runtime/nccl/nccl_communicator.h"
+#endif
 #include "tools/graft/config_file.h"
 #include "tools/graft/options.h"
 
@@ -159,10 +162,27 @@ void register_train(CLI::App& app) {
 
 namespace {
 
-// The ranks of a data-parallel run (mpirun, srun), or null: this process alone.
+// The ranks of a data-parallel run (mpirun, srun), or null: this process alone. On GPUs
+// (--device cuda, or auto with a GPU) each rank takes the GPU of its local rank, before
+// anything touches the device, and the gradients go over NCCL.
 std::unique_ptr<Communicator> open_communicator() {
 #if defined(GRAFT_HAVE_MPI)
-  if (launched_by_mpi()) return mpi_communicator(opts.dist_timeout);
+  if (!launched_by_mpi()) return nullptr;
+  std::unique_ptr<Communicator> comm = mpi_communicator(opts.dist_timeout);
+#if defined(GRAFT_HAVE_NCCL)
+  const bool gpus = opts.model.device == "cuda" || (opts.model.device == "auto" && visible_gpus() > 0);
+  if (comm->size() > 1 && gpus) {
+    try {
+      select_device_for_local_rank(local_rank_from_environment(), comm->rank());
+    } catch (const std::exception& e) {  // the other ranks would wait for this one's NCCL id
+      std::fprintf(stderr, "graft: error: rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+      comm->end_all(1);
+      throw;
+    }
+    comm = nccl_communicator(std::move(comm), opts.dist_timeout);
+  }
+#endif
+  return comm;
 #else
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
     if (std::getenv(v))
