@@ -19,7 +19,7 @@ double DataParallel::loss_normaliser(int64_t n) const {
   return sum;
 }
 
-bool DataParallel::begin_step(int64_t n) {
+bool DataParallel::begin_step(int64_t n, bool reduce) {
   // [rows, normaliser] of the global batch.
   const double mine = loss_normaliser(n);
   double totals[2] = {double(n), mine};
@@ -28,13 +28,29 @@ bool DataParallel::begin_step(int64_t n) {
   // This rank's loss was a mean over its own normaliser; in the global mean it weighs
   // mine / total, and finish_step divides the sum by the ranks.
   const double total = totals[1] > 0 ? totals[1] : 1;
-  reducer_.begin_step(n > 0 && mine > 0 ? float(double(comm_.size()) * mine / total) : 1.0f);
+  prescale_ = n > 0 && mine > 0 ? float(double(comm_.size()) * mine / total) : 1.0f;
+  reduce_ = reduce;
+  if (reduce)
+    reducer_.begin_step(prescale_);
+  else
+    reducer_.skip_step();
   return true;
 }
 
 void DataParallel::finish_step(int64_t n) {
-  if (n == 0) ex_.ops().zero(ex_.gradients(), size_t(ex_.trainable_count()) * sizeof(float));
-  reducer_.finish(1.0f / float(comm_.size()));
+  const size_t count = size_t(ex_.trainable_count());
+  if (n == 0) ex_.ops().zero(ex_.gradients(), count * sizeof(float));
+  if (reduce_) {
+    reducer_.finish(1.0f / float(comm_.size()));
+  } else if (prescale_ != 1.0f) {
+    ex_.ops().scale(int64_t(count), prescale_, ex_.gradients());
+  }
+}
+
+void DataParallel::sum_accumulated(float* data, size_t count) {
+  comm_.sum(data, count, "the accumulated gradient sum");
+  const float scale = 1.0f / float(comm_.size());
+  for (size_t i = 0; i < count; ++i) data[i] *= scale;
 }
 
 Metrics DataParallel::sum(const Metrics& m) {

@@ -28,10 +28,16 @@ class DataParallel {
   // Before a step's forward, with this rank's n rows in the executor's input and labels:
   // whether any rank has rows (false: the epoch is over everywhere). Sums the batch's loss
   // normaliser over the ranks (examples, or class weights with --class-weights).
-  bool begin_step(int64_t n);
+  // `reduce` false (--grad-accumulation): this micro-batch's gradients stay on the rank, to
+  // be accumulated and summed once per optimizer step by sum_accumulated().
+  bool begin_step(int64_t n, bool reduce = true);
   // After backward (n > 0) or instead of it (n == 0: this rank adds zero gradients): the
-  // gradients summed, the global batch's mean gradient on every rank.
+  // gradients summed, the global batch's mean gradient on every rank. Without `reduce`: this
+  // rank's gradients weighted by its share of the global batch, not summed.
   void finish_step(int64_t n);
+  // The accumulated (summed) weighted gradients of the micro-batches since the last optimizer
+  // step: summed over the ranks, divided by the ranks (host memory: the CPU backend).
+  void sum_accumulated(float* data, size_t count);
   // Sums over the ranks (an epoch's loss, accuracy and count).
   Metrics sum(const Metrics& m);
 
@@ -42,6 +48,8 @@ class DataParallel {
   Executor& ex_;
   Shard shard_;
   GradientReducer reducer_;
+  bool reduce_ = true;   // this micro-batch's gradients are summed in finish_step
+  float prescale_ = 1;   // this rank's weight in the global batch's mean
 };
 
 }  // namespace graft

@@ -29,6 +29,9 @@ class GradientReducer {
   // before it is sent (this rank's share of the global loss: ranks * local / global
   // normaliser, so that finish(1 / ranks) gives the global batch's mean gradient).
   void begin_step(float prescale = 1.0f);
+  // Instead of begin_step for a micro-batch whose gradients are accumulated and summed later
+  // (--grad-accumulation): the listener starts nothing, and finish() is not called.
+  void skip_step() { next_ = buckets_.size(); }
   // After it: starts what the listener has not (every bucket when nothing listened), waits
   // for all, and multiplies the sums by `scale` (1 / the global loss normaliser's share).
   void finish(float scale);

@@ -52,7 +52,8 @@ void TrainingRun::run_epoch(int epoch) {
   for (;;) {
     const int64_t n = next_batch();
     // With several ranks the epoch ends for all at once: a rank out of rows adds zeros.
-    if (dp_ ? !dp_->begin_step(n) : n == 0) break;
+    // With --grad-accumulation the ranks sum once per optimizer step (optimizer_step).
+    if (dp_ ? !dp_->begin_step(n, o_.grad_accumulation == 1) : n == 0) break;
     const trace::Range step_range("step");  // the micro-batch: forward, loss, backward, optimizer
     if (!step(n, epoch)) continue;          // a skipped non-finite step
     // TensorBoard's step scalars whenever the host reads the device anyway.
@@ -68,8 +69,10 @@ void TrainingRun::run_epoch(int epoch) {
 
 int64_t TrainingRun::next_batch() {
   const trace::Range range("data wait");
-  return plan_.raw ? source_->next_raw_batch(rows_per_step_, ex_.raw_images(), ex_.raw_warps(), ex_.labels())
-                   : source_->next_batch(rows_per_step_, ex_.input(), ex_.labels());
+  const int64_t n = plan_.raw ? source_->next_raw_batch(rows_per_step_, ex_.raw_images(), ex_.raw_warps(), ex_.labels())
+                              : source_->next_batch(rows_per_step_, ex_.input(), ex_.labels());
+  ex_.set_lengths(source_->batch_lengths(), n);  // sequences: the batch's lengths (null for images)
+  return n;
 }
 
 bool TrainingRun::interrupted() {
@@ -134,6 +137,8 @@ void TrainingRun::accumulate_gradients() {
 
 void TrainingRun::optimizer_step() {
   if (o_.grad_accumulation > 1) {
+    // Every rank has the same pending_: the ranks' epochs end at the same micro-batch.
+    if (dp_) dp_->sum_accumulated(accumulated_.floats(), size_t(ex_.trainable_count()));
     const float scale = 1.0f / float(pending_);
     for (int64_t i = 0; i < ex_.trainable_count(); ++i) accumulated_.floats()[i] *= scale;
   }

@@ -45,6 +45,7 @@ bool TrainingRun::end_epoch(int epoch) {
   if (val_source_)
     r.validation = evaluate(model_, *val_source_, plan_.batch, o_.loss, o_.reference_kernels,
                             val_cache_ ? plan_.cache.cut : -1, examples ? &*examples : nullptr);
+  if (split_validation_) r.validation = dp_->sum(*r.validation);
   if (examples && val_cache_) examples->read_inputs(*validation_, plan_.batch);
   at_.epochs_done = epoch;
   at_.batches_in_epoch = 0;
@@ -107,6 +108,7 @@ void TrainingRun::write_metrics(const EpochReport& r) {
   if (r.validation) {
     j["val_loss"] = r.validation->loss();
     j["val_accuracy"] = r.validation->accuracy();
+    j["val_examples"] = static_cast<int64_t>(r.validation->count);
   }
   metrics_file_ << j.dump() << "\n" << std::flush;
 }

@@ -105,6 +105,7 @@ class TrainingRun {
   int sync_every_ = 1;                  // steps between looks at the device's finite verdict
   Executor::StepHooks with_optimizer_;  // the optimizer inside a deferred step
   std::unique_ptr<DataParallel> dp_;    // several ranks: this rank's shard and the gradient sum
+  bool split_validation_ = false;       // each rank validates its shard; the metrics are summed
   int64_t rows_per_step_ = 0;           // what this rank reads of a full global batch
 
   // The epoch in progress.

@@ -42,12 +42,13 @@ RunPlan plan_run(Model& model, BatchSource& data, BatchSource* validation, const
   p.batch = std::min<int64_t>(o.batch, data.size());
   const int ranks = o.comm ? o.comm->size() : 1;
   if (ranks > 1) {
-    if (model.on_device())
-      fail("training on ", ranks, " ranks with --device cuda needs NCCL, which graft does not use yet; run the ranks "
-           "with --device cpu, or train on one GPU");
-    if (o.grad_accumulation > 1)
-      fail("--grad-accumulation is not supported yet with ", ranks, " ranks; raise --batch instead (it is the global "
-           "batch, split over the ranks)");
+    if (model.on_device() && !o.comm->gradients_on_device())
+      fail("training on ", ranks, " ranks with --device cuda needs NCCL, and this graft was built without it (",
+           o.comm->describe(), "); install NCCL (libnccl-dev, or the pip wheel nvidia-nccl-cu13) and rebuild, run "
+           "the ranks with --device cpu, or train on one GPU");
+    if (!model.on_device() && o.comm->gradients_on_device())
+      fail("the ranks sum gradients on the GPU (", o.comm->describe(), ") but the model is on the CPU: give "
+           "--device cuda, or --device cpu to every rank");
     make_shard(o.comm->rank(), ranks, p.batch);  // every rank needs a row of it
   }
   // What one rank's executor plans for: the whole batch, or the largest share of it.
@@ -123,15 +124,22 @@ TrainingRun::TrainingRun(Model& model, BatchSource& data, BatchSource* validatio
   val_source_ = val_cache_ ? val_cache_.get() : validation;
   rows_per_step_ = plan_.batch;
   if (o.comm && o.comm->size() > 1) {
-    // Every rank trains on its rows of each global batch; validation runs whole on each.
+    // Every rank trains on its rows of each global batch.
     dp_ = std::make_unique<DataParallel>(*o.comm, ex_, plan_.batch);
     source_->set_shard(dp_->shard());
     const auto [lo, hi] = dp_->shard().rows(plan_.batch);
     rows_per_step_ = hi - lo;
+    // Validation is split the same way, its metrics summed; but for TensorBoard on rank 0,
+    // whose confusion matrix and misclassified images need every example's prediction there.
+    if (val_source_ && !o.comm->any(o.tensorboard != nullptr, "the TensorBoard check")) {
+      val_source_->set_shard(dp_->shard());
+      split_validation_ = true;
+    }
   }
 
   if (o.sync_every < 0) fail("--sync-every must be at least 1 (or 0 for auto), got ", o.sync_every);
-  sync_every_ = o.check_finite || o.skip_nonfinite > 0 || o.grad_accumulation > 1 ? 1
+  // Several ranks: every step sums over them (the batch's normaliser, the gradients) on the host.
+  sync_every_ = o.check_finite || o.skip_nonfinite > 0 || o.grad_accumulation > 1 || dp_ ? 1
                 : o.sync_every > 0                                                 ? o.sync_every
                 : model.on_device()                                                ? 25
                                                                                    : 1;
@@ -142,7 +150,9 @@ TrainingRun::TrainingRun(Model& model, BatchSource& data, BatchSource* validatio
 
 // Step graphs are set before the optimizer's state is allocated: the pool's order as ever.
 Optimizer TrainingRun::make_optimizer() {
-  ex_.set_step_graphs(o_.step_graphs);
+  // Several ranks: no step graph. A replay would skip the backward listener that starts the
+  // gradient sums, and would bake in this step's weight in the global batch.
+  ex_.set_step_graphs(o_.step_graphs && !(o_.comm && o_.comm->size() > 1));
   return Optimizer(o_.optimizer, ex_.trainable_count(), model_.pool());
 }
 
