@@ -42,19 +42,21 @@ class DataParallelCli : public ::testing::Test {
   testing::TempDir dir_;
 };
 
-// Every tensor of two checkpoints within `tolerance` (relative to the larger magnitude).
+// Every tensor of two checkpoints within `tolerance` by the project's rule (max |a - b| over
+// the tensor's largest magnitude). Ranks sum gradients in another order; when that last-bit
+// rounding flips a max-pool tie or a ReLU at zero for one example, one weight path moves by
+// ~1e-4 of its tensor, so an element-wise rule on near-zero weights fails on noise. A wrong
+// sum (an unaveraged gradient, a dropped or doubled shard) moves whole tensors by >1e-2.
 void expect_same_parameters(const std::string& a_path, const std::string& b_path, double tolerance) {
   const auto a = read_safetensors(a_path), b = read_safetensors(b_path);
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (const auto& [name, t] : a.tensors) {
     const auto& u = b.tensors.at(name);
     ASSERT_EQ(t.bytes.size(), u.bytes.size()) << name;
-    const auto* x = reinterpret_cast<const float*>(t.bytes.data());
-    const auto* y = reinterpret_cast<const float*>(u.bytes.data());
-    double worst = 0;
-    for (size_t i = 0; i < t.bytes.size() / sizeof(float); ++i)
-      worst = std::max(worst, std::abs(double(x[i]) - y[i]) / std::max({1e-3, std::abs(double(x[i])), std::abs(double(y[i]))}));
-    EXPECT_LE(worst, tolerance) << name << " differs between " << a_path << " and " << b_path;
+    const double error = testing::relative_error(reinterpret_cast<const float*>(t.bytes.data()),
+                                                 reinterpret_cast<const float*>(u.bytes.data()),
+                                                 t.bytes.size() / sizeof(float));
+    EXPECT_LE(error, tolerance) << name << " differs between " << a_path << " and " << b_path;
   }
 }
 
@@ -79,7 +81,7 @@ TEST_F(DataParallelCli, RanksReachTheParametersOfOneProcessOnTheSameGlobalBatch)
       EXPECT_EQ(lines, 1u) << many.output;
       const std::string metrics = testing::slurp(file("many.jsonl"));
       EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 2) << metrics;
-      expect_same_parameters(file("one.safetensors"), out, 1e-4);
+      expect_same_parameters(file("one.safetensors"), out, 1e-3);
     }
   }
 }
@@ -97,7 +99,7 @@ TEST_F(DataParallelCli, ACheckpointOfTwoRanksResumesOnThreeAndOnOne) {
   const auto third = run_ranks(0, common + " --epochs 3 --resume " + file("three.safetensors") + " --save " +
                                         file("one.safetensors"));
   ASSERT_EQ(third.status, 0) << third.output;
-  expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-4);
+  expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-3);
 }
 
 TEST_F(DataParallelCli, AKilledRankEndsTheRunNonZeroInTime) {
