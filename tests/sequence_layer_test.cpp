@@ -14,6 +14,7 @@
 #include "layers/zoo.h"
 #include "runtime/executor.h"
 #include "runtime/memory_pool.h"
+#include "runtime/onnx/graph.h"
 #include "tests/testing.h"
 
 namespace graft {
@@ -172,7 +173,9 @@ TEST(SequenceLayers, RefuseWhatTheyCannotDo) {
   testing::expect_error([&] { pool.output_shape({Shape{2, 3}}); }, {"pool", "[N, steps, features]", "[2, 3]"});
   Recurrent lstm("lstm", 4, RecurrentOptions{RnnCell::LSTM, 8, 2, true, 0.0f});
   testing::expect_error([&] { lstm.output_shape({Shape{2, 5, 3}}); }, {"lstm", "[N, steps, 4]", "[2, 5, 3]"});
-  testing::expect_error([&] { lstm.export_onnx(*static_cast<OnnxGraph*>(nullptr), *static_cast<const OnnxNodeArgs*>(nullptr)); },
+  OnnxGraph graph;
+  const OnnxNodeArgs args{};
+  testing::expect_error([&] { lstm.export_onnx(graph, args); },
                         {"graft export: lstm (LSTM) has no ONNX export yet"});
 }
 
