@@ -1,7 +1,9 @@
 // `graft train` under mpirun (CPU ranks): the global batch split over 2 or 3 ranks reaches the
 // parameters one process reaches on the same data, seed and flags (uneven splits and a short
 // last batch included), with a frozen base and fully trainable; rank 0 alone prints and
-// writes; a 2-rank checkpoint resumes on 3 ranks and on one; a killed rank ends the run.
+// writes; --grad-accumulation over 2 ranks equals one process; validation is split over the
+// ranks with one process's numbers; a 2-rank checkpoint resumes on 3 ranks and on one; a
+// killed rank ends the run.
 // Built without MPI, the tests skip and say so. Needs Fashion-MNIST (tools/deps.sh).
 #include <gtest/gtest.h>
 
@@ -10,6 +12,8 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/dataset.h"
 #include "runtime/safetensors.h"
@@ -83,6 +87,57 @@ TEST_F(DataParallelCli, RanksReachTheParametersOfOneProcessOnTheSameGlobalBatch)
       EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 2) << metrics;
       expect_same_parameters(file("one.safetensors"), out, 1e-3);
     }
+  }
+}
+
+// --grad-accumulation: each rank accumulates its rows of K global micro-batches and the ranks
+// sum once per optimizer step; the result is one process's K micro-batches of the global batch
+// (a partial accumulation at the epoch's end included: 30 examples in uneven batches).
+TEST_F(DataParallelCli, RanksWithGradientAccumulationReachTheParametersOfOneProcess) {
+  const int seed = testing::random_int(0, 1000);
+  const int batch = testing::random_int(4, 7);
+  const int accumulation = testing::random_int(2, 3);
+  const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 10 --epochs 2 --optimizer adam "
+                             "--lr 0.003 --batch " + std::to_string(batch) + " --grad-accumulation " +
+                             std::to_string(accumulation) + " --seed " + std::to_string(seed);
+  const auto one = run_ranks(0, common + " --save " + file("one.safetensors"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto two = run_ranks(2, common + " --save " + file("two.safetensors"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_TRUE(testing::has(two.output, "data parallel: MPI, 2 ranks")) << two.output;
+  expect_same_parameters(file("one.safetensors"), file("two.safetensors"), 1e-3);
+  // Without accumulation the same run differs: the test sees the accumulation.
+  const auto plain = run_ranks(2, "train --device cpu --progress off --classes 0-2 --per-class 10 --epochs 2 --optimizer "
+                                  "adam --lr 0.003 --batch " + std::to_string(batch) + " --seed " + std::to_string(seed) +
+                                  " --save " + file("plain.safetensors"));
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  const auto a = read_safetensors(file("one.safetensors")), b = read_safetensors(file("plain.safetensors"));
+  bool differs = false;
+  for (const auto& [name, t] : a.tensors) differs = differs || t.bytes != b.tensors.at(name).bytes;
+  EXPECT_TRUE(differs) << "--grad-accumulation " << accumulation << " changed nothing";
+}
+
+// Validation is split over the ranks and its sums added: the metrics file of 2 and 3 ranks
+// has one process's val_loss, val_accuracy and val_examples (each rank's whole set, summed,
+// would count every example R times; a rank's shard alone, fewer).
+TEST_F(DataParallelCli, RanksSplitValidationAndReportOneProcesssNumbers) {
+  const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 8 --epochs 1 --optimizer sgd "
+                             "--lr 0.02 --val test --batch " + std::to_string(testing::random_int(4, 7)) + " --seed " +
+                             std::to_string(testing::random_int(0, 1000));
+  const auto one = run_ranks(0, common + " --metrics " + file("one.jsonl"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const auto expected = nlohmann::json::parse(testing::slurp(file("one.jsonl")));
+  ASSERT_GT(expected.at("val_examples").get<int64_t>(), 0) << expected.dump();
+  for (int ranks : {2, 3}) {
+    const std::string metrics = file("ranks" + std::to_string(ranks) + ".jsonl");
+    const auto many = run_ranks(ranks, common + " --metrics " + metrics);
+    ASSERT_EQ(many.status, 0) << many.output;
+    const auto got = nlohmann::json::parse(testing::slurp(metrics));
+    EXPECT_EQ(got.at("val_examples"), expected.at("val_examples")) << ranks << " ranks";
+    for (const char* key : {"val_loss", "val_accuracy"})
+      EXPECT_NEAR(got.at(key).get<double>(), expected.at(key).get<double>(),
+                  1e-5 * (1 + std::abs(expected.at(key).get<double>())))
+          << key << ", " << ranks << " ranks";
   }
 }
 
