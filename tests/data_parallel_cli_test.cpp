@@ -2,8 +2,8 @@
 // parameters one process reaches on the same data, seed and flags (uneven splits and a short
 // last batch included), with a frozen base and fully trainable; rank 0 alone prints and
 // writes; --grad-accumulation over 2 ranks equals one process; validation is split over the
-// ranks with one process's numbers; a 2-rank checkpoint resumes on 3 ranks and on one; a
-// killed rank ends the run.
+// ranks with one process's numbers; a 2-rank checkpoint resumes on 3 ranks and on one; SIGINT
+// on one rank stops them all at one step and that checkpoint resumes; a killed rank ends the run.
 // Built without MPI, the tests skip and say so. Needs Fashion-MNIST (tools/deps.sh).
 #include <gtest/gtest.h>
 
@@ -154,6 +154,41 @@ TEST_F(DataParallelCli, ACheckpointOfTwoRanksResumesOnThreeAndOnOne) {
   const auto third = run_ranks(0, common + " --epochs 3 --resume " + file("three.safetensors") + " --save " +
                                         file("one.safetensors"));
   ASSERT_EQ(third.status, 0) << third.output;
+  expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-3);
+}
+
+// SIGINT reaching one rank stops every rank after the same step (the ranks agree on it after
+// each step); rank 0 saves once and names the resume command, and that checkpoint resumed on one
+// process ends where an uninterrupted one-process run ends.
+TEST_F(DataParallelCli, AnInterruptOnOneRankStopsEveryRankAndResumesOnOne) {
+  const std::string common = "train --device cpu --progress off --classes 0-2 --per-class 300 --batch 16 --epochs 2 "
+                             "--optimizer sgd --lr 0.02 --seed " + std::to_string(testing::random_int(0, 1000));
+  ASSERT_EQ(run_ranks(0, common + " --save " + file("straight.safetensors")).status, 0);
+  // A unique timeout marks this run's processes; the newest of them is a rank, not mpirun.
+  const std::string mark = std::to_string(testing::random_int(1000, 9999));
+  const std::string log = file("log.txt");
+  const std::string cmd = kMpiEnv + "timeout -k 5 300 " GRAFT_MPIEXEC " -np 2 " + std::string(GRAFT_BINARY) + " " +
+                          common + " --save " + file("run.safetensors") + " --dist-timeout " + mark + " > " + log +
+                          " 2>&1";
+  int status = 0;
+  std::thread runner([&] { status = std::system(cmd.c_str()); });
+  for (int i = 0; i < 600 && testing::slurp(log).find("data parallel") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(testing::random_int(100, 600)));
+  // "[ ]": the pattern does not match the shell that runs pkill.
+  std::system(("pkill -INT -n -f -- 'dist-timeout[ ]" + mark + "'").c_str());
+  runner.join();
+  const std::string out = testing::slurp(log);
+  if (!testing::has(out, "interrupted at")) {
+    EXPECT_EQ(status, 0) << "the run finished before the interrupt arrived:\n" << out;
+    GTEST_SKIP() << "the run finished before the interrupt arrived";
+  }
+  EXPECT_NE(status, 0) << out;
+  EXPECT_EQ(out.find("interrupted at"), out.rfind("interrupted at")) << "rank 0 alone reports:\n" << out;
+  EXPECT_TRUE(testing::has(out, "--resume " + file("run.safetensors"))) << out;
+  const auto resumed = run_ranks(0, common + " --resume " + file("run.safetensors") + " --save " + file("one.safetensors"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_TRUE(testing::has(resumed.output, "resuming")) << resumed.output;
   expect_same_parameters(file("straight.safetensors"), file("one.safetensors"), 1e-3);
 }
 
