@@ -84,15 +84,19 @@ class Ops {
   // --- element-wise ---
   virtual void relu_forward(int64_t count, const float* x, float* y) = 0;
   virtual void relu_backward(int64_t count, const float* y, const float* dy, float* dx) = 0;
-  virtual void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) = 0;
-  virtual void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy,
-                                float* dx) = 0;
+  // Inverted dropout with a counter-based mask: element i draws random(seed, stream, first + i),
+  // `first` the index of x[0] in the whole batch's tensor, so a part of a batch (a data-parallel
+  // rank's rows, a chunk) draws the mask the whole batch draws for it.
+  virtual void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* x,
+                               float* y) = 0;
+  virtual void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first,
+                                const float* dy, float* dx) = 0;
   // The same, with the stream math::layer_stream(*step, node) of the step count read from the
   // Ops' memory when the work runs (so a recorded step graph draws new masks on each replay).
   virtual void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
-                                  const float* x, float* y) = 0;
+                                  int64_t first, const float* x, float* y) = 0;
   virtual void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
-                                   const float* dy, float* dx) = 0;
+                                   int64_t first, const float* dy, float* dx) = 0;
   virtual void add(int64_t count, const float* a, const float* b, float* y) = 0;  // y may alias a
   virtual void scale(int64_t count, float alpha, float* x) = 0;
   virtual void copy(int64_t count, const float* x, float* y) = 0;

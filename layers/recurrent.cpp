@@ -135,6 +135,7 @@ void Recurrent::forward(const ForwardArgs& a) {
   const Shape& in = a.input_shapes[0];
   const bool drop = c.training && options_.dropout > 0;
   const int64_t between = in[0] * in[1] * output_features();
+  const int64_t first = c.first_row * in[1] * output_features();  // the mask counter of this batch's row 0
   const ReserveLayout r = a.reserve ? reserve_layout(in, ops) : ReserveLayout{};
   float* buf[2] = {a.workspace, a.workspace + (options_.layers > 1 ? padded(size_t(between)) : 0)};
   float* scratch = a.workspace + (options_.layers > 1 ? 2 * padded(size_t(between)) : 0);
@@ -152,9 +153,9 @@ void Recurrent::forward(const ForwardArgs& a) {
     float* next = a.reserve ? a.reserve + r.next_input[size_t(l)] : (y == buf[0] ? buf[1] : buf[0]);
     const uint64_t seed = dropout_seed(c.seed, l);
     if (c.step_counter)
-      ops.dropout_forward_at(between, options_.dropout, seed, c.step_counter, c.node_index, y, next);
+      ops.dropout_forward_at(between, options_.dropout, seed, c.step_counter, c.node_index, first, y, next);
     else
-      ops.dropout_forward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), y, next);
+      ops.dropout_forward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), first, y, next);
     x = next;
   }
 }
@@ -166,6 +167,7 @@ void Recurrent::backward(const BackwardArgs& a) {
   const Shape& in = a.input_shapes[0];
   const bool drop = c.training && options_.dropout > 0;
   const int64_t between = in[0] * in[1] * output_features();
+  const int64_t first = c.first_row * in[1] * output_features();  // the mask counter of this batch's row 0
   const ReserveLayout r = reserve_layout(in, ops);
   float* buf[2] = {a.workspace, a.workspace + (options_.layers > 1 ? padded(size_t(between)) : 0)};
   float* scratch = a.workspace + (options_.layers > 1 ? 2 * padded(size_t(between)) : 0);
@@ -186,9 +188,9 @@ void Recurrent::backward(const BackwardArgs& a) {
     float* dpre = dx == buf[0] ? buf[1] : buf[0];
     const uint64_t seed = dropout_seed(c.seed, l - 1);
     if (c.step_counter)
-      ops.dropout_backward_at(between, options_.dropout, seed, c.step_counter, c.node_index, dx, dpre);
+      ops.dropout_backward_at(between, options_.dropout, seed, c.step_counter, c.node_index, first, dx, dpre);
     else
-      ops.dropout_backward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), dx, dpre);
+      ops.dropout_backward(between, options_.dropout, seed, math::layer_stream(c.step, c.node_index), first, dx, dpre);
     dy = dpre;
   }
 }

@@ -23,25 +23,34 @@ std::string Dropout::training_randomness() const {
   return p_ > 0.0f ? detail::concat("(dropout, p ", p_, ") is random in training") : "";
 }
 
+// The mask's counter of this batch's first element in the whole batch (ExecContext::first_row).
+static int64_t first_element(const ExecContext& c, const Shape& shape) {
+  return shape[0] > 0 ? c.first_row * (shape.numel() / shape[0]) : 0;
+}
+
 void Dropout::forward(const ForwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   const ExecContext& c = *a.ctx;
+  const int64_t first = first_element(c, a.output_shape);
   if (!c.training || p_ == 0.0f)
     c.kernels().copy(n, a.inputs[0], a.output);
   else if (c.step_counter)
-    c.kernels().dropout_forward_at(n, p_, c.seed, c.step_counter, c.node_index, a.inputs[0], a.output);
+    c.kernels().dropout_forward_at(n, p_, c.seed, c.step_counter, c.node_index, first, a.inputs[0], a.output);
   else
-    c.kernels().dropout_forward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), a.inputs[0], a.output);
+    c.kernels().dropout_forward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), first, a.inputs[0],
+                                a.output);
 }
 void Dropout::backward(const BackwardArgs& a) {
   const int64_t n = a.output_shape.numel();
   const ExecContext& c = *a.ctx;
+  const int64_t first = first_element(c, a.output_shape);
   if (!c.training || p_ == 0.0f)
     c.kernels().copy(n, a.doutput, a.dinputs[0]);
   else if (c.step_counter)
-    c.kernels().dropout_backward_at(n, p_, c.seed, c.step_counter, c.node_index, a.doutput, a.dinputs[0]);
+    c.kernels().dropout_backward_at(n, p_, c.seed, c.step_counter, c.node_index, first, a.doutput, a.dinputs[0]);
   else
-    c.kernels().dropout_backward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), a.doutput, a.dinputs[0]);
+    c.kernels().dropout_backward(n, p_, c.seed, math::layer_stream(c.step, c.node_index), first, a.doutput,
+                                 a.dinputs[0]);
 }
 
 Shape Flatten::output_shape(const std::vector<Shape>& inputs) const {

@@ -25,6 +25,8 @@ bool DataParallel::begin_step(int64_t n, bool reduce) {
   double totals[2] = {double(n), mine};
   comm_.sum(totals, 2, "the batch size over the ranks");
   if (totals[0] == 0) return false;
+  // This rank's rows of the global batch: its dropout masks are one process's for them.
+  ex_.set_first_row(shard_.rows(int64_t(totals[0])).first);
   // This rank's loss was a mean over its own normaliser; in the global mean it weighs
   // mine / total, and finish_step divides the sum by the ranks.
   const double total = totals[1] > 0 ? totals[1] : 1;

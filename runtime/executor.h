@@ -131,6 +131,10 @@ class Executor {
   // be 1..steps (the model input's first sample dimension); a batch whose lengths are all
   // full counts as one without. Models with no layer that reads lengths ignore them.
   void set_lengths(const int32_t* lengths, int64_t n);
+  // Data-parallel ranks: row 0 of the batches that follow is row `row` of the global batch
+  // (ExecContext::first_row), so their dropout masks are the ones one process draws for those
+  // rows. Not with step graphs on: a recording keeps the row it was made with.
+  void set_first_row(int64_t row);
   // Whether the last forward ran with lengths (some sequence shorter than the input's steps).
   bool has_lengths() const { return ctx_.lengths != nullptr; }
 
@@ -278,6 +282,7 @@ class Executor {
   std::vector<int32_t> staged_lengths_, host_lengths_;
   bool lengths_staged_ = false;
   bool reads_lengths_ = false;  // some node that runs reads ExecContext::lengths
+  int64_t first_row_ = 0;       // set_first_row: ExecContext::first_row of a chunk at row 0
   void activate_lengths();
   void check_model_input(const float* host, int64_t n) const;
   Ops* ops_ = nullptr;  // the backend's kernels

@@ -193,6 +193,7 @@ void Executor::forward_node(int k, int64_t n, int64_t row) {
   const auto& node = model_.nodes()[k];
   ctx_.node_index = k;
   ctx_.ops = node_ops_[k];
+  ctx_.first_row = first_row_ + row;
   ForwardArgs a;
   a.ctx = &ctx_;
   a.inputs = input_ptrs(k);
@@ -263,6 +264,12 @@ void Executor::refuse_bad_label() const {
   fail("label ", bad_label_, " of example ", bad_label_row_, " in the batch is outside the model's ", classes,
        " classes (0-", classes - 1, "): the data has more classes than the model's output layer; check --classes, "
        "the head (--head ...,dense:N) or the checkpoint's class map");
+}
+
+void Executor::set_first_row(int64_t row) {
+  GRAFT_ASSERT(row >= 0, "a batch's first row must be >= 0, got ", row);
+  GRAFT_ASSERT(row == 0 || !ctx_.step_counter, "set_first_row(", row, ") with step graphs on");
+  first_row_ = row;
 }
 
 void Executor::set_lengths(const int32_t* lengths, int64_t n) {
@@ -404,6 +411,7 @@ void Executor::backward_node(int k, int64_t n, std::vector<int>& arrived) {
   const auto& node = model_.nodes()[k];
   ctx_.node_index = k;
   ctx_.ops = node_ops_[k];
+  ctx_.first_row = first_row_;
   BackwardArgs a;
   a.ctx = &ctx_;
   const bool reads_inputs = node.layer->backward_reads_inputs();

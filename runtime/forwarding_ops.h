@@ -64,19 +64,21 @@ class ForwardingOps : public Ops {
   void relu_backward(int64_t count, const float* y, const float* dy, float* dx) override {
     base_.relu_backward(count, y, dy, dx);
   }
-  void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) override {
-    base_.dropout_forward(count, p, seed, stream, x, y);
+  void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* x,
+                       float* y) override {
+    base_.dropout_forward(count, p, seed, stream, first, x, y);
   }
-  void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) override {
-    base_.dropout_backward(count, p, seed, stream, dy, dx);
+  void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* dy,
+                        float* dx) override {
+    base_.dropout_backward(count, p, seed, stream, first, dy, dx);
   }
-  void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* x,
-                          float* y) override {
-    base_.dropout_forward_at(count, p, seed, step, node, x, y);
+  void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                          const float* x, float* y) override {
+    base_.dropout_forward_at(count, p, seed, step, node, first, x, y);
   }
-  void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* dy,
-                           float* dx) override {
-    base_.dropout_backward_at(count, p, seed, step, node, dy, dx);
+  void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                           const float* dy, float* dx) override {
+    base_.dropout_backward_at(count, p, seed, step, node, first, dy, dx);
   }
   void add(int64_t count, const float* a, const float* b, float* y) override { base_.add(count, a, b, y); }
   void scale(int64_t count, float alpha, float* x) override { base_.scale(count, alpha, x); }

@@ -48,6 +48,10 @@ struct ExecContext {
   // replayed, so recorded kernels read the step they run in. A layer that draws random
   // numbers passes it (and node_index) to its kernels; null: it uses `step`.
   const int64_t* step_counter = nullptr;
+  // The batch's row 0 is row `first_row` of the whole batch: a data-parallel rank's rows, a
+  // chunk of a frozen prefix. Counter-based randomness (dropout) draws row r's numbers at
+  // first_row + r, so the parts together draw what one process draws for the whole batch.
+  int64_t first_row = 0;
   // Sequences: the batch's per-example lengths (1..steps of the model input's first sample
   // dimension), in the Ops' memory and on the host (cuDNN wants both); both null: every
   // example has all its steps. Layers that read them say so (Layer::reads_sequence_lengths).

@@ -1,5 +1,6 @@
 // Element-wise ops: ReLU against its formula and finite differences; dropout's mask (rate,
 // scaling, determinism per (seed, stream), the same mask in backward); add and scale.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -52,7 +53,7 @@ TEST(ElementwiseTest, DropoutRateAndScaling) {
   for (float p : {0.1f, 0.5f, 0.8f}) {
     const uint64_t seed = rng()(), stream = rng()() % 1000;
     auto y = poisoned(count);
-    graft::cpu::dropout_forward(int64_t(count), p, seed, stream, x.data(), y.data());
+    graft::cpu::dropout_forward(int64_t(count), p, seed, stream, 0, x.data(), y.data());
     size_t dropped = 0;
     for (size_t i = 0; i < count; ++i) {
       if (y[i] == 0.0f) {
@@ -70,7 +71,7 @@ TEST(ElementwiseTest, DropoutRateAndScaling) {
 TEST(ElementwiseTest, DropoutZeroRateIsIdentity) {
   const auto x = random_floats(1000);
   auto y = poisoned(x.size());
-  graft::cpu::dropout_forward(int64_t(x.size()), 0.0f, rng()(), 3, x.data(), y.data());
+  graft::cpu::dropout_forward(int64_t(x.size()), 0.0f, rng()(), 3, 0, x.data(), y.data());
   EXPECT_EQ(y, x);
 }
 
@@ -81,7 +82,7 @@ TEST(ElementwiseTest, DropoutMaskIsDeterministicPerSeedAndStream) {
   const uint64_t seed = rng()(), stream = rng()() % 100000;
   const auto mask = [&](uint64_t sd, uint64_t st) {
     auto y = poisoned(count);
-    graft::cpu::dropout_forward(int64_t(count), p, sd, st, x.data(), y.data());
+    graft::cpu::dropout_forward(int64_t(count), p, sd, st, 0, x.data(), y.data());
     std::vector<bool> m(count);
     for (size_t i = 0; i < count; ++i) m[i] = y[i] != 0.0f;
     return m;
@@ -98,6 +99,28 @@ TEST(ElementwiseTest, DropoutMaskIsDeterministicPerSeedAndStream) {
   EXPECT_GT(differing(base, mask(seed + 1, stream)), count / 3);
 }
 
+TEST(ElementwiseTest, DropoutOfAPartDrawsTheWholeBatchsMaskForIt) {
+  // A data-parallel rank or a chunk runs rows [r0, r1) of a batch with first = r0 * row size:
+  // its mask is the whole batch's mask there, forward and backward.
+  const int64_t row = random_int(32, 64), rows = random_int(4, 30);
+  const int64_t r0 = random_int(1, int(rows) - 2), r1 = random_int(int(r0) + 1, int(rows));
+  const float p = 0.4f;
+  const uint64_t seed = rng()(), stream = rng()() % 1000;
+  const auto x = away_from_zero(size_t(rows * row));
+  auto whole = poisoned(x.size()), whole_dx = poisoned(x.size());
+  graft::cpu::dropout_forward(rows * row, p, seed, stream, 0, x.data(), whole.data());
+  graft::cpu::dropout_backward(rows * row, p, seed, stream, 0, x.data(), whole_dx.data());
+  const int64_t count = (r1 - r0) * row;
+  auto part = poisoned(size_t(count)), part_dx = poisoned(size_t(count));
+  graft::cpu::dropout_forward(count, p, seed, stream, r0 * row, x.data() + r0 * row, part.data());
+  graft::cpu::dropout_backward(count, p, seed, stream, r0 * row, x.data() + r0 * row, part_dx.data());
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), whole.begin() + r0 * row));
+  EXPECT_TRUE(std::equal(part_dx.begin(), part_dx.end(), whole_dx.begin() + r0 * row));
+  // Without the offset the part would draw the whole batch's first rows' mask instead.
+  graft::cpu::dropout_forward(count, p, seed, stream, 0, x.data() + r0 * row, part.data());
+  EXPECT_FALSE(std::equal(part.begin(), part.end(), whole.begin() + r0 * row));
+}
+
 TEST(ElementwiseTest, DropoutBackwardUsesTheForwardMask) {
   const size_t count = 5000;
   const float p = 0.3f;
@@ -105,8 +128,8 @@ TEST(ElementwiseTest, DropoutBackwardUsesTheForwardMask) {
   auto x = away_from_zero(count);
   const auto dy = random_floats(count);
   auto y = poisoned(count), dx = poisoned(count);
-  graft::cpu::dropout_forward(int64_t(count), p, seed, stream, x.data(), y.data());
-  graft::cpu::dropout_backward(int64_t(count), p, seed, stream, dy.data(), dx.data());
+  graft::cpu::dropout_forward(int64_t(count), p, seed, stream, 0, x.data(), y.data());
+  graft::cpu::dropout_backward(int64_t(count), p, seed, stream, 0, dy.data(), dx.data());
   for (size_t i = 0; i < count; ++i) {
     if (y[i] == 0.0f)
       EXPECT_EQ(dx[i], 0.0f) << i;
@@ -119,9 +142,9 @@ TEST(ElementwiseTest, DropoutBackwardUsesTheForwardMask) {
   auto yn = poisoned(n);
   const std::vector<float> r(dy.begin(), dy.begin() + n);
   auto dxn = poisoned(n);
-  graft::cpu::dropout_backward(int64_t(n), p, seed, stream, r.data(), dxn.data());
+  graft::cpu::dropout_backward(int64_t(n), p, seed, stream, 0, r.data(), dxn.data());
   expect_gradient_close(dxn, numerical_gradient(x, [&] {
-                          graft::cpu::dropout_forward(int64_t(n), p, seed, stream, x.data(), yn.data());
+                          graft::cpu::dropout_forward(int64_t(n), p, seed, stream, 0, x.data(), yn.data());
                           return dot(yn, r);
                         }),
                         "dropout dx");

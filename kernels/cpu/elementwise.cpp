@@ -14,13 +14,15 @@ void relu_backward(int64_t count, const float* y, const float* dy, float* dx) {
   for (int64_t i = 0; i < count; ++i) dx[i] = math::relu_grad_from_output(y[i], dy[i]);
 }
 
-void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) {
-  for (int64_t i = 0; i < count; ++i) y[i] = x[i] * math::dropout_scale(p, seed, stream, static_cast<uint64_t>(i));
+void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* x, float* y) {
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = x[i] * math::dropout_scale(p, seed, stream, static_cast<uint64_t>(first + i));
 }
 
-void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
+void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* dy,
+                      float* dx) {
   for (int64_t i = 0; i < count; ++i)
-    dx[i] = dy[i] * math::dropout_scale(p, seed, stream, static_cast<uint64_t>(i));
+    dx[i] = dy[i] * math::dropout_scale(p, seed, stream, static_cast<uint64_t>(first + i));
 }
 
 void add(int64_t count, const float* a, const float* b, float* y) {

@@ -118,19 +118,21 @@ void CpuOps::relu_forward(int64_t count, const float* x, float* y) { cpu::relu_f
 void CpuOps::relu_backward(int64_t count, const float* y, const float* dy, float* dx) {
   cpu::relu_backward(count, y, dy, dx);
 }
-void CpuOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) {
-  cpu::dropout_forward(count, p, seed, stream, x, y);
+void CpuOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* x,
+                             float* y) {
+  cpu::dropout_forward(count, p, seed, stream, first, x, y);
 }
-void CpuOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
-  cpu::dropout_backward(count, p, seed, stream, dy, dx);
+void CpuOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* dy,
+                              float* dx) {
+  cpu::dropout_backward(count, p, seed, stream, first, dy, dx);
 }
-void CpuOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* x,
-                                float* y) {
-  cpu::dropout_forward(count, p, seed, math::layer_stream(*step, node), x, y);
+void CpuOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                                const float* x, float* y) {
+  cpu::dropout_forward(count, p, seed, math::layer_stream(*step, node), first, x, y);
 }
-void CpuOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* dy,
-                                 float* dx) {
-  cpu::dropout_backward(count, p, seed, math::layer_stream(*step, node), dy, dx);
+void CpuOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                                 const float* dy, float* dx) {
+  cpu::dropout_backward(count, p, seed, math::layer_stream(*step, node), first, dy, dx);
 }
 void CpuOps::add(int64_t count, const float* a, const float* b, float* y) { cpu::add(count, a, b, y); }
 void CpuOps::scale(int64_t count, float alpha, float* x) { cpu::scale(count, alpha, x); }

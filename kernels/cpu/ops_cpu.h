@@ -37,12 +37,14 @@ class CpuOps final : public Ops {
 
   void relu_forward(int64_t count, const float* x, float* y) override;
   void relu_backward(int64_t count, const float* y, const float* dy, float* dx) override;
-  void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* x, float* y) override;
-  void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) override;
-  void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* x,
-                          float* y) override;
-  void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, const float* dy,
-                           float* dx) override;
+  void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* x,
+                       float* y) override;
+  void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t stream, int64_t first, const float* dy,
+                        float* dx) override;
+  void dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                          const float* x, float* y) override;
+  void dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
+                           const float* dy, float* dx) override;
   void add(int64_t count, const float* a, const float* b, float* y) override;
   void scale(int64_t count, float alpha, float* x) override;
   void copy(int64_t count, const float* x, float* y) override;

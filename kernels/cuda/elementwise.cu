@@ -18,10 +18,11 @@ __global__ void relu_backward_kernel(int64_t count, const float* y, const float*
 }
 // `d_step` non-null: the stream is the node's at the step count read from device memory
 // (graph replay).
+// Element i draws the counter first + i (its index in the whole batch's tensor).
 __global__ void dropout_kernel(int64_t count, float p, uint64_t seed, uint64_t stream, const int64_t* d_step, int node,
-                               const float* x, float* y) {
+                               int64_t first, const float* x, float* y) {
   const uint64_t s = d_step ? math::layer_stream(*d_step, node) : stream;
-  GRAFT_GRID_STRIDE(i, count) y[i] = x[i] * math::dropout_scale(p, seed, s, static_cast<uint64_t>(i));
+  GRAFT_GRID_STRIDE(i, count) y[i] = x[i] * math::dropout_scale(p, seed, s, static_cast<uint64_t>(first + i));
 }
 __global__ void add_kernel(int64_t count, const float* a, const float* b, float* y) {
   GRAFT_GRID_STRIDE(i, count) y[i] = a[i] + b[i];
@@ -31,10 +32,10 @@ __global__ void scale_kernel(int64_t count, float alpha, float* x) {
 }
 
 // Dropout backward is dropout forward on the gradient with the same mask.
-void dropout(int64_t count, float p, uint64_t seed, uint64_t s, const int64_t* d_step, int node, const float* x,
-             float* y, cudaStream_t stream) {
+void dropout(int64_t count, float p, uint64_t seed, uint64_t s, const int64_t* d_step, int node, int64_t first,
+             const float* x, float* y, cudaStream_t stream) {
   if (count <= 0) return;
-  dropout_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, p, seed, s, d_step, node, x, y);
+  dropout_kernel<<<detail::grid_for(count), detail::kThreads, 0, stream>>>(count, p, seed, s, d_step, node, first, x, y);
   GRAFT_CUDA_CHECK_LAUNCH();
 }
 
@@ -52,21 +53,21 @@ void relu_backward(int64_t count, const float* y, const float* dy, float* dx, cu
   GRAFT_CUDA_CHECK_LAUNCH();
 }
 
-void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, const float* x, float* y,
-                     cudaStream_t stream) {
-  dropout(count, p, seed, rng_stream, nullptr, 0, x, y, stream);
+void dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, int64_t first, const float* x,
+                     float* y, cudaStream_t stream) {
+  dropout(count, p, seed, rng_stream, nullptr, 0, first, x, y, stream);
 }
-void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, const float* dy, float* dx,
-                      cudaStream_t stream) {
-  dropout(count, p, seed, rng_stream, nullptr, 0, dy, dx, stream);
+void dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng_stream, int64_t first, const float* dy,
+                      float* dx, cudaStream_t stream) {
+  dropout(count, p, seed, rng_stream, nullptr, 0, first, dy, dx, stream);
 }
-void dropout_forward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node, const float* x,
-                                float* y, cudaStream_t stream) {
-  dropout(count, p, seed, 0, d_step, node, x, y, stream);
+void dropout_forward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node, int64_t first,
+                                const float* x, float* y, cudaStream_t stream) {
+  dropout(count, p, seed, 0, d_step, node, first, x, y, stream);
 }
-void dropout_backward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node,
+void dropout_backward_replayable(int64_t count, float p, uint64_t seed, const int64_t* d_step, int node, int64_t first,
                                  const float* dy, float* dx, cudaStream_t stream) {
-  dropout(count, p, seed, 0, d_step, node, dy, dx, stream);
+  dropout(count, p, seed, 0, d_step, node, first, dy, dx, stream);
 }
 
 void add(int64_t count, const float* a, const float* b, float* y, cudaStream_t stream) {

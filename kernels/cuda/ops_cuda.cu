@@ -170,19 +170,21 @@ void CudaOps::relu_forward(int64_t count, const float* x, float* y) { cuda::relu
 void CudaOps::relu_backward(int64_t count, const float* y, const float* dy, float* dx) {
   cuda::relu_backward(count, y, dy, dx, stream_);
 }
-void CudaOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng, const float* x, float* y) {
-  cuda::dropout_forward(count, p, seed, rng, x, y, stream_);
+void CudaOps::dropout_forward(int64_t count, float p, uint64_t seed, uint64_t rng, int64_t first, const float* x,
+                              float* y) {
+  cuda::dropout_forward(count, p, seed, rng, first, x, y, stream_);
 }
-void CudaOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng, const float* dy, float* dx) {
-  cuda::dropout_backward(count, p, seed, rng, dy, dx, stream_);
+void CudaOps::dropout_backward(int64_t count, float p, uint64_t seed, uint64_t rng, int64_t first, const float* dy,
+                               float* dx) {
+  cuda::dropout_backward(count, p, seed, rng, first, dy, dx, stream_);
 }
-void CudaOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+void CudaOps::dropout_forward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
                                  const float* x, float* y) {
-  cuda::dropout_forward_replayable(count, p, seed, step, node, x, y, stream_);
+  cuda::dropout_forward_replayable(count, p, seed, step, node, first, x, y, stream_);
 }
-void CudaOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node,
+void CudaOps::dropout_backward_at(int64_t count, float p, uint64_t seed, const int64_t* step, int node, int64_t first,
                                   const float* dy, float* dx) {
-  cuda::dropout_backward_replayable(count, p, seed, step, node, dy, dx, stream_);
+  cuda::dropout_backward_replayable(count, p, seed, step, node, first, dy, dx, stream_);
 }
 void CudaOps::add(int64_t count, const float* a, const float* b, float* y) { cuda::add(count, a, b, y, stream_); }
 void CudaOps::scale(int64_t count, float alpha, float* x) { cuda::scale(count, alpha, x, stream_); }

@@ -64,21 +64,22 @@ TEST_F(ElementwiseGpu, Dropout) {
       const int64_t step = int64_t(rng()() % 100000);
       const int node = int(rng()() % 64);
       const uint64_t rs = math::layer_stream(step, node);
+      const int64_t first = int64_t(rng()() % 100000);  // a part of a bigger batch
       const auto x = random_floats(static_cast<size_t>(n)), dy = random_floats(static_cast<size_t>(n));
       std::vector<float> ref_y(static_cast<size_t>(n)), ref_dx(static_cast<size_t>(n));
-      cpu::dropout_forward(n, p, seed, rs, x.data(), ref_y.data());
-      cpu::dropout_backward(n, p, seed, rs, dy.data(), ref_dx.data());
+      cpu::dropout_forward(n, p, seed, rs, first, x.data(), ref_y.data());
+      cpu::dropout_backward(n, p, seed, rs, first, dy.data(), ref_dx.data());
       auto dx_in = to_device(x), ddy = to_device(dy);
       auto y = poisoned_device(static_cast<size_t>(n)), ddx = poisoned_device(static_cast<size_t>(n));
-      cuda::dropout_forward(n, p, seed, rs, dx_in.get(), y.get(), stream());
-      cuda::dropout_backward(n, p, seed, rs, ddy.get(), ddx.get(), stream());
+      cuda::dropout_forward(n, p, seed, rs, first, dx_in.get(), y.get(), stream());
+      cuda::dropout_backward(n, p, seed, rs, first, ddy.get(), ddx.get(), stream());
       EXPECT_LT(relative_error(y.download(), ref_y), kFp32Tolerance);
       EXPECT_LT(relative_error(ddx.download(), ref_dx), kFp32Tolerance);
       // The graph-replayable variant reads the step from device memory.
       auto d_step = to_device(std::vector<int64_t>{step});
       auto y2 = poisoned_device(static_cast<size_t>(n)), dx2 = poisoned_device(static_cast<size_t>(n));
-      cuda::dropout_forward_replayable(n, p, seed, d_step.get(), node, dx_in.get(), y2.get(), stream());
-      cuda::dropout_backward_replayable(n, p, seed, d_step.get(), node, ddy.get(), dx2.get(), stream());
+      cuda::dropout_forward_replayable(n, p, seed, d_step.get(), node, first, dx_in.get(), y2.get(), stream());
+      cuda::dropout_backward_replayable(n, p, seed, d_step.get(), node, first, ddy.get(), dx2.get(), stream());
       EXPECT_EQ(y2.download(), y.download());
       EXPECT_EQ(dx2.download(), ddx.download());
     }
