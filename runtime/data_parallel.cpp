@@ -50,9 +50,13 @@ void DataParallel::finish_step(int64_t n) {
 }
 
 void DataParallel::sum_accumulated(float* data, size_t count) {
-  comm_.sum(data, count, "the accumulated gradient sum");
-  const float scale = 1.0f / float(comm_.size());
-  for (size_t i = 0; i < count; ++i) data[i] *= scale;
+  const char* what = "the accumulated gradient sum";
+  // The reducer's path: device memory through NCCL, host memory through MPI.
+  if (ex_.model().on_device() != comm_.gradients_on_device())
+    fail("data-parallel --grad-accumulation needs gradients where ", comm_.describe(), " sums them");
+  comm_.start_sum(data, count, what);
+  comm_.wait_all(what);
+  ex_.ops().scale(int64_t(count), 1.0f / float(comm_.size()), data);
 }
 
 Metrics DataParallel::sum(const Metrics& m) {

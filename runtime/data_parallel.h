@@ -36,7 +36,7 @@ class DataParallel {
   // rank's gradients weighted by its share of the global batch, not summed.
   void finish_step(int64_t n);
   // The accumulated (summed) weighted gradients of the micro-batches since the last optimizer
-  // step: summed over the ranks, divided by the ranks (host memory: the CPU backend).
+  // step: summed over the ranks, divided by the ranks (device memory with NCCL, else host).
   void sum_accumulated(float* data, size_t count);
   // Sums over the ranks (an epoch's loss, accuracy and count).
   Metrics sum(const Metrics& m);

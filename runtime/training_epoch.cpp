@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -126,21 +125,20 @@ bool TrainingRun::step_is_finite(int epoch, int64_t n) {
   stop_nonfinite(epoch, at_.step + 1, at_.batches_in_epoch, std::isnan(ex_.last_batch_loss()), culprit);
 }
 
+// Through the backend's ops: the gradients and their sum are host or device memory alike.
 void TrainingRun::accumulate_gradients() {
-  float* acc = accumulated_.floats();
-  const float* g = ex_.gradients();
+  const int64_t count = ex_.trainable_count();
   if (pending_ == 0)
-    std::memcpy(acc, g, size_t(ex_.trainable_count()) * sizeof(float));
+    ex_.ops().copy(count, ex_.gradients(), accumulated_.floats());
   else
-    for (int64_t i = 0; i < ex_.trainable_count(); ++i) acc[i] += g[i];
+    ex_.ops().add(count, accumulated_.floats(), ex_.gradients(), accumulated_.floats());
 }
 
 void TrainingRun::optimizer_step() {
   if (o_.grad_accumulation > 1) {
     // Every rank has the same pending_: the ranks' epochs end at the same micro-batch.
     if (dp_) dp_->sum_accumulated(accumulated_.floats(), size_t(ex_.trainable_count()));
-    const float scale = 1.0f / float(pending_);
-    for (int64_t i = 0; i < ex_.trainable_count(); ++i) accumulated_.floats()[i] *= scale;
+    ex_.ops().scale(ex_.trainable_count(), 1.0f / float(pending_), accumulated_.floats());
   }
   lr_ = learning_rate_at(plan_.schedule, at_.step);
   optimizer_.step(segments_, static_cast<float>(lr_));

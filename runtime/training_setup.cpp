@@ -25,8 +25,6 @@ RunPlan plan_run(Model& model, BatchSource& data, BatchSource* validation, const
   if (data.size() == 0) fail("no training examples in ", data.origin());
   if (o.epochs < 1) fail("--epochs must be at least 1, got ", o.epochs);
   if (o.grad_accumulation < 1) fail("--grad-accumulation must be at least 1, got ", o.grad_accumulation);
-  if (o.grad_accumulation > 1 && model.on_device())
-    fail("--grad-accumulation is not yet supported with --device cuda; use a smaller --batch or --device cpu");
   if (data.num_classes() != model.num_outputs())
     fail("model ", model.architecture(), " has ", model.num_outputs(), " outputs but ", data.origin(), " has ",
          data.num_classes(), " classes");

@@ -1,5 +1,7 @@
 // NCCL behind the Communicator interface: device gradient sums on a side stream, ordered with
 // the compute stream by events, polled against a deadline; host calls go to the wrapped one.
+// The communicator is nonblocking, so that set-up and the first sums (when NCCL connects the
+// ranks) are polled against the same deadline: a rank that never arrives cannot hang the rest.
 #include "runtime/nccl/nccl_communicator.h"
 
 #include <cuda_runtime_api.h>
@@ -26,7 +28,10 @@ class NcclCommunicator final : public Communicator {
     ncclUniqueId id{};
     if (host_->is_root()) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     host_->broadcast(&id, sizeof id, 0, "the NCCL unique id");
-    check(ncclCommInitRank(&comm_, host_->size(), id, host_->rank()), "ncclCommInitRank");
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    check(ncclCommInitRankConfig(&comm_, host_->size(), id, host_->rank(), &config), "ncclCommInitRankConfig");
+    settle("setting up the NCCL communicator");
     compute_ = cuda::compute_stream();
     GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
     GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
@@ -34,7 +39,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
-    if (comm_) (void)ncclCommDestroy(comm_);
+    if (comm_) finish_or_abort();
     if (done_) (void)cudaEventDestroy(done_);
     if (ready_) (void)cudaEventDestroy(ready_);
     if (side_) (void)cudaStreamDestroy(side_);
@@ -63,6 +68,7 @@ class NcclCommunicator final : public Communicator {
     GRAFT_CUDA_CHECK(cudaStreamWaitEvent(side_, ready_, 0));
     check(ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, side_), what);
     pending_ = true;
+    settle(what);
   }
 
   void wait_all(const char* what) override {
@@ -71,16 +77,53 @@ class NcclCommunicator final : public Communicator {
     GRAFT_CUDA_CHECK(cudaEventRecord(done_, side_));
     GRAFT_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));  // the optimizer after the sums
     // A rank that died leaves the others' NCCL kernels spinning: poll instead of blocking.
+    poll(what, [this] {
+      const cudaError_t e = cudaEventQuery(done_);
+      if (e != cudaErrorNotReady) GRAFT_CUDA_CHECK(e);
+      return e == cudaSuccess;
+    });
+  }
+
+ private:
+  // Nonblocking: finalize (the last sums flushed), waited for at most --dist-timeout (never
+  // throwing: this runs in a destructor), then destroy; abort what did not finish.
+  void finish_or_abort() noexcept {
+    ncclResult_t async = ncclCommFinalize(comm_);
+    const auto start = std::chrono::steady_clock::now();
+    const double limit = timeout_ > 0 ? timeout_ : 60.0;
+    while (async == ncclInProgress &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < limit) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (ncclCommGetAsyncError(comm_, &async) != ncclSuccess) break;
+    }
+    (void)(async == ncclSuccess ? ncclCommDestroy(comm_) : ncclCommAbort(comm_));
+    comm_ = nullptr;
+  }
+
+  // Until NCCL has finished what the last call started (ncclInProgress: nonblocking).
+  void settle(const char* what) {
+    poll(what, [this, what] {
+      ncclResult_t async = ncclSuccess;
+      const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
+      if (r != ncclSuccess && r != ncclInProgress) check(r, what);
+      return async != ncclInProgress;
+    });
+  }
+
+  // Calls done() with a growing pause until it is true; NCCL's asynchronous errors and
+  // --dist-timeout end the wait with a named error and the communicator aborted.
+  template <class Done>
+  void poll(const char* what, Done done) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     auto pause = std::chrono::microseconds(0);
     for (;;) {
-      const cudaError_t e = cudaEventQuery(done_);
-      if (e == cudaSuccess) return;
-      if (e != cudaErrorNotReady) GRAFT_CUDA_CHECK(e);
+      if (done()) return;
       ncclResult_t async = ncclSuccess;
-      check(ncclCommGetAsyncError(comm_, &async), what);
-      if (async != ncclSuccess) abort_with(what, std::string("NCCL reported ") + ncclGetErrorString(async));
+      const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
+      if (r != ncclSuccess && r != ncclInProgress) check(r, what);
+      if (async != ncclSuccess && async != ncclInProgress)
+        abort_with(what, std::string("NCCL reported ") + ncclGetErrorString(async));
       const double waited = std::chrono::duration<double>(clock::now() - start).count();
       if (timeout_ > 0 && waited > timeout_)
         abort_with(what, "waited " + std::to_string(static_cast<int>(waited)) +
@@ -101,8 +144,9 @@ class NcclCommunicator final : public Communicator {
          "; the NCCL communicator is aborted");
   }
 
+  // ncclInProgress is no error: the nonblocking call goes on, and settle() waits for it.
   void check(ncclResult_t r, const char* what) const {
-    if (r != ncclSuccess)
+    if (r != ncclSuccess && r != ncclInProgress)
       fail("NCCL error in ", what, " on rank ", host_->rank(), " of ", host_->size(), ": ", ncclGetErrorString(r),
            r == ncclSystemError || r == ncclRemoteError ? " (NCCL_DEBUG=WARN says more)" : "");
   }
