@@ -21,7 +21,9 @@ class BatchSource {
  public:
   virtual ~BatchSource() = default;
   virtual int64_t size() const = 0;
-  virtual Shape sample_shape() const = 0;  // [H, W, C]
+  virtual Shape sample_shape() const = 0;  // [H, W, C], or [steps, features] for sequences
+  // What an example is, for messages: "sequences" ([steps, features]) or "images".
+  const char* example_noun() const { return sample_shape().rank() == 2 ? "sequences" : "images"; }
   virtual const std::vector<std::string>& class_names() const = 0;
   virtual std::string origin() const = 0;   // for messages: a path or "fashion-mnist train"
   // Labels of every example in dataset order (class weights, per-class counts).

@@ -92,7 +92,8 @@ void TrainingRun::print_line(const EpochReport& r, bool improved) {
   if (r.validation)
     log_ << std::setprecision(4) << "  val_loss " << r.validation->loss() << "  val_acc " << std::setprecision(2)
          << 100.0 * r.validation->accuracy() << "%";
-  log_ << std::setprecision(0) << "  " << r.images_per_second << " img/s  " << std::setprecision(1)
+  const char* rate = data_.sample_shape().rank() == 2 ? " seq/s  " : " img/s  ";
+  log_ << std::setprecision(0) << "  " << r.images_per_second << rate << std::setprecision(1)
        << seconds_since(run_start_) << "s";
   if (r.skipped_examples) log_ << "  (" << r.skipped_examples << " bad images skipped)";
   if (improved && (o_.patience > 0 || !o_.save_best_path.empty())) log_ << "  *best " << plan_.monitor;

@@ -235,6 +235,10 @@ TEST(SequenceFile, CliNamesBadDataAndMisplacedFlags) {
   r = testing::run_graft("train " + model + "--data " + good + " --max-steps 2");
   EXPECT_NE(r.output.find("truncated 2 of 4 sequences"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 classes (class 0, class 1)"), std::string::npos) << r.output;
+  // A sequence file's examples are called what they are.
+  EXPECT_NE(r.output.find("data: 4 training sequences from"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" seq/s "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("img/s"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -239,10 +239,11 @@ int train_command(CLI::App& app, Communicator* comm) {
 
   Sources sources = open_training_data(opts.data);
   BatchSource& data = *sources.train;
-  std::printf("data: %lld training images from %s, %d classes (%s)", static_cast<long long>(data.size()),
-              data.origin().c_str(), data.num_classes(), summarize(data.class_names(), 12).c_str());
-  if (sources.val) std::printf("; validating on %lld images from %s", static_cast<long long>(sources.val->size()),
-                               sources.val->origin().c_str());
+  std::printf("data: %lld training %s from %s, %d classes (%s)", static_cast<long long>(data.size()),
+              data.example_noun(), data.origin().c_str(), data.num_classes(), summarize(data.class_names(), 12).c_str());
+  if (sources.val)
+    std::printf("; validating on %lld %s from %s", static_cast<long long>(sources.val->size()), sources.val->example_noun(),
+                sources.val->origin().c_str());
   std::printf("\n");
 
   const auto pool_owner = make_pool(device);
