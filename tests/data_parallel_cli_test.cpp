@@ -10,8 +10,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <string>
@@ -199,6 +202,21 @@ TEST_F(DataParallelCli, ACheckpointOfTwoRanksResumesOnThreeAndOnOne) {
 // SIGINT reaching one rank stops every rank after the same step (the ranks agree on it after
 // each step); rank 0 saves once and names the resume command, and that checkpoint resumed on one
 // process ends where an uninterrupted one-process run ends.
+// Whether the newest process whose command line matches `pattern` (the one pkill -n picks)
+// catches SIGINT: its handler is installed (Linux: SigCgt in /proc/PID/status).
+bool newest_catches_sigint(const std::string& pattern) {
+  FILE* p = popen(("pgrep -n -f -- '" + pattern + "'").c_str(), "r");
+  if (!p) return false;
+  char pid[32] = {};
+  const bool found = std::fgets(pid, sizeof pid, p) != nullptr;
+  pclose(p);
+  if (!found) return false;
+  std::ifstream status("/proc/" + std::string(pid, std::strcspn(pid, "\n")) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (SIGINT - 1)) & 1;
+  return false;
+}
+
 TEST_F(DataParallelCli, AnInterruptOnOneRankStopsEveryRankAndResumesOnOne) {
   const std::string args = "train --device cpu --progress off --classes 0-2 --per-class 300 --batch 16 --epochs 2 "
                            "--optimizer sgd --seed " + std::to_string(testing::random_int(0, 1000));
@@ -212,11 +230,16 @@ TEST_F(DataParallelCli, AnInterruptOnOneRankStopsEveryRankAndResumesOnOne) {
                           " 2>&1";
   int status = 0;
   std::thread runner([&] { status = std::system(cmd.c_str()); });
+  // "[ ]": the pattern does not match the shell that runs pkill. The rank must have its
+  // handler (installed after data loading, which a loaded machine may make the other rank
+  // finish seconds after rank 0 says "data parallel"; mpirun, also matching, is older).
+  const std::string pattern = "dist-timeout[ ]" + mark;
   for (int i = 0; i < 600 && testing::slurp(log).find("data parallel") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 1200 && !newest_catches_sigint(pattern); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::this_thread::sleep_for(std::chrono::milliseconds(testing::random_int(100, 600)));
-  // "[ ]": the pattern does not match the shell that runs pkill.
-  std::system(("pkill -INT -n -f -- 'dist-timeout[ ]" + mark + "'").c_str());
+  std::system(("pkill -INT -n -f -- '" + pattern + "'").c_str());
   runner.join();
   const std::string out = testing::slurp(log);
   if (!testing::has(out, "interrupted at")) {
