@@ -7,6 +7,8 @@ Fashion-MNIST row by row (28 steps of 28 pixels in [0, 1]). It is pretrained on 
 then for K in {10, 50} per class of classes 5-9 trained (a) from scratch and (b) from the
 pretrained LSTM, frozen, with a fresh head; the test accuracy on classes 5-9 is printed for each.
 Same hyper-parameters as the script: Adam lr 1e-3, batch 64 pretraining / 32 few-shot.
+--cell, --layers, --bidirectional, --pool flatten, --frozen-lr, --finetune and --random-base
+are the sweep in docs/recipes.md ("Looking for a setting where the frozen base wins").
 
 Runs with Debian's python3-torch (/usr/bin/python3); reads the IDX files with numpy (no
 torchvision, no download). Few-shot draws use numpy's generator with the seed, so they are not
@@ -58,14 +60,21 @@ def few_shot(x, y, k, seed):
 
 
 class RowLstm(nn.Module):
-    def __init__(self, hidden, classes, pool):
+    """graft's `lstm:H[xL][,bi],POOL,dense:5` (gru with cell="gru"). pool "flatten" reads every
+    step's output ([N, 28 * H]; graft has no such pool yet: the sweep in docs/recipes.md)."""
+
+    def __init__(self, hidden, classes, pool, cell="lstm", layers=1, bidirectional=False):
         super().__init__()
         self.pool = pool
-        self.lstm = nn.LSTM(28, hidden, batch_first=True)
-        self.fc = nn.Linear(hidden, classes)
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.lstm = rnn(28, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        features = hidden * (2 if bidirectional else 1)
+        self.fc = nn.Linear(features * 28 if pool == "flatten" else features, classes)
 
     def forward(self, x):
         out, _ = self.lstm(x)
+        if self.pool == "flatten":
+            return self.fc(out.reshape(len(out), -1))
         return self.fc(out[:, -1] if self.pool == "last" else out.mean(1))
 
 
@@ -101,7 +110,15 @@ def main():
     p.add_argument("--pretrain-epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate, few-shot runs")
     p.add_argument("--pretrain-lr", type=float, default=1e-3, help="Adam's learning rate, pretraining")
-    p.add_argument("--pool", choices=["last", "mean"], default="last")
+    p.add_argument("--pool", choices=["last", "mean", "flatten"], default="last")
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--frozen-lr", type=float, help="Adam's learning rate for the frozen base's head (default: --lr)")
+    p.add_argument("--finetune", action="store_true",
+                   help="also train from the pretrained recurrent layers with everything trainable")
+    p.add_argument("--random-base", action="store_true",
+                   help="also train a fresh head on the recurrent layers frozen at their random initialisation")
     p.add_argument("--k", type=int, nargs="+", default=[10, 50])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -116,22 +133,38 @@ def main():
 
     start = time.time()
     torch.manual_seed(a.seed)
-    source = RowLstm(a.hidden, 5, a.pool)
+    def model():
+        return RowLstm(a.hidden, 5, a.pool, a.cell, a.layers, a.bidirectional)
+
+    source = model()
     train(source, src_x, src_y, a.pretrain_epochs, 64, a.seed, a.pretrain_lr)
-    result = {"seed": a.seed, "hidden": a.hidden, "lr": a.lr, "pool": a.pool, "epochs": a.epochs, "pretrain_epochs": a.pretrain_epochs,
-              "pretrain_seconds": round(time.time() - start, 1)}
+    result = {"seed": a.seed, "hidden": a.hidden, "lr": a.lr, "pool": a.pool, "cell": a.cell, "layers": a.layers,
+              "bidirectional": a.bidirectional, "frozen_lr": a.frozen_lr or a.lr, "epochs": a.epochs,
+              "pretrain_epochs": a.pretrain_epochs, "pretrain_seconds": round(time.time() - start, 1)}
     for k in a.k:
         kx, ky = few_shot(tgt_x, tgt_y, k, a.seed)
         torch.manual_seed(a.seed)
-        scratch = RowLstm(a.hidden, 5, a.pool)
+        scratch = model()
         train(scratch, kx, ky, a.epochs, 32, a.seed, a.lr)
         torch.manual_seed(a.seed)
-        transfer = RowLstm(a.hidden, 5, a.pool)
+        transfer = model()
         transfer.lstm.load_state_dict(source.lstm.state_dict())
         transfer.lstm.requires_grad_(False)
-        train(transfer, kx, ky, a.epochs, 32, a.seed, a.lr)
+        train(transfer, kx, ky, a.epochs, 32, a.seed, a.frozen_lr or a.lr)
         result[f"scratch{k}"] = accuracy(scratch, test_x, test_y)
         result[f"transfer{k}"] = accuracy(transfer, test_x, test_y)
+        if a.finetune:
+            torch.manual_seed(a.seed)
+            tuned = model()
+            tuned.lstm.load_state_dict(source.lstm.state_dict())
+            train(tuned, kx, ky, a.epochs, 32, a.seed, a.lr)
+            result[f"finetune{k}"] = accuracy(tuned, test_x, test_y)
+        if a.random_base:
+            torch.manual_seed(a.seed)
+            untrained = model()
+            untrained.lstm.requires_grad_(False)
+            train(untrained, kx, ky, a.epochs, 32, a.seed, a.frozen_lr or a.lr)
+            result[f"random{k}"] = accuracy(untrained, test_x, test_y)
     result["seconds"] = round(time.time() - start, 1)
 
     if a.json:
