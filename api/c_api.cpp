@@ -47,9 +47,44 @@ graft::api::Batch batch(const void* images, const int32_t* labels, const int64_t
   return b;
 }
 
+// {n, steps, features} and the examples' lengths, shaped as the model's input: a model
+// created from {steps, features} takes them so; one created from {H, W, C} = {steps,
+// features, 1} (graft_model_create) takes {n, steps, features, 1}.
+graft::api::Batch sequence_batch(const graft::api::Model& m, const float* x, const int32_t* labels,
+                                 const int64_t* shape, const int32_t* lengths, int memory, void* stream) {
+  if (!shape) throw graft::api::Error("shape_nsf is null; pass {n, steps, features}");
+  const int64_t nhwc[4] = {shape[0], shape[1], shape[2], 1};
+  graft::api::Batch b = batch(x, labels, nhwc, memory, stream);
+  if (m.input_shape().size() == 2) b.shape.pop_back();
+  b.lengths = lengths;
+  return b;
+}
+
 std::string text(const char* s, const char* what) {
   if (!s) throw graft::api::Error(std::string(what) + " is null");
   return s;
+}
+
+// A new handle holding the model `make_spec` describes, or the reason there is none.
+template <typename F>
+graft_status create(graft_model** out, int device, F&& make_spec) {
+  if (!out) return GRAFT_ERROR_NULL_HANDLE;
+  *out = new (std::nothrow) graft_model;
+  if (!*out) return GRAFT_ERROR_OUT_OF_MEMORY;
+  try {
+    graft::api::ModelSpec spec = make_spec();
+    if (device != GRAFT_DEVICE_CPU && device != GRAFT_DEVICE_CUDA)
+      throw graft::api::Error("device must be GRAFT_DEVICE_CPU or GRAFT_DEVICE_CUDA, got " + std::to_string(device));
+    spec.device = device == GRAFT_DEVICE_CUDA ? graft::api::Device::Cuda : graft::api::Device::Cpu;
+    (*out)->model.emplace(spec);
+    return GRAFT_OK;
+  } catch (const std::bad_alloc&) {
+    (*out)->error = "out of host memory";
+    return GRAFT_ERROR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    (*out)->error = e.what();
+    return GRAFT_ERROR;
+  }
 }
 
 }  // namespace
@@ -63,28 +98,27 @@ const char* graft_version(void) {
 
 graft_status graft_model_create(const char* architecture, const int64_t* input_hwc, int classes, const char* head,
                                 uint64_t seed, int device, graft_model** out) {
-  if (!out) return GRAFT_ERROR_NULL_HANDLE;
-  *out = new (std::nothrow) graft_model;
-  if (!*out) return GRAFT_ERROR_OUT_OF_MEMORY;
-  try {
+  return create(out, device, [&] {
     graft::api::ModelSpec spec;
     spec.architecture = text(architecture, "architecture");
     if (input_hwc) spec.input = {input_hwc[0], input_hwc[1], input_hwc[2]};
     spec.classes = classes;
     spec.head = head ? head : "";
     spec.seed = seed;
-    if (device != GRAFT_DEVICE_CPU && device != GRAFT_DEVICE_CUDA)
-      throw graft::api::Error("device must be GRAFT_DEVICE_CPU or GRAFT_DEVICE_CUDA, got " + std::to_string(device));
-    spec.device = device == GRAFT_DEVICE_CUDA ? graft::api::Device::Cuda : graft::api::Device::Cpu;
-    (*out)->model.emplace(spec);
-    return GRAFT_OK;
-  } catch (const std::bad_alloc&) {
-    (*out)->error = "out of host memory";
-    return GRAFT_ERROR_OUT_OF_MEMORY;
-  } catch (const std::exception& e) {
-    (*out)->error = e.what();
-    return GRAFT_ERROR;
-  }
+    return spec;
+  });
+}
+
+graft_status graft_model_create_sequence(const char* spec_text, int64_t steps, int64_t features, int classes,
+                                         uint64_t seed, int device, graft_model** out) {
+  return create(out, device, [&] {
+    graft::api::ModelSpec spec;
+    spec.architecture = text(spec_text, "spec");
+    spec.input = {steps, features};
+    spec.classes = classes;
+    spec.seed = seed;
+    return spec;
+  });
 }
 
 void graft_model_destroy(graft_model* model) { delete model; }
@@ -158,6 +192,34 @@ graft_status graft_model_evaluate(graft_model* h, const float* images, const int
                                   double* accuracy) {
   return call(h, [&](graft::api::Model& m) {
     const auto r = m.evaluate(batch(images, labels, shape_nhwc, memory, stream));
+    if (loss) *loss = r.loss;
+    if (accuracy) *accuracy = r.accuracy;
+  });
+}
+
+graft_status graft_model_train_step_sequence(graft_model* h, const float* x, const int32_t* labels,
+                                             const int64_t* shape_nsf, const int32_t* lengths, int memory,
+                                             void* stream, double* loss) {
+  return call(h, [&](graft::api::Model& m) {
+    const auto r = m.train_step(sequence_batch(m, x, labels, shape_nsf, lengths, memory, stream));
+    if (loss) *loss = r.loss;
+  });
+}
+
+graft_status graft_model_forward_sequence(graft_model* h, const float* x, const int64_t* shape_nsf,
+                                          const int32_t* lengths, int memory, void* stream, float* logits,
+                                          int logits_memory) {
+  return call(h, [&](graft::api::Model& m) {
+    m.forward(sequence_batch(m, x, nullptr, shape_nsf, lengths, memory, stream), logits,
+              logits_memory == GRAFT_MEMORY_DEVICE ? graft::api::Memory::Device : graft::api::Memory::Host);
+  });
+}
+
+graft_status graft_model_evaluate_sequence(graft_model* h, const float* x, const int32_t* labels,
+                                           const int64_t* shape_nsf, const int32_t* lengths, int memory,
+                                           void* stream, double* loss, double* accuracy) {
+  return call(h, [&](graft::api::Model& m) {
+    const auto r = m.evaluate(sequence_batch(m, x, labels, shape_nsf, lengths, memory, stream));
     if (loss) *loss = r.loss;
     if (accuracy) *accuracy = r.accuracy;
   });

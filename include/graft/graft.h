@@ -76,6 +76,24 @@ GRAFT_C_API graft_status graft_model_forward(graft_model* model, const float* im
 GRAFT_C_API graft_status graft_model_evaluate(graft_model* model, const float* images, const int32_t* labels,
                                   const int64_t* shape_nhwc, int memory, void* stream, double* loss,
                                   double* accuracy);
+/* Sequence models: a sequence spec as graft train --model takes ("lstm:128x2,last,dense:N",
+ * "embedding:20000x64,pad:0,gru:64,bi,mean,dense:N"), one example being `steps` steps of
+ * `features` floats (1: token ids after an embedding). The model's calls above take such a
+ * batch as {n, steps, features, 1}; these take {n, steps, features} and `lengths`: n ints,
+ * 1..steps, the real steps of each example (the rest is padding the model never reads), in
+ * the same memory as x; null: every example has all its steps. */
+GRAFT_C_API graft_status graft_model_create_sequence(const char* spec, int64_t steps, int64_t features, int classes,
+                                         uint64_t seed, int device, graft_model** out);
+GRAFT_C_API graft_status graft_model_train_step_sequence(graft_model* model, const float* x, const int32_t* labels,
+                                             const int64_t* shape_nsf, const int32_t* lengths, int memory,
+                                             void* stream, double* loss);
+GRAFT_C_API graft_status graft_model_forward_sequence(graft_model* model, const float* x, const int64_t* shape_nsf,
+                                          const int32_t* lengths, int memory, void* stream, float* logits,
+                                          int logits_memory);
+GRAFT_C_API graft_status graft_model_evaluate_sequence(graft_model* model, const float* x, const int32_t* labels,
+                                           const int64_t* shape_nsf, const int32_t* lengths, int memory,
+                                           void* stream, double* loss, double* accuracy);
+
 /* The planned peak memory of a training step in bytes (parameters, gradients, optimizer
  * state, activations, workspace, batch). */
 GRAFT_C_API graft_status graft_model_planned_bytes(graft_model* model, uint64_t* peak);
