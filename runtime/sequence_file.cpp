@@ -129,10 +129,10 @@ struct Reader {
     }
     if (s.front() == '#') return;  // a comment
     const size_t tab = s.find('\t');
-    if (tab == std::string_view::npos)
+    if (tab == std::string_view::npos && !options.unlabelled)
       bad("expected LABEL<TAB>SEQUENCE, found no tab in " + quote(s));
-    const int32_t y = label(trim(s.substr(0, tab)));
-    auto [values, steps] = body(trim(s.substr(tab + 1)));
+    const int32_t y = options.unlabelled ? 0 : label(trim(s.substr(0, tab)));
+    auto [values, steps] = body(trim(tab == std::string_view::npos ? s : s.substr(tab + 1)));
     if (steps == 0) bad("the sequence is empty (every example needs at least one step)");
     out.longest = std::max(out.longest, steps);
     if (options.max_steps > 0 && steps > options.max_steps) {  // keep the start
@@ -142,6 +142,7 @@ struct Reader {
     out.data.labels.push_back(y);
     rows.push_back(std::move(values));
     label_lines.push_back(line_no);
+    out.lines.push_back(line_no);
   }
 
   std::vector<int64_t> label_lines;  // each example's line, for a label error found at the end

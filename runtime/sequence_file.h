@@ -15,6 +15,9 @@ struct SequenceReadOptions {
   int64_t vocab = 0;                     // > 0: token ids must be below it
   std::vector<std::string> class_names;  // non-empty: these classes (else the header's, else
                                          // "class 0".."class L" for the largest label L)
+  // graft predict: a line without a tab is a sequence with no label, and a label before a
+  // tab is skipped unread (every example's label is 0).
+  bool unlabelled = false;
 };
 
 struct SequenceFile {
@@ -22,6 +25,7 @@ struct SequenceFile {
   bool tokens = false;      // token ids ([steps, 1]) rather than feature vectors
   int64_t truncated = 0;    // examples --max-steps cut
   int64_t longest = 0;      // the longest sequence in the file, before any cut
+  std::vector<int64_t> lines;  // each example's line number in the file (1-based)
 };
 
 // "seq:PATH" or a path ending in .seq: a sequence file for --data / --val.

@@ -30,6 +30,17 @@ nlohmann::json json_of(const testing::ProgramResult& r) {
   return nlohmann::json::parse(r.output.substr(at + 1));
 }
 
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (c == sep)
+      out.emplace_back();
+    else
+      out.back().push_back(c);
+  }
+  return out;
+}
+
 std::vector<double> softmax(const float* z, int n) {
   double top = z[0];
   for (int i = 1; i < n; ++i) top = std::max<double>(top, z[i]);
@@ -117,6 +128,72 @@ TEST_F(Predict, AnUnreadableImageIsReportedInItsPlaceAndTheRunFails) {
     EXPECT_GT(line, previous) << r.output;
     EXPECT_EQ(line > error, i >= at) << "image " << i << ", the broken one before image " << at << "\n" << r.output;
     previous = line;
+  }
+}
+
+// A sequence model's predict reads sequence files: one prediction per line (with or without
+// a label before a tab; comments skipped), named FILE:LINE, each the softmax of the API's
+// forward for that sequence alone with its length, whatever the batch and the padding.
+TEST(PredictSequences, EachLineIsTheApiForwardWithItsLength) {
+  testing::TempDir dir;
+  const int classes = random_int(2, 4), features = random_int(2, 4), steps = random_int(3, 6);
+  const std::string spec = random_int(0, 1) ? "lstm:6,last,dense:N" : "gru:5,bi,mean,dense:N";
+  api::Model model(api::ModelSpec{.architecture = spec, .input = {steps, features}, .classes = classes,
+                                  .seed = testing::test_seed()});
+  model.save(dir.file("seq.safetensors"));
+
+  struct Line {
+    std::string file;
+    int number;
+    std::vector<float> values;  // length * features
+  };
+  std::vector<Line> lines;
+  std::string text[2];
+  int line_no[2] = {0, 0};
+  const int count = random_int(3, 7);
+  for (int e = 0; e < count; ++e) {
+    const int f = e == count - 1 ? 1 : 0;  // the last example alone in the second file
+    if (random_int(0, 3) == 0) {
+      text[f] += "# a comment\n";
+      ++line_no[f];
+    }
+    const int length = e == 0 ? steps : random_int(1, steps);  // one full length: the padding's
+    const auto v = testing::random_floats(size_t(length * features));
+    std::string body;
+    for (int t = 0; t < length; ++t) {
+      for (int k = 0; k < features; ++k) body += (k ? "," : "") + std::to_string(v[size_t(t * features + k)]);
+      body += t + 1 < length ? ";" : "";
+    }
+    text[f] += (random_int(0, 1) ? std::to_string(random_int(0, classes - 1)) + "\t" : "") + body + "\n";
+    lines.push_back({dir.file(f ? "b.seq" : "a.seq"), ++line_no[f], {}});
+    // What the file holds, read back as numbers (the text rounds them).
+    for (const auto& step : split(body, ';'))
+      for (const auto& x : split(step, ',')) lines.back().values.push_back(std::stof(x));
+  }
+  std::ofstream(dir.file("a.seq")) << text[0];
+  std::ofstream(dir.file("b.seq")) << text[1];
+
+  const int batch = random_int(1, count + 1);
+  const auto r = run_graft("predict --model " + spec + " --checkpoint " + dir.file("seq.safetensors") + " --top " +
+                           std::to_string(classes) + " --json --batch " + std::to_string(batch) + " " +
+                           dir.file("a.seq") + " " + dir.file("b.seq"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = json_of(r);
+  ASSERT_EQ(j.size(), lines.size()) << r.output;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(j[i]["sequence"], lines[i].file + ":" + std::to_string(lines[i].number)) << r.output;
+    std::vector<float> x(size_t(steps * features), 0.0f);
+    std::copy(lines[i].values.begin(), lines[i].values.end(), x.begin());
+    const int32_t length = int32_t(lines[i].values.size() / size_t(features));
+    api::Batch b{.images = x.data(), .shape = {1, steps, features}};
+    b.lengths = &length;
+    std::vector<float> logits(static_cast<size_t>(classes));
+    model.forward(b, logits.data());
+    const auto p = softmax(logits.data(), classes);
+    ASSERT_EQ(j[i]["top"].size(), size_t(classes));
+    for (const auto& t : j[i]["top"])
+      EXPECT_NEAR(t["probability"].get<double>(), p[size_t(t["index"].get<int>())], 1e-5)
+          << spec << ", example " << i << ", batch " << batch;
   }
 }
 

@@ -1,8 +1,11 @@
-// graft predict: the top classes of each image, with probabilities.
+// graft predict: the top classes of each image, or of each sequence in sequence files, with
+// probabilities.
 //   graft predict --checkpoint model.safetensors photo1.jpg photo2.png
+//   graft predict --checkpoint lstm.safetensors readings.seq
 // Weights without class names (converted torchvision files) name classes by index, or by
 // --classes-file. The model runs through the public API (graft::api::Model, the library's
 // forward), --batch images at a time.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -10,10 +13,12 @@
 
 #include "base/error.h"
 #include "graft/graft.hpp"
+#include "layers/sequence_spec.h"
 #include "runtime/augment.h"
 #include "runtime/class_map.h"
 #include "runtime/evaluation.h"
 #include "runtime/image_decode.h"
+#include "runtime/sequence_file.h"
 #include "tools/graft/checkpoint_config.h"
 #include "tools/graft/options.h"
 
@@ -47,17 +52,90 @@ void load_input(const std::string& path, const Shape& sample, const DataOptions&
     out[i] = (0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2]) / 255.0f;
   }
 }
+// Prints (or collects as JSON) each input's top classes from its logits.
+struct Printer {
+  const std::vector<std::string>& classes;
+  nlohmann::json all = nlohmann::json::array();
+
+  void print(const std::string& name, const char* key, const float* row) {
+    const int outputs = int(classes.size());
+    const auto best = top_k(row, outputs, std::min<int>(opts.top, outputs));
+    const auto p = softmax(row, outputs);
+    nlohmann::json j{{key, name}};
+    if (!opts.json) std::printf("%s\n", name.c_str());
+    for (int c : best) {
+      j["top"].push_back({{"class", classes[size_t(c)]}, {"index", c}, {"probability", p[size_t(c)]}});
+      if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(c)], classes[size_t(c)].c_str());
+    }
+    all.push_back(j);
+  }
+};
+
+// A sequence model's inputs: every sequence of each file (lines "SEQUENCE" or
+// "LABEL<TAB>SEQUENCE", the label unread), named FILE:LINE, padded to the longest.
+std::vector<SequenceFile> read_sequence_inputs() {
+  std::vector<SequenceFile> files;
+  SequenceReadOptions read;
+  read.unlabelled = true;
+  for (const auto& spec : opts.images) {
+    files.push_back(read_sequence_file(sequence_file_path(spec), read));
+    const auto& first = files.front().data.images.shape, &last = files.back().data.images.shape;
+    if (last[2] != first[2] || files.back().tokens != files.front().tokens)
+      fail(spec, " holds ", files.back().tokens ? "token ids" : std::to_string(last[2]) + "-feature steps", " but ",
+           opts.images.front(), " holds ", files.front().tokens ? "token ids" : std::to_string(first[2]) + "-feature steps",
+           "; one predict call takes one kind of sequence");
+  }
+  return files;
+}
+
+void predict_sequences(api::Model& model, const std::vector<SequenceFile>& files, Printer& out) {
+  const auto& shape = model.input_shape();  // {steps, features}
+  const int64_t steps = shape[0], features = shape[1], batch = opts.model.batch;
+  std::vector<float> x(size_t(batch * steps * features)), logits(size_t(batch) * out.classes.size());
+  std::vector<int32_t> lengths(static_cast<size_t>(batch));
+  std::vector<std::string> names;
+  auto flush = [&] {
+    if (names.empty()) return;
+    const int64_t n = int64_t(names.size());
+    api::Batch b{.images = x.data(), .shape = {n, steps, features}};
+    b.lengths = lengths.data();
+    try {
+      model.forward(b, logits.data());
+    } catch (const api::Error& e) {
+      fail(e.what());
+    }
+    for (int64_t i = 0; i < n; ++i) out.print(names[size_t(i)], "sequence", logits.data() + i * int64_t(out.classes.size()));
+    names.clear();
+  };
+  for (size_t f = 0; f < files.size(); ++f) {
+    const Dataset& d = files[f].data;
+    const int64_t own_steps = d.images.shape[1];
+    for (int64_t e = 0; e < d.size(); ++e) {
+      const int64_t slot = int64_t(names.size());
+      std::fill_n(x.data() + slot * steps * features, steps * features, 0.0f);
+      std::copy_n(d.images.data() + e * own_steps * features, own_steps * features, x.data() + slot * steps * features);
+      lengths[size_t(slot)] = d.lengths[size_t(e)];
+      names.push_back(sequence_file_path(opts.images[f]) + ":" + std::to_string(files[f].lines[size_t(e)]));
+      if (int64_t(names.size()) == batch) flush();
+    }
+  }
+  flush();
+}
+
 }  // namespace
 
 void register_predict(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("predict", "Classify images with a checkpoint: top classes and probabilities");
+  CLI::App* sub = app.add_subcommand("predict", "Classify images (or, with a sequence model, the sequences of sequence files) with a checkpoint: top classes and probabilities");
   add_model_options(*sub, opts.model);
   add_data_options(*sub, opts.data, /*training=*/false);
   sub->add_option("--checkpoint", opts.checkpoint, "Checkpoint (its class map beside it names the classes)")->required();
   add_classes_file_option(*sub, opts.classes_file);
   sub->add_option("--top", opts.top, "How many classes to show per image")->capture_default_str()->check(at_least_one());
   sub->add_flag("--json", opts.json, "Print JSON");
-  sub->add_option("images", opts.images, "Image files")->required();
+  sub->add_option("images", opts.images,
+                  "Image files; for a sequence model, sequence files (a sequence per line, with or without "
+                  "LABEL<TAB> before it; docs/data.md)")
+      ->required();
 }
 
 int run_predict(CLI::App& app) {
@@ -65,7 +143,13 @@ int run_predict(CLI::App& app) {
   const auto file = read_safetensors(opts.checkpoint);
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
-  const Shape sample = opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1} : Shape{opts.data.input, opts.data.input, 3};
+  const bool sequences = is_sequence_spec(opts.model.model) && is_sequence_file(opts.images.front());
+  const std::vector<SequenceFile> sequence_inputs = sequences ? read_sequence_inputs() : std::vector<SequenceFile>{};
+  int64_t longest = 0;
+  for (const auto& f : sequence_inputs) longest = std::max(longest, f.data.images.shape[1]);
+  const Shape sample = sequences                          ? Shape{longest, sequence_inputs.front().data.images.shape[2]}
+                       : opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1}
+                                                          : Shape{opts.data.input, opts.data.input, 3};
   api::Model model = api_checkpoint_model(opts.model, sample, file, int(named.names.size()), device);
   const int outputs = model.classes();
   if (!named.names.empty()) check_class_count(named, outputs, opts.checkpoint);
@@ -82,10 +166,15 @@ int run_predict(CLI::App& app) {
   api::TrainSettings settings;  // only the batch: how many images one forward takes
   settings.batch = opts.model.batch;
   model.configure(settings);
+  Printer out{classes};
+  if (sequences) {
+    predict_sequences(model, sequence_inputs, out);
+    if (opts.json) std::cout << out.all.dump(2) << std::endl;
+    return 0;
+  }
   const size_t per_image = size_t(sample.numel());
   std::vector<float> images, logits(size_t(opts.model.batch) * size_t(outputs));
   std::vector<std::string> pending;  // the paths whose images are in `images`, in order
-  nlohmann::json all = nlohmann::json::array();
   // Classifies the pending images and prints them, in the order given.
   auto flush = [&] {
     if (pending.empty()) return;
@@ -96,19 +185,7 @@ int run_predict(CLI::App& app) {
     } catch (const api::Error& e) {
       fail(e.what());
     }
-    const int k = std::min<int>(opts.top, outputs);
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = logits.data() + size_t(i) * size_t(outputs);
-      const auto best = top_k(row, outputs, k);
-      const auto p = softmax(row, outputs);
-      nlohmann::json j{{"image", pending[size_t(i)]}};
-      if (!opts.json) std::printf("%s\n", pending[size_t(i)].c_str());
-      for (int c : best) {
-        j["top"].push_back({{"class", classes[size_t(c)]}, {"index", c}, {"probability", p[size_t(c)]}});
-        if (!opts.json) std::printf("  %6.2f%%  %s\n", 100.0 * p[size_t(c)], classes[size_t(c)].c_str());
-      }
-      all.push_back(j);
-    }
+    for (int64_t i = 0; i < n; ++i) out.print(pending[size_t(i)], "image", logits.data() + size_t(i) * size_t(outputs));
     pending.clear();
   };
   int failures = 0;
@@ -127,7 +204,7 @@ int run_predict(CLI::App& app) {
     if (int64_t(pending.size()) == opts.model.batch) flush();
   }
   flush();
-  if (opts.json) std::cout << all.dump(2) << std::endl;
+  if (opts.json) std::cout << out.all.dump(2) << std::endl;
   if (failures) fail(failures, " of ", opts.images.size(), " images could not be read (see above)");
   return 0;
 }
