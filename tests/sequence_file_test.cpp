@@ -239,6 +239,8 @@ TEST(SequenceFile, CliNamesBadDataAndMisplacedFlags) {
   EXPECT_NE(r.output.find("data: 4 training sequences from"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(" seq/s "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("img/s"), std::string::npos) << r.output;
+  r = testing::run_graft("info --model lstm:4,last,dense:2 --data " + good);
+  EXPECT_NE(r.output.find("input [64, 4, 2] (batch, steps, features)"), std::string::npos) << r.output;
 }
 
 }  // namespace
