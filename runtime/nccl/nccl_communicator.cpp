@@ -106,7 +106,7 @@ class NcclCommunicator final : public Communicator {
       ncclResult_t async = ncclSuccess;
       const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
       if (r != ncclSuccess && r != ncclInProgress) check(r, what);
-      return async != ncclInProgress;
+      return async == ncclSuccess;  // an error: poll() aborts naming it
     });
   }
 
