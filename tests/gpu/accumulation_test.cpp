@@ -31,18 +31,8 @@ TrainOptions options(int64_t batch, int accumulation) {
   return o;
 }
 
-class AccumulationGpu : public GpuTest {
+class AccumulationGpu : public KernelSettingsGpuTest {
  protected:
-  void SetUp() override {
-    GpuTest::SetUp();
-    if (IsSkipped()) return;
-    register_cuda_backend();
-    saved_ = kernel_settings();
-  }
-  void TearDown() override {
-    if (!IsSkipped()) set_kernel_settings(saved_);
-  }
-
   void check(KernelChoice kernels) {
     KernelSettings s;
     s.kernels = kernels;
@@ -66,8 +56,6 @@ class AccumulationGpu : public GpuTest {
     EXPECT_LT(relative_error(b, c), 1e-4) << "the GPU's accumulated run is not the CPU's";
     EXPECT_FALSE(b == params(*fmnist_cnn(host, init))) << "training changed nothing";
   }
-
-  KernelSettings saved_;
 };
 
 TEST_F(AccumulationGpu, NativeKernelsAccumulateToTheLargerBatch) { check(KernelChoice::Native); }

@@ -15,6 +15,8 @@
 #include "kernels/cpu/geometry.h"
 #include "kernels/lib/context.h"
 #include "base/cuda/cuda_check.h"
+#include "runtime/backend_registry.h"
+#include "runtime/cuda/backend.h"
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/device_pool.h"
 #include "testing.h"
@@ -96,6 +98,25 @@ class GpuTest : public ::testing::Test {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DevicePool> pool_;
   std::unique_ptr<lib::LibraryContext> ctx_;
+};
+
+// For tests that train through the CUDA backend under chosen kernel settings: registers the
+// backend, and puts back the settings the test changed.
+class KernelSettingsGpuTest : public GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    register_cuda_backend();
+    saved_ = kernel_settings();
+  }
+  void TearDown() override {
+    if (!IsSkipped()) set_kernel_settings(saved_);
+    GpuTest::TearDown();
+  }
+
+ private:
+  KernelSettings saved_;
 };
 
 inline std::string describe(const Conv2dGeometry& g) {

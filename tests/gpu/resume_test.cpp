@@ -47,18 +47,8 @@ size_t differing(const std::vector<float>& a, const std::vector<float>& b) {
   return n + (a.size() > b.size() ? a.size() - b.size() : b.size() - a.size());
 }
 
-class ResumeGpu : public GpuTest {
+class ResumeGpu : public KernelSettingsGpuTest {
  protected:
-  void SetUp() override {
-    GpuTest::SetUp();
-    if (IsSkipped()) return;
-    register_cuda_backend();
-    saved_ = kernel_settings();
-  }
-  void TearDown() override {
-    if (!IsSkipped()) set_kernel_settings(saved_);
-  }
-
   void check(KernelChoice kernels) {
     KernelSettings s;
     s.kernels = kernels;
@@ -90,8 +80,6 @@ class ResumeGpu : public GpuTest {
     EXPECT_EQ(differing(a, c), 0u) << "a resumed run differs from an uninterrupted one";
     EXPECT_NE(differing(a, params(*small_vgg(pool, init))), 0u) << "training changed nothing";
   }
-
-  KernelSettings saved_;
 };
 
 TEST_F(ResumeGpu, DeterministicNativeKernelsResumeBitIdentically) { check(KernelChoice::Native); }
