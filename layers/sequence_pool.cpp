@@ -8,9 +8,22 @@ namespace graft {
 SequencePool::SequencePool(std::string name, SequencePoolMode mode, bool reverse_half)
     : Layer(std::move(name)), mode_(mode), reverse_half_(reverse_half) {}
 
+std::string SequencePool::kind() const {
+  switch (mode_) {
+    case SequencePoolMode::Last: return "last";
+    case SequencePoolMode::Mean: return "mean";
+    case SequencePoolMode::Flatten: return "flatten";
+  }
+  return "";
+}
+
 std::string SequencePool::describe() const {
-  return std::string(mode_ == SequencePoolMode::Last ? "last step" : "mean over steps") +
-         (reverse_half_ && mode_ == SequencePoolMode::Last ? " (reverse half: first step)" : "");
+  switch (mode_) {
+    case SequencePoolMode::Last: return reverse_half_ ? "last step (reverse half: first step)" : "last step";
+    case SequencePoolMode::Mean: return "mean over steps";
+    case SequencePoolMode::Flatten: return "every step, flattened";
+  }
+  return "";
 }
 
 Shape SequencePool::output_shape(const std::vector<Shape>& inputs) const {
@@ -20,6 +33,7 @@ Shape SequencePool::output_shape(const std::vector<Shape>& inputs) const {
          "; put it after an lstm, gru or embedding");
   if (reverse_half_ && in[2] % 2 != 0)
     fail("layer ", name(), ": a bidirectional layer's output has an even number of features, got ", in.str());
+  if (mode_ == SequencePoolMode::Flatten) return Shape{in[0], in[1] * in[2]};
   return Shape{in[0], in[2]};
 }
 

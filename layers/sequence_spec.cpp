@@ -58,7 +58,7 @@ int parse_int(const std::string& s, bool allow_zero = false) {
 }
 
 constexpr const char* kTokens =
-    "sequence tokens are embedding:VxD, pad:P, lstm:H[xL], gru:H[xL], bi, dropout:P, last, mean, dense:K|N, relu "
+    "sequence tokens are embedding:VxD, pad:P, lstm:H[xL], gru:H[xL], bi, dropout:P, last, mean, flatten, dense:K|N, relu "
     "(e.g. 'lstm:128x2,last,dense:N'; docs/architecture.md, layers/sequence_spec.h)";
 
 std::vector<SeqLayer> parse(const std::string& spec) {
@@ -98,7 +98,7 @@ std::vector<SeqLayer> parse(const std::string& spec) {
       prev = name;
       continue;
     } else if (name == "lstm" || name == "gru") {
-      if (pooled) error("comes after the pool: recurrent layers come before last or mean");
+      if (pooled) error("comes after the pool: recurrent layers come before last, mean or flatten");
       const auto hl = split(arg, 'x');
       if (!has_arg || hl.size() > 2 || parse_int(hl[0]) < 0 || (hl.size() == 2 && parse_int(hl[1]) < 0))
         error("needs a hidden size and optionally a layer count: " + name + ":H or " + name + ":HxL, e.g. " + name + ":128x2");
@@ -128,15 +128,15 @@ std::vector<SeqLayer> parse(const std::string& spec) {
       }
       l.op = SeqOp::Dropout;
       l.rate = float(p);
-    } else if (name == "last" || name == "mean") {
+    } else if (name == "last" || name == "mean" || name == "flatten") {
       no_arg();
       if (pooled) error("is a second pool: a sequence is pooled once");
       if (out.empty()) error("has no sequence to pool: put an lstm, gru or embedding before it");
       l.op = SeqOp::Pool;
-      l.mode = name == "last" ? SequencePoolMode::Last : SequencePoolMode::Mean;
+      l.mode = name == "last" ? SequencePoolMode::Last : name == "mean" ? SequencePoolMode::Mean : SequencePoolMode::Flatten;
       pooled = true;
     } else if (name == "dense") {
-      if (!pooled) error("comes before the pool: a dense layer reads [N, features], after last or mean");
+      if (!pooled) error("comes before the pool: a dense layer reads [N, features], after last, mean or flatten");
       l.op = SeqOp::Dense;
       if (arg == "N" || arg == "n") {
         l.units_are_classes = true;
@@ -146,7 +146,7 @@ std::vector<SeqLayer> parse(const std::string& spec) {
       }
     } else if (name == "relu") {
       no_arg();
-      if (!pooled) error("comes before the pool: relu belongs to the layers after last or mean");
+      if (!pooled) error("comes before the pool: relu belongs to the layers after last, mean or flatten");
       l.op = SeqOp::ReLU;
     } else {
       error("is not a known layer");
@@ -154,7 +154,7 @@ std::vector<SeqLayer> parse(const std::string& spec) {
     out.push_back(l);
     prev = name;
   }
-  if (!pooled) fail("--model '", spec, "' has no pool: add last or mean after the recurrent layers, e.g. 'lstm:128,last,dense:N'");
+  if (!pooled) fail("--model '", spec, "' has no pool: add last, mean or flatten after the recurrent layers, e.g. 'lstm:128,last,dense:N'");
   return out;
 }
 

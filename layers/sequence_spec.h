@@ -8,7 +8,9 @@
 //                     `dropout:P`  with L >= 2: PyTorch's dropout= between its layers;
 //                                  with one layer: a dropout on its output (below)
 //   last | mean     pool over time: the last step of each sequence, or the mean over its
-//                   steps -> [N, F] (exactly one, after the last lstm/gru)
+//                   steps -> [N, F]; or
+//   flatten         every step side by side -> [N, steps * F], the steps past a sequence's
+//                   length zero (exactly one pool, after the last lstm/gru)
 //   dense:K|N       after the pool: a linear layer, K outputs or N = the classes
 //   relu            after the pool
 //   dropout:P       a dropout layer (nn.Dropout) on the previous output, P in [0, 1)

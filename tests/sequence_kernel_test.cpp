@@ -1,7 +1,7 @@
 // The CPU embedding and sequence-pooling kernels through the Ops interface: parity with
 // PyTorch (tests/fixtures/golden_rnn.safetensors, tests/golden/make_rnn.py), and on fresh
 // random inputs: padding_idx rows, "last" reading step length-1 forward and step 0 reverse,
-// "mean" over the first length steps, backwards that are the forwards' adjoints and overwrite.
+// "mean" over the first length steps, "flatten" keeping the first length steps, backwards that are the forwards' adjoints and overwrite.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -95,7 +95,7 @@ TEST(SequenceKernel, EmbeddingRowsAndGradientsOnRandomIds) {
 }
 
 TEST(SequenceKernel, PoolingOnRandomLengthsAndItsAdjoint) {
-  for (auto mode : {SequencePoolMode::Last, SequencePoolMode::Mean}) {
+  for (auto mode : {SequencePoolMode::Last, SequencePoolMode::Mean, SequencePoolMode::Flatten}) {
     SequencePoolGeometry g;
     g.mode = mode;
     g.batch = random_int(1, 6);
@@ -105,9 +105,16 @@ TEST(SequenceKernel, PoolingOnRandomLengthsAndItsAdjoint) {
     std::vector<int32_t> lengths(g.batch);
     for (auto& l : lengths) l = random_int(1, g.steps);
     const auto x = random_floats(size_t(g.batch) * g.steps * g.features);
-    auto y = testing::poisoned(size_t(g.batch) * g.features);
+    const bool flatten = mode == SequencePoolMode::Flatten;
+    auto y = testing::poisoned(size_t(g.batch) * g.features * (flatten ? g.steps : 1));
     cpu_ops().sequence_pool_forward(g, lengths.data(), x.data(), y.data());
-    for (int b = 0; b < g.batch; ++b)
+    for (int b = 0; flatten && b < g.batch; ++b)  // x reshaped, the steps past the length zero
+      for (int t = 0; t < g.steps; ++t)
+        for (int j = 0; j < g.features; ++j) {
+          const size_t at = (size_t(b) * g.steps + t) * g.features + j;
+          EXPECT_EQ(y[at], t < lengths[b] ? x[at] : 0.0f) << b << "," << t << "," << j;
+        }
+    for (int b = 0; !flatten && b < g.batch; ++b)
       for (int j = 0; j < g.features; ++j) {
         const auto at = [&](int t) { return double(x[(size_t(b) * g.steps + t) * g.features + j]); };
         double want = 0;

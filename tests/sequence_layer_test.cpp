@@ -134,7 +134,7 @@ TEST(SequenceSpec, MistakesNameTheTokenAndWhatIsExpected) {
   expect("embedding:10x4,pad:10,lstm:4,last,dense:N", {"token 2 'pad:10'", "0..9"}, Shape{6, 1});
   expect("lstm:8,last,relu", {"ends with 'relu'", "dense:N"});
   expect("lstm:8,dense:4", {"token 2", "before the pool"});
-  expect("lstm:8", {"no pool", "last or mean"});
+  expect("lstm:8", {"no pool", "last, mean or flatten"});
   expect("lstm:8,last,dense:N", {"lstm", "[1, 6]", "sequence [steps, features]"}, Shape{6});
   expect("embedding:10x4,lstm:4,last,dense:N", {"embedding", "token ids [N, steps, 1]", "[1, 6, 4]"});
   expect("lstmm:8,last,dense:N", {"not a known architecture", "lstm:128x2,last,dense:N"});

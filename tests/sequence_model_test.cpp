@@ -1,6 +1,6 @@
 // Whole sequence models against PyTorch (tests/golden/make_sequence_model.py: embedding ->
-// 2-layer bidirectional LSTM over packed lengths -> last step -> linear, and a GRU with
-// mean pooling): logits, loss, every gradient, and the parameters after 3 Adam steps,
+// 2-layer bidirectional LSTM over packed lengths -> last step -> linear, a GRU with mean
+// pooling, and a bidirectional LSTM whose padded output is flattened): logits, loss, every gradient, and the parameters after 3 Adam steps,
 // through the Executor and the Optimizer as training runs them; a frozen LSTM's plan and
 // calls; lengths through a BatchSource; and a row-by-row LSTM that learns.
 #include <gtest/gtest.h>
@@ -127,7 +127,7 @@ TEST_P(SequenceParity, LogitsLossGradientsAndAdamStepsMatchPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, SequenceParity,
-                         ::testing::Combine(::testing::Values("lstm", "gru"), ::testing::Bool()),
+                         ::testing::Combine(::testing::Values("lstm", "gru", "flatten"), ::testing::Bool()),
                          [](const auto& p) {
                            return std::get<0>(p.param) + (std::get<1>(p.param) ? "_reference" : "_fast");
                          });

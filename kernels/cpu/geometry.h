@@ -52,11 +52,12 @@ struct RnnGeometry {
   }
 };
 
-// Last-step or mean pooling over time with per-sequence lengths: x [batch, steps, features]
-// -> y [batch, features]. "Last" takes step len-1 for features [0, reverse_from) and step 0
+// Sequence pooling over time with per-sequence lengths: x [batch, steps, features] -> y
+// [batch, features] ("Last", "Mean") or [batch, steps * features] ("Flatten": every step side
+// by side, the steps past a sequence's length zero, PyTorch's padded output reshaped). "Last" takes step len-1 for features [0, reverse_from) and step 0
 // for features [reverse_from, features) (the reverse direction of a bidirectional layer ends
 // at the first step); reverse_from = features when there is no reverse half.
-enum class SequencePoolMode { Last, Mean };
+enum class SequencePoolMode { Last, Mean, Flatten };
 struct SequencePoolGeometry {
   SequencePoolMode mode = SequencePoolMode::Last;
   int batch = 1, steps = 1, features = 1;

@@ -52,6 +52,15 @@ void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, cons
 
 void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y) {
   const int F = g.features;
+  if (g.mode == SequencePoolMode::Flatten) {
+    const int64_t row = int64_t{g.steps} * F;
+    for (int b = 0; b < g.batch; ++b) {
+      const int64_t kept = int64_t{length_of(g, lengths, b)} * F;
+      std::copy_n(x + b * row, kept, y + b * row);
+      std::fill(y + b * row + kept, y + (b + 1) * row, 0.0f);
+    }
+    return;
+  }
   for (int b = 0; b < g.batch; ++b) {
     const int len = length_of(g, lengths, b);
     const float* seq = x + int64_t{b} * g.steps * F;
@@ -71,6 +80,11 @@ void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths
 void sequence_pool_backward(const SequencePoolGeometry& g, const int32_t* lengths, const float* dy, float* dx) {
   const int F = g.features;
   std::fill(dx, dx + int64_t{g.batch} * g.steps * F, 0.0f);
+  if (g.mode == SequencePoolMode::Flatten) {
+    const int64_t row = int64_t{g.steps} * F;
+    for (int b = 0; b < g.batch; ++b) std::copy_n(dy + b * row, int64_t{length_of(g, lengths, b)} * F, dx + b * row);
+    return;
+  }
   for (int b = 0; b < g.batch; ++b) {
     const int len = length_of(g, lengths, b);
     float* seq = dx + int64_t{b} * g.steps * F;

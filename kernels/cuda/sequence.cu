@@ -81,6 +81,12 @@ struct PoolForward {
   const float* x;
   float* y;
   GRAFT_HD void operator()(int64_t i) const {
+    if (g.mode == SequencePoolMode::Flatten) {  // y is x's shape: step t of sequence b kept while t < len
+      const int64_t bt = i / g.features;
+      const int b = static_cast<int>(bt / g.steps);
+      y[i] = bt % g.steps < sequence_length(lengths, b, g.steps) ? x[i] : 0.0f;
+      return;
+    }
     const int f = static_cast<int>(i % g.features);
     const int b = static_cast<int>(i / g.features);
     const int len = sequence_length(lengths, b, g.steps);
@@ -113,6 +119,8 @@ struct PoolBackward {
     const float d = dy[int64_t{b} * g.features + f];
     if (t >= len) {
       dx[i] = 0.0f;
+    } else if (g.mode == SequencePoolMode::Flatten) {
+      dx[i] = dy[i];
     } else if (g.mode == SequencePoolMode::Last) {
       dx[i] = t == last_step(g, len, f) ? d : 0.0f;
     } else {
@@ -135,7 +143,9 @@ void check_pool(const SequencePoolGeometry& g) {
                " is outside 0..", g.features);
 }
 
-int64_t pool_outputs(const SequencePoolGeometry& g) { return int64_t{g.batch} * g.features; }
+int64_t pool_outputs(const SequencePoolGeometry& g) {
+  return int64_t{g.batch} * g.features * (g.mode == SequencePoolMode::Flatten ? g.steps : 1);
+}
 int64_t pool_inputs(const SequencePoolGeometry& g) { return int64_t{g.batch} * g.steps * g.features; }
 
 }  // namespace

@@ -8,12 +8,14 @@ No downloads, every weight random, everything seeded; the file is committed (CI 
 torch). The safetensors file is written here by hand (8-byte header length, sorted JSON
 header, raw little-endian float32), so the script needs torch alone.
 
-Two models, each as graft builds it from the spec in its metadata:
+Three models, each as graft builds it from the spec in its metadata:
   lstm: nn.Embedding(13, 6, padding_idx=0) -> nn.LSTM(6, 5, num_layers=2,
         bidirectional=True, batch_first=True) over packed sequences of random lengths ->
         the last step (forward half at length-1, reverse half at step 0) -> nn.Linear(10, 4)
   gru:  nn.GRU(3, 4, batch_first=True) over packed float sequences -> the mean over each
         sequence's steps -> nn.Linear(4, 3)
+  flatten: nn.LSTM(3, 4, bidirectional=True, batch_first=True) over packed float sequences
+        -> the padded output (zero past each length) reshaped to [N, 5 * 8] -> nn.Linear(40, 3)
 Per model <m>: <m>.param.<name> (the state dict, PyTorch's names and layouts), <m>.x
 (token ids as floats [N, T, 1], or features [N, T, F]), <m>.lengths, <m>.labels (as
 floats), <m>.logits, <m>.loss (mean cross-entropy), <m>.grad.<name> (of the loss), and
@@ -66,6 +68,18 @@ class LstmModel(nn.Module):
         rows = torch.arange(ids.shape[0])
         last = torch.cat([y[rows, lengths - 1, :h], y[:, 0, h:]], dim=1)
         return self.fc(last)
+
+
+class FlattenModel(nn.Module):
+    def __init__(self, steps):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(steps * 8, 3)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        y, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+        return self.fc(y.reshape(x.shape[0], -1))  # padded steps are zero
 
 
 class GruModel(nn.Module):
@@ -142,6 +156,14 @@ def main():
         x[b, lengths[b]:] = 0
     run("gru", GruModel(), x, lengths, torch.randint(0, 3, (n,)).float(), "gru:4,mean,dense:N", (steps, 3), 3,
         tensors, meta)
+
+    n, steps = 4, 5  # drawn after the two above, which stay as they were
+    lengths = random_lengths(n, steps)
+    x = torch.randn(n, steps, 3)
+    for b in range(n):
+        x[b, lengths[b]:] = 0
+    run("flatten", FlattenModel(steps), x, lengths, torch.randint(0, 3, (n,)).float(), "lstm:4,bi,flatten,dense:N",
+        (steps, 3), 3, tensors, meta)
     write_safetensors(OUT, tensors, meta)
 
 

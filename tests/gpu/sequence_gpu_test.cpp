@@ -1,4 +1,4 @@
-// Embedding (with and without a padding index, repeated ids) and last-step and mean sequence
+// Embedding (with and without a padding index, repeated ids) and last-step, mean and flatten sequence
 // pooling (full and variable lengths, with and without a reverse half) on the device, through
 // CudaOps and LibOps (which keeps CudaOps' kernels), against the CPU reference on fresh random
 // inputs; outputs start as NaN. The same kernels' host emulation runs without a device
@@ -56,7 +56,8 @@ struct PoolProblem {
 };
 
 std::string describe(const PoolProblem& p) {
-  return std::string(p.g.mode == SequencePoolMode::Last ? "last" : "mean") + " pooling batch=" +
+  const char* mode = p.g.mode == SequencePoolMode::Last ? "last" : p.g.mode == SequencePoolMode::Mean ? "mean" : "flatten";
+  return std::string(mode) + " pooling batch=" +
          std::to_string(p.g.batch) + " steps=" + std::to_string(p.g.steps) + " features=" +
          std::to_string(p.g.features) + " reverse_from=" + std::to_string(p.g.reverse_from) +
          (p.lengths.empty() ? " full lengths" : " variable lengths");
@@ -74,7 +75,7 @@ PoolProblem make_pool(SequencePoolMode mode, int batch, int steps, int features,
     p.lengths[0] = 1;
   }
   p.x = random_floats(size_t(batch) * steps * features);
-  p.dy = random_floats(size_t(batch) * features);
+  p.dy = random_floats(size_t(batch) * features * (mode == SequencePoolMode::Flatten ? steps : 1));
   p.y.assign(p.dy.size(), 0.0f);
   p.dx.assign(p.x.size(), 0.0f);
   Ops& cpu = cpu_ops(true);
@@ -85,7 +86,7 @@ PoolProblem make_pool(SequencePoolMode mode, int batch, int steps, int features,
 
 std::vector<PoolProblem> pool_problems() {
   std::vector<PoolProblem> out;
-  for (auto mode : {SequencePoolMode::Last, SequencePoolMode::Mean})
+  for (auto mode : {SequencePoolMode::Last, SequencePoolMode::Mean, SequencePoolMode::Flatten})
     for (bool reverse_half : {false, true})
       for (bool lengths : {false, true}) {
         out.push_back(make_pool(mode, 1, 1, 2, reverse_half, lengths));
