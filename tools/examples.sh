@@ -74,7 +74,11 @@ if command -v pkg-config >/dev/null; then  # the C example once more, with pkg-c
   "$work/fine_tune_pc" >/dev/null || { echo "examples/c (pkg-config): failed" >&2; exit 1; }
   echo "built with: ${pc[*]}; ran"
 fi
-[[ -d "$root/examples/fortran" ]] && run_example fortran fortran fine_tune_f
+if [[ -d "$root/examples/fortran" ]]; then
+  run_example fortran fortran fine_tune_f
+  step "examples/fortran (fortran): sequence_f"
+  "$work/fortran/sequence_f" || { echo "examples/fortran: sequence_f failed" >&2; exit 1; }
+fi
 
 printf '\nexamples: all ran against the install in %ss%s\n' "$(( $(date +%s) - start ))" \
   "$([[ $asan == 1 ]] && echo ' (AddressSanitizer, UBSan)' || true)"

@@ -1,6 +1,8 @@
 ! Fortran interfaces to graft's C API (graft/graft.h) through iso_c_binding: a model is a
 ! type(c_ptr); strings are passed NUL-terminated (trim(s)//c_null_char); shapes are NHWC
 ! {n, H, W, C} as integer(c_int64_t) arrays, and images in memory are C-ordered (C fastest).
+! Sequence models take {n, steps, features} and each example's length (1..steps; the steps
+! after it are padding the model never reads), features fastest, then steps.
 module graft
   use, intrinsic :: iso_c_binding
   implicit none
@@ -50,6 +52,39 @@ module graft
       integer(c_int), value :: memory
       type(c_ptr), value :: stream
       real(c_double), intent(out) :: loss
+      integer(c_int) :: status
+    end function
+    function graft_model_create_sequence(spec, steps, features, classes, seed, device, model) &
+        bind(C, name="graft_model_create_sequence") result(status)
+      import :: c_char, c_int64_t, c_int, c_ptr
+      character(kind=c_char), intent(in) :: spec(*)
+      integer(c_int64_t), value :: steps, features, seed
+      integer(c_int), value :: classes, device
+      type(c_ptr), intent(out) :: model
+      integer(c_int) :: status
+    end function
+    function graft_model_train_step_sequence(model, x, labels, shape_nsf, lengths, memory, stream, loss) &
+        bind(C, name="graft_model_train_step_sequence") result(status)
+      import :: c_ptr, c_float, c_int32_t, c_int64_t, c_int, c_double
+      type(c_ptr), value :: model
+      real(c_float), intent(in) :: x(*)
+      integer(c_int32_t), intent(in) :: labels(*), lengths(*)
+      integer(c_int64_t), intent(in) :: shape_nsf(3)
+      integer(c_int), value :: memory
+      type(c_ptr), value :: stream
+      real(c_double), intent(out) :: loss
+      integer(c_int) :: status
+    end function
+    function graft_model_evaluate_sequence(model, x, labels, shape_nsf, lengths, memory, stream, loss, accuracy) &
+        bind(C, name="graft_model_evaluate_sequence") result(status)
+      import :: c_ptr, c_float, c_int32_t, c_int64_t, c_int, c_double
+      type(c_ptr), value :: model
+      real(c_float), intent(in) :: x(*)
+      integer(c_int32_t), intent(in) :: labels(*), lengths(*)
+      integer(c_int64_t), intent(in) :: shape_nsf(3)
+      integer(c_int), value :: memory
+      type(c_ptr), value :: stream
+      real(c_double), intent(out) :: loss, accuracy
       integer(c_int) :: status
     end function
   end interface
