@@ -2,10 +2,13 @@
 // lookup is the backend's.
 #include "layers/embedding.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "base/error.h"
 #include "kernels/ops.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -61,8 +64,17 @@ void Embedding::backward(const BackwardArgs& a) {
   a.ctx->kernels().embedding_backward(count, vocab_, dim_, padding_idx_, a.inputs[0], a.doutput, a.dparams[0]);
 }
 
-std::string Embedding::export_onnx(OnnxGraph&, const OnnxNodeArgs&) const {
-  fail("graft export: ", name(), " (embedding) has no ONNX export yet");
+// Gather from the table by the ids (floats [N, steps, 1] -> int64 [N, steps]); the padding
+// row is written as zeros, as graft's lookup gives them whatever the table holds.
+std::string Embedding::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  std::vector<float> table(a.params.at(0), a.params.at(0) + int64_t{vocab_} * dim_);
+  if (padding_idx_ >= 0) std::fill_n(table.begin() + int64_t{padding_idx_} * dim_, dim_, 0.0f);
+  const std::string ids = a.output + "/ids", whole = a.output + "/ids_int64";
+  graph.add_node("Reshape", {a.inputs.at(0), graph.add_int64_initializer(a.output + "/ids_shape", {0, -1})}, {ids});
+  graph.add_node("Cast", {ids}, {whole}, {onnx_attr("to", int64_t{OnnxGraph::kInt64})});
+  graph.add_node("Gather", {graph.add_initializer(name() + ".weight", {vocab_, dim_}, table.data()), whole}, {a.output},
+                 {onnx_attr("axis", int64_t{0})});
+  return a.output;
 }
 
 }  // namespace graft

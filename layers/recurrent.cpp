@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "kernels/common/elementwise.h"
+#include "runtime/onnx/graph.h"
 
 namespace graft {
 
@@ -195,8 +196,53 @@ void Recurrent::backward(const BackwardArgs& a) {
   }
 }
 
-std::string Recurrent::export_onnx(OnnxGraph&, const OnnxNodeArgs&) const {
-  fail("graft export: ", name(), " (", options_.cell == RnnCell::LSTM ? "LSTM" : "GRU", ") has no ONNX export yet");
+// One ONNX LSTM or GRU node per stacked layer, time-major (onnxruntime runs layout 0 only),
+// with the lengths as sequence_lens; PyTorch's gate blocks reordered to ONNX's (LSTM i,f,g,o
+// -> i,o,f,c; GRU r,z,n -> z,r,h, linear_before_reset as PyTorch computes n) and its two
+// biases side by side in B. Between layers Y [steps, dirs, N, H] becomes [steps, N, dirs*H]
+// (forward then reverse, PyTorch's order); dropout is training only.
+std::string Recurrent::export_onnx(OnnxGraph& graph, const OnnxNodeArgs& a) const {
+  if (a.lengths.empty()) fail("graft export: ", name(), " needs the sequences' lengths as a graph input");
+  const bool lstm = options_.cell == RnnCell::LSTM;
+  const int64_t hidden = options_.hidden, dirs = options_.bidirectional ? 2 : 1, gates = lstm ? 4 : 3;
+  const std::vector<int64_t> onnx_order = lstm ? std::vector<int64_t>{0, 3, 1, 2} : std::vector<int64_t>{1, 0, 2};
+  const std::string prefix = a.output + "/";
+  std::string x = prefix + "time_major";
+  graph.add_node("Transpose", {a.inputs.at(0)}, {x}, {onnx_attr("perm", std::vector<int64_t>{1, 0, 2})});
+  // Parameter p in PyTorch's layout with its gate blocks (rows of `block` floats) in ONNX's order.
+  const auto reordered = [&](size_t p, int64_t block, std::vector<float>& out) {
+    const ParamSpec spec = param_specs().at(p);
+    std::vector<float> torch(size_t(spec.checkpoint_shape.numel()));
+    to_checkpoint_layout(p, a.params.at(p), torch.data());
+    for (int64_t g : onnx_order) out.insert(out.end(), torch.begin() + g * block, torch.begin() + (g + 1) * block);
+  };
+  size_t p = 0;
+  for (int l = 0; l < options_.layers; ++l) {
+    const int64_t in = layer_input(l);
+    std::vector<float> w, r, b;
+    for (int64_t d = 0; d < dirs; ++d, p += 4) {
+      reordered(p, hidden * in, w);
+      reordered(p + 1, hidden * hidden, r);
+      reordered(p + 2, hidden, b);  // ONNX's B per direction: W's bias, then R's
+      std::vector<float> rb;
+      reordered(p + 3, hidden, rb);
+      b.insert(b.end(), rb.begin(), rb.end());
+    }
+    const std::string layer = prefix + "l" + std::to_string(l) + "/", y = layer + "Y", mid = layer + "batch_minor";
+    std::vector<OnnxAttribute> attrs{onnx_attr("hidden_size", hidden),
+                                     onnx_attr("direction", dirs == 2 ? "bidirectional" : "forward")};
+    if (!lstm) attrs.push_back(onnx_attr("linear_before_reset", int64_t{1}));
+    graph.add_node(lstm ? "LSTM" : "GRU",
+                   {x, graph.add_initializer(layer + "W", {dirs, gates * hidden, in}, w.data()),
+                    graph.add_initializer(layer + "R", {dirs, gates * hidden, hidden}, r.data()),
+                    graph.add_initializer(layer + "B", {dirs, 2 * gates * hidden}, b.data()), a.lengths},
+                   {y}, attrs);
+    graph.add_node("Transpose", {y}, {mid}, {onnx_attr("perm", std::vector<int64_t>{0, 2, 1, 3})});
+    x = layer + "output";
+    graph.add_node("Reshape", {mid, graph.add_int64_initializer(layer + "output_shape", {0, 0, -1})}, {x});
+  }
+  graph.add_node("Transpose", {x}, {a.output}, {onnx_attr("perm", std::vector<int64_t>{1, 0, 2})});
+  return a.output;
 }
 
 }  // namespace graft

@@ -37,7 +37,8 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
                                           {"step", std::to_string(info.step)},
                                           {"epoch", std::to_string(info.epoch)},
                                           {"classes", nlohmann::json(info.class_names).dump()},
-                                          {"config", info.config_json}};
+                                          {"config", info.config_json},
+                                          {"input_shape", nlohmann::json(model.sample_shape().dims).dump()}};
   if (!info.progress_json.empty()) meta["progress"] = info.progress_json;
   if (optimizer) {
     meta["optimizer"] = optimizer->config().kind;

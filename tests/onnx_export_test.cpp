@@ -2,8 +2,9 @@
 // and non-trivial BatchNorm statistics saved as a checkpoint, exported by the program and
 // checked by tests/interop/check_onnx.py: onnx.checker's full check, opset 17, no dropout or
 // training-mode batch norm, and onnxruntime's outputs on fresh NCHW inputs against graft's
-// own forward (relative error < 1e-5). Also: the metadata, and the named error for a layer
-// that has no ONNX form.
+// own forward (relative error < 1e-5); sequence models (LSTM, GRU, embedding, the three
+// pools) with random lengths as a second input. Also: the metadata, and the named error for
+// a layer that has no ONNX form.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -14,8 +15,10 @@
 
 #include "layers/zoo.h"
 #include "runtime/checkpoint.h"
+#include "runtime/executor.h"
 #include "runtime/memory_pool.h"
 #include "runtime/onnx/export.h"
+#include "runtime/safetensors.h"
 #include "tests/graft_program.h"
 #include "tests/python_env.h"
 #include "tests/testing.h"
@@ -64,6 +67,33 @@ void randomize(Model& m) {
   m.upload_params();
 }
 
+// Saves `model` as graft does (dir/model.safetensors) and runs `graft export` into `onnx`;
+// false when it failed. `says`: text its output must hold.
+bool save_and_export(const Model& model, const CheckpointInfo& info, testing::TempDir& dir, const std::string& onnx,
+                     const std::string& says = "") {
+  const std::string checkpoint = dir.file("model.safetensors");
+  save_checkpoint(checkpoint, model, nullptr, {}, info);
+  const auto r = testing::run_graft("export --onnx " + onnx + " --checkpoint " + checkpoint);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(r.output, says)) << r.output;
+  return r.status == 0;
+}
+
+// Runs check_onnx.py with `args`: its JSON line (the last), or {} when a check failed.
+nlohmann::json check_with_onnxruntime(const std::string& args) {
+  const auto check = testing::run_python(kCheckScript, args);
+  EXPECT_EQ(check.status, 0) << check.output;
+  if (check.status != 0) return {};
+  const std::string& o = check.output;
+  const size_t end = o.find_last_not_of('\n');
+  const size_t start = o.rfind('\n', end);
+  const size_t from = start == std::string::npos ? 0 : start + 1;
+  nlohmann::json j = nlohmann::json::parse(o.substr(from, end + 1 - from));
+  EXPECT_LT(j["relative_error"].get<double>(), testing::kFp32Tolerance);
+  ::testing::Test::RecordProperty("onnx_relative_error", std::to_string(j["relative_error"].get<double>()));
+  return j;
+}
+
 // Saves a random model as graft would, exports it, and returns check_onnx.py's JSON line.
 nlohmann::json export_and_check(const ExportCase& c) {
   testing::TempDir dir;
@@ -79,13 +109,8 @@ nlohmann::json export_and_check(const ExportCase& c) {
   CheckpointInfo info;
   if (c.named) info.class_names = {"ant", "bee", "cat", "dog", "eel"};
   info.config_json = config.dump();
-  const std::string checkpoint = dir.file("model.safetensors");
-  save_checkpoint(checkpoint, *model, nullptr, {}, info);
-
   const std::string onnx = dir.file("model.onnx");
-  const auto r = testing::run_graft("export --onnx " + onnx + " --checkpoint " + checkpoint);
-  EXPECT_EQ(r.status, 0) << r.output;
-  if (r.status != 0) return {};
+  if (!save_and_export(*model, info, dir, onnx)) return {};
 
   // Fresh inputs in ONNX's NCHW; graft's forward takes them as NHWC.
   const int64_t n = 3, h = sample[0], w = sample[1], ch = sample[2];
@@ -108,18 +133,8 @@ nlohmann::json export_and_check(const ExportCase& c) {
   }
   write_floats(dir.file("inputs.f32"), nchw);
   write_floats(dir.file("expected.f32"), expected);
-  const auto check = testing::run_python(kCheckScript, onnx + " " + dir.file("inputs.f32") + " " +
-                                                           dir.file("expected.f32") + " " + std::to_string(n));
-  EXPECT_EQ(check.status, 0) << check.output;
-  if (check.status != 0) return {};
-  const std::string& o = check.output;  // the JSON line is the last
-  const size_t end = o.find_last_not_of('\n');
-  const size_t start = o.rfind('\n', end);
-  const size_t from = start == std::string::npos ? 0 : start + 1;
-  nlohmann::json j = nlohmann::json::parse(o.substr(from, end + 1 - from));
-  EXPECT_LT(j["relative_error"].get<double>(), testing::kFp32Tolerance);
-  ::testing::Test::RecordProperty("onnx_relative_error", std::to_string(j["relative_error"].get<double>()));
-  return j;
+  return check_with_onnxruntime(onnx + " " + dir.file("inputs.f32") + " " + dir.file("expected.f32") + " " +
+                                std::to_string(n));
 }
 
 bool has_op(const nlohmann::json& j, const std::string& op) {
@@ -185,6 +200,109 @@ TEST(OnnxExport, Resnet18MatchesGraft) {
 TEST(OnnxExport, Resnet18WithHeadMatchesGraft) {
   const auto j = export_and_check({"resnet18", "gap,bn,dropout:0.5,dense:32,relu,dense:N", 8, 32});
   ASSERT_FALSE(j.empty());
+}
+
+// Sequence models: a random model saved as graft saves it, exported by the program, and
+// onnxruntime fed fresh inputs and random lengths (one example full, the rest 1..steps, the
+// padding steps holding values that must not be read) against graft's own forward with
+// those lengths.
+struct SequenceCase {
+  std::string architecture;
+  Shape sample;   // [steps, features], or an image [H, W, C] read by rows
+  int vocab = 0;  // an embedding's: the inputs are token ids below it
+};
+
+nlohmann::json export_and_check_sequence(const SequenceCase& c) {
+  testing::TempDir dir;
+  HostPool pool;
+  const int classes = 4;
+  auto model = build_model(ModelSpec{c.architecture, c.sample, classes, testing::test_seed(), ""}, pool);
+  CheckpointInfo info;
+  info.config_json = nlohmann::json{{"model", c.architecture}}.dump();
+  const std::string onnx = dir.file("model.onnx");
+  if (!save_and_export(*model, info, dir, onnx, "lengths int32 [N]")) return {};
+
+  const int64_t n = 5, steps = c.sample[0], per_example = c.sample.numel();
+  std::vector<float> x = testing::random_floats(size_t(n * per_example));
+  if (c.vocab > 0)
+    for (auto& id : x) id = float(testing::random_int(0, c.vocab - 1));
+  std::vector<int32_t> lengths(static_cast<size_t>(n));
+  for (auto& l : lengths) l = testing::random_int(1, int(steps));
+  lengths[size_t(testing::random_int(0, int(n) - 1))] = int32_t(steps);
+  ExecutorOptions o;
+  o.batch = n;
+  o.training = false;
+  Executor ex(*model, o);
+  std::copy(x.begin(), x.end(), ex.input());
+  ex.set_lengths(lengths.data(), n);
+  ex.forward(n, false, 0);
+  const std::vector<float> expected(ex.output(), ex.output() + ex.output_shape(n).numel());
+
+  write_floats(dir.file("inputs.f32"), x);
+  write_floats(dir.file("expected.f32"), expected);
+  {
+    std::ofstream out(dir.file("lengths.i32"), std::ios::binary);
+    out.write(reinterpret_cast<const char*>(lengths.data()), std::streamsize(lengths.size() * sizeof(int32_t)));
+  }
+  nlohmann::json j = check_with_onnxruntime(onnx + " " + dir.file("inputs.f32") + " " + dir.file("expected.f32") +
+                                            " " + std::to_string(n) + " " + dir.file("lengths.i32"));
+  if (j.empty()) return j;
+  EXPECT_EQ(j["input_shape"], nlohmann::json({"N", std::to_string(steps), std::to_string(per_example / steps)}));
+  EXPECT_EQ(meta(j, "graft.input_layout"), "NTF");
+  return j;
+}
+
+TEST(OnnxExport, StackedBidirectionalLstmLastStepMatchesGraft) {
+  const auto j = export_and_check_sequence({"lstm:6x2,bi,dropout:0.2,last,dense:N", Shape{7, 3}});
+  ASSERT_FALSE(j.empty());
+  EXPECT_TRUE(has_op(j, "LSTM")) << j["ops"];
+  EXPECT_FALSE(has_op(j, "Dropout")) << j["ops"];
+}
+
+TEST(OnnxExport, BidirectionalGruMeanWithHiddenLayerMatchesGraft) {
+  const auto j = export_and_check_sequence({"gru:5,bi,mean,dense:8,relu,dense:N", Shape{6, 4}});
+  ASSERT_FALSE(j.empty());
+  EXPECT_TRUE(has_op(j, "GRU")) << j["ops"];
+}
+
+TEST(OnnxExport, EmbeddingLstmFlattenMatchesGraft) {
+  const auto j = export_and_check_sequence({"embedding:20x4,pad:0,lstm:5,flatten,dense:N", Shape{5, 1}, 20});
+  ASSERT_FALSE(j.empty());
+  EXPECT_TRUE(has_op(j, "Gather")) << j["ops"];
+}
+
+// Fashion-MNIST's row reader: an image [H, W, C] is ONNX's [N, H, W*C].
+TEST(OnnxExport, ImageReadByRowsMatchesGraft) {
+  const auto j = export_and_check_sequence({"gru:4x2,bi,flatten,dense:N", Shape{6, 4, 2}});
+  ASSERT_FALSE(j.empty());
+  EXPECT_EQ(meta(j, "graft.normalization"), "unit");
+}
+
+// A checkpoint without input_shape (an older graft's) needs --steps and --features, and says so.
+TEST(OnnxExport, SequenceCheckpointWithoutInputShapeNeedsStepsAndFeatures) {
+  testing::TempDir dir;
+  HostPool pool;
+  auto model = build_model(ModelSpec{"gru:3,last,dense:N", Shape{4, 2}, 2, testing::test_seed(), ""}, pool);
+  CheckpointInfo info;
+  info.config_json = R"({"model": "gru:3,last,dense:N"})";
+  save_checkpoint(dir.file("new.safetensors"), *model, nullptr, {}, info);
+  SafetensorsFile file = read_safetensors(dir.file("new.safetensors"));
+  EXPECT_EQ(file.metadata.at("input_shape"), "[4,2]");
+  file.metadata.erase("input_shape");
+  std::map<std::string, HostTensor> tensors;
+  for (const auto& [name, t] : file.tensors) tensors[name] = t.to_host_tensor();
+  const std::string old = dir.file("old.safetensors"), onnx = dir.file("old.onnx");
+  write_safetensors(old, tensors, file.metadata);
+  auto r = testing::run_graft("export --onnx " + onnx + " --checkpoint " + old);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r.output, old) && has(r.output, "--steps S --features F")) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(onnx));
+  r = testing::run_graft("export --onnx " + onnx + " --checkpoint " + old + " --steps 4");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "--steps and --features go together")) << r.output;
+  r = testing::run_graft("export --onnx " + onnx + " --checkpoint " + old + " --steps 4 --features 2");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(onnx));
 }
 
 // A layer that does not override Layer::export_onnx: the export names it and its kind.

@@ -17,11 +17,13 @@
 namespace graft {
 
 // What Layer::export_onnx sees: the ONNX names of its inputs (NCHW for 4-D activations,
-// [N, F] after a flatten), graft's shapes of them (NHWC, batch 1), the name its output
-// should take, and its parameters in graft's internal layout (host memory), every
-// ParamSpec in order.
+// [N, F] after a flatten, [N, steps, F] in a sequence model), graft's shapes of them (NHWC,
+// batch 1), the name its output should take, and its parameters in graft's internal layout
+// (host memory), every ParamSpec in order. In a sequence model `lengths` names the graph's
+// int32 [N] input of each example's steps.
 struct OnnxNodeArgs {
   std::vector<std::string> inputs;
+  std::string lengths;
   std::vector<Shape> input_shapes;
   std::string output;
   Shape output_shape;
@@ -29,17 +31,21 @@ struct OnnxNodeArgs {
 };
 
 struct OnnxAttribute {
-  enum class Kind { Int, Ints, Float } kind = Kind::Int;
+  enum class Kind { Int, Ints, Float, String } kind = Kind::Int;
   std::string name;
   int64_t i = 0;
   std::vector<int64_t> ints;
   float f = 0;
+  std::string s;
 };
-inline OnnxAttribute onnx_attr(std::string name, int64_t v) { return {OnnxAttribute::Kind::Int, std::move(name), v, {}, 0}; }
+inline OnnxAttribute onnx_attr(std::string name, int64_t v) { return {OnnxAttribute::Kind::Int, std::move(name), v, {}, 0, {}}; }
 inline OnnxAttribute onnx_attr(std::string name, std::vector<int64_t> v) {
-  return {OnnxAttribute::Kind::Ints, std::move(name), 0, std::move(v), 0};
+  return {OnnxAttribute::Kind::Ints, std::move(name), 0, std::move(v), 0, {}};
 }
-inline OnnxAttribute onnx_attr(std::string name, float v) { return {OnnxAttribute::Kind::Float, std::move(name), 0, {}, v}; }
+inline OnnxAttribute onnx_attr(std::string name, float v) { return {OnnxAttribute::Kind::Float, std::move(name), 0, {}, v, {}}; }
+inline OnnxAttribute onnx_attr(std::string name, const char* v) {
+  return {OnnxAttribute::Kind::String, std::move(name), 0, {}, 0, v};
+}
 
 class OnnxGraph {
  public:
@@ -86,10 +92,12 @@ class OnnxGraph {
     return add_initializer(layer.name() + "." + spec.name, dims, external.data());
   }
 
-  // Graph inputs and outputs: float32 of `dims`, kBatch for the batch dimension.
-  void add_input(const std::string& name, const std::vector<int64_t>& dims) {
+  // Graph inputs and outputs: float32 (or `elem_type`, ONNX's TensorProto.DataType) of
+  // `dims`, kBatch for the batch dimension.
+  static constexpr int kFloat = 1, kInt32 = 6, kInt64 = 7;
+  void add_input(const std::string& name, const std::vector<int64_t>& dims, int elem_type = kFloat) {
     define(name);
-    graph_.message_field(11, value_info(name, dims));
+    graph_.message_field(11, value_info(name, dims, elem_type));
   }
   void add_output(const std::string& name, const std::vector<int64_t>& dims) {
     if (!defined_.count(name)) fail("ONNX export: the output ", name, " is not computed by the graph");
@@ -162,10 +170,11 @@ class OnnxGraph {
         for (int64_t v : a.ints) w.int_field(8, v);
         w.int_field(20, 7);
         break;
+      case OnnxAttribute::Kind::String: w.bytes_field(4, a.s); w.int_field(20, 3); break;
     }
     return w;
   }
-  static ProtoWriter value_info(const std::string& name, const std::vector<int64_t>& dims) {
+  static ProtoWriter value_info(const std::string& name, const std::vector<int64_t>& dims, int elem_type = kFloat) {
     ProtoWriter shape;
     for (int64_t d : dims) {
       ProtoWriter dim;
@@ -176,7 +185,7 @@ class OnnxGraph {
       shape.message_field(1, dim);
     }
     ProtoWriter tensor;
-    tensor.int_field(1, 1);  // float32
+    tensor.int_field(1, elem_type);
     tensor.message_field(2, shape);
     ProtoWriter type;
     type.message_field(1, tensor);

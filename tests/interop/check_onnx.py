@@ -2,9 +2,11 @@
 (with shape inference), the opset, no Dropout or training-mode BatchNormalization left, the
 metadata, and onnxruntime on the CPU against the logits graft computed for the same inputs.
 
-usage: check_onnx.py MODEL.onnx INPUTS.f32 EXPECTED.f32 N
-  INPUTS.f32    N NCHW float32 inputs, raw little-endian (the model's input shape)
+usage: check_onnx.py MODEL.onnx INPUTS.f32 EXPECTED.f32 N [LENGTHS.i32]
+  INPUTS.f32    N NCHW float32 inputs, raw little-endian (the model's input shape; a
+                sequence model's [N, steps, features])
   EXPECTED.f32  graft's outputs for them, raw float32
+  LENGTHS.i32   a sequence model's second input: N int32 lengths, raw little-endian
 Prints one JSON line (relative error, metadata, op types); exits 1 when a check fails."""
 import json
 import sys
@@ -21,6 +23,7 @@ def fail(why):
 
 def main():
     path, inputs_path, expected_path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    lengths_path = sys.argv[5] if len(sys.argv) > 5 else None
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -36,12 +39,20 @@ def main():
     metadata = {p.key: p.value for p in model.metadata_props}
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
+    inputs = session.get_inputs()
+    if len(inputs) != (2 if lengths_path else 1):
+        fail("the graph takes %d inputs (%s), expected %d" % (len(inputs), [i.name for i in inputs],
+                                                              2 if lengths_path else 1))
+    inp = inputs[0]
     dims = [int(d) for d in inp.shape[1:]]
     if not isinstance(inp.shape[0], str):
         fail("the batch dimension is fixed (%s), not symbolic" % inp.shape[0])
-    x = np.fromfile(inputs_path, dtype="<f4").reshape([n] + dims)
-    (got,) = session.run(None, {inp.name: x})
+    feed = {inp.name: np.fromfile(inputs_path, dtype="<f4").reshape([n] + dims)}
+    if lengths_path:
+        if inputs[1].name != "lengths" or inputs[1].type != "tensor(int32)":
+            fail("the second input is %s %s, not lengths tensor(int32)" % (inputs[1].name, inputs[1].type))
+        feed["lengths"] = np.fromfile(lengths_path, dtype="<i4").reshape([n])
+    (got,) = session.run(None, feed)
     expected = np.fromfile(expected_path, dtype="<f4")
     if got.size != expected.size:
         fail("onnxruntime gave %s values (shape %s), graft %s" % (got.size, got.shape, expected.size))
