@@ -178,6 +178,12 @@ bool is_sequence_spec(const std::string& architecture) {
   return name == "embedding" || name == "lstm" || name == "gru";
 }
 
+bool sequence_spec_fixes_steps(const std::string& architecture) {
+  for (const auto& l : parse(architecture))
+    if (l.op == SeqOp::Pool && l.mode == SequencePoolMode::Flatten) return true;
+  return false;
+}
+
 std::vector<std::string> sequence_backbone_patterns(const std::string& architecture) {
   const auto layers = parse(architecture);
   std::map<std::string, int> count;

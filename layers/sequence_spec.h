@@ -34,6 +34,10 @@ namespace graft {
 // True when `architecture` is a sequence spec (its first token is embedding, lstm or gru).
 bool is_sequence_spec(const std::string& architecture);
 
+// True when the spec's parameters depend on the number of steps (its pool is flatten: the
+// layer after it reads steps * features), so its data must have the steps it was built for.
+bool sequence_spec_fixes_steps(const std::string& architecture);
+
 // Builds the model (see the grammar above); throws graft::Error naming the spec, the token,
 // its position and what is expected on any mistake.
 std::unique_ptr<Model> build_sequence_model(const ModelSpec& spec, MemoryPool& pool);

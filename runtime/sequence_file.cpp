@@ -248,10 +248,10 @@ HeldOut hold_out(const Dataset& d, double fraction, uint64_t seed) {
   return out;
 }
 
-std::string truncation_note(const SequenceFile& f, int max_steps) {
+std::string truncation_note(const SequenceFile& f, int max_steps, const std::string& cap) {
   if (f.truncated == 0) return "";
   return "truncated " + std::to_string(f.truncated) + " of " + std::to_string(f.data.size()) + " sequences in " +
-         f.data.origin + " to --max-steps " + std::to_string(max_steps) + " (kept the first " +
+         f.data.origin + " to " + (cap.empty() ? "--max-steps " + std::to_string(max_steps) : cap) + " (kept the first " +
          std::to_string(max_steps) + " steps; the longest had " + std::to_string(f.longest) + ")";
 }
 

@@ -50,7 +50,7 @@ struct HeldOut {
 HeldOut hold_out(const Dataset& d, double fraction, uint64_t seed);
 
 // "truncated 12 of 900 sequences to --max-steps 64 (kept the first 64 steps; the longest had 311)",
-// or "" when nothing was cut.
-std::string truncation_note(const SequenceFile& f, int max_steps);
+// or "" when nothing was cut; `cap` names the limit when it is not --max-steps.
+std::string truncation_note(const SequenceFile& f, int max_steps, const std::string& cap = "");
 
 }  // namespace graft

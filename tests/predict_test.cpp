@@ -197,5 +197,61 @@ TEST(PredictSequences, EachLineIsTheApiForwardWithItsLength) {
   }
 }
 
+// A flatten model reads exactly the steps it was built for (its head reads steps * features):
+// predict and eval pad shorter files to them and cut longer sequences (with a note), from the
+// checkpoint's input_shape, instead of refusing the checkpoint for the file's own longest.
+TEST(PredictSequences, AFlattenModelReadsTheStepsItWasBuiltFor) {
+  testing::TempDir dir;
+  const int classes = 3, features = 2, steps = random_int(4, 6);
+  const std::string spec = random_int(0, 1) ? "lstm:4,flatten,dense:N" : "gru:3,bi,flatten,dense:N";
+  api::Model model(api::ModelSpec{.architecture = spec, .input = {steps, features}, .classes = classes,
+                                  .seed = testing::test_seed()});
+  model.save(dir.file("flat.safetensors"));
+  // Every line shorter than the model's steps but one, which is longer.
+  const int longer = random_int(0, 2);
+  std::vector<std::vector<float>> kept;  // what the model reads of each line: at most `steps` steps
+  std::string text;
+  for (int e = 0; e < 3; ++e) {
+    const int length = e == longer ? steps + random_int(1, 3) : random_int(1, steps - 1);
+    const auto v = testing::random_floats(size_t(length * features));
+    text += std::to_string(e % classes) + "\t";
+    for (int t = 0; t < length; ++t) {
+      for (int k = 0; k < features; ++k) text += (k ? "," : "") + std::to_string(v[size_t(t * features + k)]);
+      text += t + 1 < length ? ";" : "\n";
+    }
+    const auto line = split(split(text.substr(0, text.size() - 1), '\n').back(), '\t').back();
+    kept.emplace_back();
+    for (const auto& step : split(line, ';'))
+      for (const auto& x : split(step, ','))
+        if (kept.back().size() < size_t(steps * features)) kept.back().push_back(std::stof(x));
+  }
+  std::ofstream(dir.file("short.seq")) << text;
+  const auto r = run_graft("predict --model " + spec + " --checkpoint " + dir.file("flat.safetensors") + " --top " +
+                           std::to_string(classes) + " --json " + dir.file("short.seq"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string cut = "truncated 1 of 3 sequences in " + dir.file("short.seq") + " to the model's " +
+                          std::to_string(steps) + " steps (its flatten pool reads exactly those";
+  EXPECT_TRUE(testing::has(r.output, cut)) << r.output;
+  const auto j = json_of(r);
+  ASSERT_EQ(j.size(), 3u) << r.output;
+  for (size_t i = 0; i < 3; ++i) {
+    std::vector<float> x(size_t(steps * features), 0.0f);
+    std::copy(kept[i].begin(), kept[i].end(), x.begin());
+    const int32_t length = int32_t(kept[i].size() / size_t(features));
+    api::Batch b{.images = x.data(), .shape = {1, steps, features}};
+    b.lengths = &length;
+    std::vector<float> logits(static_cast<size_t>(classes));
+    model.forward(b, logits.data());
+    const auto p = softmax(logits.data(), classes);
+    for (const auto& t : j[i]["top"])
+      EXPECT_NEAR(t["probability"].get<double>(), p[size_t(t["index"].get<int>())], 1e-5) << spec << ", line " << i;
+  }
+  const auto e =
+      run_graft("eval --model " + spec + " --checkpoint " + dir.file("flat.safetensors") + " --data " + dir.file("short.seq"));
+  EXPECT_EQ(e.status, 0) << e.output;
+  EXPECT_TRUE(testing::has(e.output, "accuracy")) << e.output;
+  EXPECT_TRUE(testing::has(e.output, cut)) << e.output;
+}
+
 }  // namespace
 }  // namespace graft

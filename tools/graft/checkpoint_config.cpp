@@ -10,6 +10,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/class_map.h"
 #include "base/error.h"
+#include "layers/sequence_spec.h"
 
 namespace graft::cli {
 
@@ -36,6 +37,18 @@ void adopt_checkpoint_config(const CLI::App& app, const SafetensorsFile& checkpo
   if (!given("--width-divisor")) number("width-divisor", model.width_divisor);
   if (!given("--input")) number("input", data.input);
   if (!given("--normalize")) text("normalize", data.normalize);
+}
+
+int fixed_sequence_steps(const ModelOptions& m, const SafetensorsFile& checkpoint) {
+  if (!is_sequence_spec(m.model) || !sequence_spec_fixes_steps(m.model)) return 0;
+  const auto it = checkpoint.metadata.find("input_shape");
+  if (it == checkpoint.metadata.end()) return 0;
+  try {
+    const auto dims = nlohmann::json::parse(it->second).get<std::vector<int64_t>>();
+    return dims.empty() || dims[0] < 1 || dims[0] > (1 << 24) ? 0 : int(dims[0]);
+  } catch (const std::exception&) {
+    return 0;  // not a list: the strict load names the mismatch, if any
+  }
 }
 
 std::vector<std::string> checkpoint_classes(const std::string& path, const SafetensorsFile& checkpoint) {

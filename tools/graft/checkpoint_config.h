@@ -47,6 +47,11 @@ std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample
 api::Model api_checkpoint_model(const ModelOptions& m, const Shape& sample, const SafetensorsFile& checkpoint,
                                 int classes_guess, Device device);
 
+// The steps a sequence model built with a flatten pool reads (the checkpoint's input_shape),
+// which eval and predict pad or cut sequence files to unless --max-steps says; 0 for any
+// other model or a checkpoint that does not record it.
+int fixed_sequence_steps(const ModelOptions& m, const SafetensorsFile& checkpoint);
+
 // Fails unless `names` count `outputs` classes, naming both numbers, the source and the checkpoint.
 void check_class_count(const ClassNames& names, int outputs, const std::string& path);
 

@@ -34,6 +34,7 @@ struct DataOptions {
   int workers = -1;
   // Sequence files (--data FILE.seq or seq:FILE; runtime/sequence_file.h).
   int max_steps = 0;         // > 0: cut longer sequences to their first max_steps, pad all to it
+  bool max_steps_from_model = false;  // max_steps is a flatten model's steps, not the flag's
   std::string classes_file;  // training: the class names (eval and predict have their own flag)
 };
 
@@ -54,6 +55,8 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training);
 void add_model_options(CLI::App& app, ModelOptions& o);
 
 bool is_image_folder(const DataOptions& o);
+// How a truncation note names a flatten model's steps as the limit (DataOptions::max_steps_from_model).
+std::string model_steps_cap(int steps);
 bool is_sequence_data(const DataOptions& o);  // --data FILE.seq or seq:FILE
 
 // The training source and the validation source (null without --val/--val-split).
