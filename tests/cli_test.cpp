@@ -67,6 +67,12 @@ TEST_F(Cli, InfoShowsFrozenLayersAndThePlan) {
       << chunked.output;
   auto activations = [](const std::string& out) { return out.substr(out.find("  activations "), 40); };
   EXPECT_NE(activations(chunked.output), activations(r.output));
+  // The outputs are the model's (a spec's dense:3), not the data's ten classes.
+  const auto sequence = run("info --device cpu --model gru:4,flatten,dense:3 --batch 2");
+  ASSERT_EQ(sequence.status, 0) << sequence.output;
+  EXPECT_TRUE(testing::has(sequence.output, "3 outputs")) << sequence.output;
+  EXPECT_TRUE(testing::has(sequence.output, "every step, flattened")) << sequence.output;
+  EXPECT_TRUE(testing::has(sequence.output, "[2, 112]")) << sequence.output;
 }
 
 TEST_F(Cli, TrainSaveEvalAndInitFrom) {

@@ -57,7 +57,8 @@ int run_info(CLI::App&) {
 
   std::printf("model %s, input [%lld, %s (%s), %d outputs, device %s\n\n", model->architecture().c_str(),
               static_cast<long long>(opts.model.batch), input.str().substr(1).c_str(),
-              input.rank() == 2 ? "batch, steps, features" : "NHWC", classes, describe_backend(device).c_str());
+              input.rank() == 2 ? "batch, steps, features" : "NHWC", model->num_outputs(),
+              describe_backend(device).c_str());
   // '#': the node index that layer ranges (--freeze 10..20) may use instead of names.
   std::printf("%4s  %-22s %-30s %-22s %10s  %-9s %s\n", "#", "layer", "type", "output", "params", "state", "backward");
   int64_t trainable = 0, frozen = 0;
