@@ -341,6 +341,12 @@ TEST(OnnxExport, UnwritableDestinationIsAnErrorAndLeavesNoFile) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(has(r.output, target)) << r.output;
   EXPECT_FALSE(std::filesystem::exists(target));
+  // Sequence flags on an image model are a mistake, named.
+  const auto steps = testing::run_graft("export --onnx " + dir.file("out.onnx") + " --checkpoint " +
+                                        dir.file("m.safetensors") + " --steps 4 --features 2");
+  EXPECT_EQ(steps.status, 1) << steps.output;
+  EXPECT_TRUE(has(steps.output, "--steps and --features describe a sequence model's input")) << steps.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.onnx")));
 }
 
 }  // namespace

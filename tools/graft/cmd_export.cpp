@@ -138,6 +138,9 @@ int run_export(CLI::App& app) {
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
   const bool sequences = is_sequence_spec(opts.model.model);
+  if (!sequences && (opts.steps > 0 || opts.features > 0))
+    fail("graft export: --steps and --features describe a sequence model's input; ", opts.model.model,
+         " takes images (--input sets their size)");
   const Shape sample = sequences                         ? sequence_sample(file)
                        : opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1}
                                                          : Shape{opts.data.input, opts.data.input, 3};
