@@ -1,6 +1,8 @@
 // Checkpoint save and load, with layout conversion at the boundary.
 #include "runtime/checkpoint.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -156,6 +158,21 @@ CheckpointInfo read_checkpoint_info(const SafetensorsFile& file) {
   if (!get("config").empty()) info.config_json = get("config");
   info.progress_json = get("progress");
   return info;
+}
+
+std::vector<int64_t> checkpoint_input_shape(const SafetensorsFile& file, const std::string& path) {
+  const auto it = file.metadata.find("input_shape");
+  if (it == file.metadata.end()) return {};
+  std::vector<int64_t> dims;
+  try {
+    dims = nlohmann::json::parse(it->second).get<std::vector<int64_t>>();
+  } catch (const std::exception& e) {
+    fail(path, ": its input_shape metadata '", it->second, "' is not a list of sizes: ", e.what());
+  }
+  const bool sizes = std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d >= 1 && d < (int64_t{1} << 24); });
+  if (dims.empty() || dims.size() > 3 || !sizes)
+    fail(path, ": its input_shape metadata '", it->second, "' is not [steps, features] or [H, W, C] of sizes 1 or more");
+  return dims;
 }
 
 }  // namespace graft

@@ -53,4 +53,9 @@ void load_optimizer_state(Optimizer& optimizer, const std::vector<ParamSegment>&
                           const SafetensorsFile& file, const std::string& path);
 CheckpointInfo read_checkpoint_info(const SafetensorsFile& file);
 
+// One example's shape as the checkpoint records it (`input_shape`: [H, W, C] or a sequence
+// model's [steps, features]); empty when it records none (an older graft's). Throws, naming
+// `path`, when the metadata is not 1 to 3 sizes of at least 1.
+std::vector<int64_t> checkpoint_input_shape(const SafetensorsFile& file, const std::string& path);
+
 }  // namespace graft

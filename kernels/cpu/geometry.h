@@ -54,8 +54,8 @@ struct RnnGeometry {
 
 // Sequence pooling over time with per-sequence lengths: x [batch, steps, features] -> y
 // [batch, features] ("Last", "Mean") or [batch, steps * features] ("Flatten": every step side
-// by side, the steps past a sequence's length zero, PyTorch's padded output reshaped). "Last" takes step len-1 for features [0, reverse_from) and step 0
-// for features [reverse_from, features) (the reverse direction of a bidirectional layer ends
+// by side, the steps past a sequence's length zero, PyTorch's padded output reshaped). "Last"
+// takes step len-1 for features [0, reverse_from) and step 0 for features [reverse_from, features) (the reverse direction of a bidirectional layer ends
 // at the first step); reverse_from = features when there is no reverse half.
 enum class SequencePoolMode { Last, Mean, Flatten };
 struct SequencePoolGeometry {

@@ -39,16 +39,14 @@ void adopt_checkpoint_config(const CLI::App& app, const SafetensorsFile& checkpo
   if (!given("--normalize")) text("normalize", data.normalize);
 }
 
-int fixed_sequence_steps(const ModelOptions& m, const SafetensorsFile& checkpoint) {
-  if (!is_sequence_spec(m.model) || !sequence_spec_fixes_steps(m.model)) return 0;
-  const auto it = checkpoint.metadata.find("input_shape");
-  if (it == checkpoint.metadata.end()) return 0;
-  try {
-    const auto dims = nlohmann::json::parse(it->second).get<std::vector<int64_t>>();
-    return dims.empty() || dims[0] < 1 || dims[0] > (1 << 24) ? 0 : int(dims[0]);
-  } catch (const std::exception&) {
-    return 0;  // not a list: the strict load names the mismatch, if any
-  }
+void adopt_model_steps(const CLI::App& app, const std::string& path, const SafetensorsFile& checkpoint,
+                       const ModelOptions& m, DataOptions& data) {
+  if (app.get_option("--max-steps")->count() > 0) return;
+  if (!is_sequence_spec(m.model) || !sequence_spec_fixes_steps(m.model)) return;
+  const auto dims = checkpoint_input_shape(checkpoint, path);
+  if (dims.empty()) return;  // an older checkpoint: the strict load names a mismatch, if any
+  data.max_steps = int(dims[0]);
+  data.max_steps_from_model = true;
 }
 
 std::vector<std::string> checkpoint_classes(const std::string& path, const SafetensorsFile& checkpoint) {

@@ -47,10 +47,12 @@ std::unique_ptr<Model> make_checkpoint_model(const ModelOptions& m, Shape sample
 api::Model api_checkpoint_model(const ModelOptions& m, const Shape& sample, const SafetensorsFile& checkpoint,
                                 int classes_guess, Device device);
 
-// The steps a sequence model built with a flatten pool reads (the checkpoint's input_shape),
-// which eval and predict pad or cut sequence files to unless --max-steps says; 0 for any
-// other model or a checkpoint that does not record it.
-int fixed_sequence_steps(const ModelOptions& m, const SafetensorsFile& checkpoint);
+// Without --max-steps, a sequence model built with a flatten pool reads exactly the steps it
+// was trained on (the checkpoint's input_shape): eval and predict pad or cut sequence files to
+// them (data.max_steps, max_steps_from_model). Any other model, or a checkpoint that does not
+// record its shape, leaves `data` as it is.
+void adopt_model_steps(const CLI::App& app, const std::string& path, const SafetensorsFile& checkpoint,
+                       const ModelOptions& m, DataOptions& data);
 
 // Fails unless `names` count `outputs` classes, naming both numbers, the source and the checkpoint.
 void check_class_count(const ClassNames& names, int outputs, const std::string& path);

@@ -41,10 +41,7 @@ int run_eval(CLI::App& app) {
   const Device device = resolve_device(opts.model);
   const auto file = read_safetensors(opts.checkpoint);
   adopt_checkpoint_config(app, file, opts.model, opts.data);
-  if (is_sequence_data(opts.data) && app.get_option("--max-steps")->count() == 0) {
-    opts.data.max_steps = fixed_sequence_steps(opts.model, file);  // a flatten model reads its own steps
-    opts.data.max_steps_from_model = opts.data.max_steps > 0;
-  }
+  if (is_sequence_data(opts.data)) adopt_model_steps(app, opts.checkpoint, file, opts.model, opts.data);
   const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
   const auto& trained_classes = named.names;
   auto data = open_eval_data(opts.data, trained_classes, opts.split == "train");

@@ -3,8 +3,8 @@
 // The graph takes NCHW float32 "input" [N, C, H, W], already normalised as the metadata
 // says, and gives "logits" [N, K] (no softmax); a sequence model takes "input" [N, steps,
 // features] and "lengths" int32 [N] (runtime/onnx/export.h), its shape from the checkpoint's
-// input_shape (--steps/--features for a checkpoint without one). BatchNorm is in inference form (running
-// statistics), dropout is left out. The model is rebuilt from the checkpoint's recorded
+// input_shape (--steps/--features for a checkpoint without one). BatchNorm is in inference
+// form (running statistics), dropout is left out. The model is rebuilt from the checkpoint's recorded
 // flags (tools/graft/checkpoint_config.h), as predict and eval do.
 #include <cstdio>
 #include <filesystem>
@@ -42,23 +42,12 @@ Shape sequence_sample(const SafetensorsFile& file) {
       fail("graft export: --steps and --features go together (a sequence model's input [steps, features])");
     return Shape{opts.steps, opts.features};
   }
-  const auto it = file.metadata.find("input_shape");
-  if (it == file.metadata.end())
+  std::vector<int64_t> dims = checkpoint_input_shape(file, opts.checkpoint);
+  if (dims.empty())
     fail("graft export: ", opts.checkpoint, " does not record its input shape (saved by an older graft); pass the "
          "sequence model's --steps S --features F (token ids: --features 1)");
-  std::vector<int64_t> dims;
-  try {
-    dims = nlohmann::json::parse(it->second).get<std::vector<int64_t>>();
-  } catch (const std::exception& e) {
-    fail("graft export: ", opts.checkpoint, ": its input_shape metadata '", it->second, "' is not a list of sizes: ", e.what());
-  }
-  if (dims.empty() || dims.size() > 3)
-    fail("graft export: ", opts.checkpoint, ": its input_shape metadata '", it->second, "' is not [steps, features] or [H, W, C]");
-  for (int64_t d : dims)
-    if (d < 1) fail("graft export: ", opts.checkpoint, ": its input_shape metadata '", it->second, "' has a size below 1");
-  return Shape(dims);
+  return Shape(std::move(dims));
 }
-
 
 // What a user of the ONNX file needs to feed it: layout, channel order and normalisation.
 std::vector<std::pair<std::string, std::string>> input_metadata(const Shape& sample, const std::string& normalize) {

@@ -74,15 +74,14 @@ struct Printer {
 // A sequence model's inputs: every sequence of each file (lines "SEQUENCE" or
 // "LABEL<TAB>SEQUENCE", the label unread), named FILE:LINE, padded to the longest; with
 // max_steps > 0 each cut to its first max_steps (noted).
-std::vector<SequenceFile> read_sequence_inputs(int max_steps, bool from_model) {
+std::vector<SequenceFile> read_sequence_inputs() {
   std::vector<SequenceFile> files;
   SequenceReadOptions read;
   read.unlabelled = true;
-  read.max_steps = max_steps;
+  read.max_steps = opts.data.max_steps;
   for (const auto& spec : opts.images) {
     files.push_back(read_sequence_file(sequence_file_path(spec), read));
-    const auto note = truncation_note(files.back(), max_steps, from_model ? model_steps_cap(max_steps) : "");
-    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    note_truncation(files.back(), opts.data);
     const auto& first = files.front().data.images.shape, &last = files.back().data.images.shape;
     if (last[2] != first[2] || files.back().tokens != files.front().tokens)
       fail(spec, " holds ", files.back().tokens ? "token ids" : std::to_string(last[2]) + "-feature steps", " but ",
@@ -148,12 +147,9 @@ int run_predict(CLI::App& app) {
   adopt_checkpoint_config(app, file, opts.model, opts.data);
   const ClassNames named = resolve_class_names(opts.classes_file, opts.checkpoint, file);
   const bool sequences = is_sequence_spec(opts.model.model) && is_sequence_file(opts.images.front());
-  // A flatten model reads exactly the steps it was trained on: pad or cut to them (--max-steps overrides).
-  const bool from_model = app.get_option("--max-steps")->count() == 0;
-  const int max_steps = from_model ? fixed_sequence_steps(opts.model, file) : opts.data.max_steps;
-  const std::vector<SequenceFile> sequence_inputs =
-      sequences ? read_sequence_inputs(max_steps, from_model) : std::vector<SequenceFile>{};
-  int64_t longest = max_steps;
+  if (sequences) adopt_model_steps(app, opts.checkpoint, file, opts.model, opts.data);
+  const std::vector<SequenceFile> sequence_inputs = sequences ? read_sequence_inputs() : std::vector<SequenceFile>{};
+  int64_t longest = opts.data.max_steps;
   for (const auto& f : sequence_inputs) longest = std::max(longest, f.data.images.shape[1]);
   const Shape sample = sequences                          ? Shape{longest, sequence_inputs.front().data.images.shape[2]}
                        : opts.model.model == "fmnist_cnn" ? Shape{28, 28, 1}

@@ -126,8 +126,11 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
 bool is_sequence_data(const DataOptions& o) { return is_sequence_file(o.data); }
 bool is_image_folder(const DataOptions& o) { return o.data != "fashion-mnist" && !is_sequence_data(o); }
 
-std::string model_steps_cap(int steps) {
-  return "the model's " + std::to_string(steps) + " steps (its flatten pool reads exactly those; --max-steps overrides)";
+void note_truncation(const SequenceFile& f, const DataOptions& o) {
+  const std::string cap = o.max_steps_from_model ? "the model's " + std::to_string(o.max_steps) +
+                                                       " steps (its flatten pool reads exactly those; --max-steps overrides)"
+                                                 : "";
+  if (const auto note = truncation_note(f, o.max_steps, cap); !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
 }
 
 namespace {
@@ -189,8 +192,7 @@ Dataset sequences(const DataOptions& o, const std::string& spec, std::vector<std
   r.max_steps = o.max_steps;
   r.class_names = std::move(class_names);
   SequenceFile f = read_sequence_file(sequence_file_path(spec), r);
-  const std::string cap = o.max_steps_from_model ? model_steps_cap(o.max_steps) : "";
-  if (const auto note = truncation_note(f, o.max_steps, cap); !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+  note_truncation(f, o);
   return std::move(f.data);
 }
 

@@ -13,6 +13,7 @@
 #include "runtime/human_bytes.h"
 #include "runtime/memory_pool.h"
 #include "runtime/model.h"
+#include "runtime/sequence_file.h"
 
 namespace graft::cli {
 
@@ -55,8 +56,9 @@ void add_data_options(CLI::App& app, DataOptions& o, bool training);
 void add_model_options(CLI::App& app, ModelOptions& o);
 
 bool is_image_folder(const DataOptions& o);
-// How a truncation note names a flatten model's steps as the limit (DataOptions::max_steps_from_model).
-std::string model_steps_cap(int steps);
+// Prints the note on the sequences `o.max_steps` cut from `f`, if any, naming the limit: the
+// flag's, or the flatten model's steps (DataOptions::max_steps_from_model).
+void note_truncation(const SequenceFile& f, const DataOptions& o);
 bool is_sequence_data(const DataOptions& o);  // --data FILE.seq or seq:FILE
 
 // The training source and the validation source (null without --val/--val-split).
