@@ -132,10 +132,22 @@ BackwardFilterProblem filter_problem(const Shape& s, const float* x, const float
 }
 }  // namespace
 
+// Sized for both layouts: the dbias column changes the tile count and so the split (a conv
+// without bias, as ResNet's, may split into more slices than one with it).
 size_t conv2d_backward_filter_workspace_floats(const Conv2dGeometry& g) {
   const Shape s = shape_of(g);
-  const BackwardFilterProblem p = filter_problem(s, nullptr, nullptr, nullptr, reinterpret_cast<float*>(1));
-  return detail::gemm_workspace_floats(p.M, p.N, p.K);  // sized for the dbias column too
+  const BackwardFilterProblem with = filter_problem(s, nullptr, nullptr, nullptr, reinterpret_cast<float*>(1));
+  const BackwardFilterProblem without = filter_problem(s, nullptr, nullptr, nullptr, nullptr);
+  return std::max(detail::gemm_workspace_floats(with.M, with.N, with.K),
+                  detail::gemm_workspace_floats(without.M, without.N, without.K));
+}
+
+int conv2d_backward_filter_splits(const Conv2dGeometry& g, bool with_bias) {
+  const BackwardFilterProblem p =
+      filter_problem(shape_of(g), nullptr, nullptr, nullptr, with_bias ? reinterpret_cast<float*>(1) : nullptr);
+  if (p.K <= 0) return 1;
+  const bool fits = detail::gemm_workspace_floats(p.M, p.N, p.K) <= conv2d_backward_filter_workspace_floats(g);
+  return fits ? detail::gemm_splits(p.M, p.N, p.K) : 1;
 }
 
 void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
@@ -147,9 +159,7 @@ void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float
     if (dbias) GRAFT_CUDA_CHECK(cudaMemsetAsync(dbias, 0, sizeof(float) * static_cast<size_t>(p.M), stream));
     return;
   }
-  // Without the dbias column the split may differ; it never needs more than planned.
-  if (workspace && detail::gemm_workspace_floats(p.M, p.N, p.K) > conv2d_backward_filter_workspace_floats(g))
-    workspace = nullptr;
+  if (conv2d_backward_filter_splits(g, dbias != nullptr) == 1) workspace = nullptr;
   detail::launch_gemm(p, stream, workspace);
 }
 
@@ -172,7 +182,8 @@ void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float*
 void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
                             bool split_k) {
   const Shape s = shape_of(g);
-  detail::emulate_gemm_on_host(filter_problem(s, x, dy, dw, dbias), split_k);
+  detail::emulate_gemm_on_host(filter_problem(s, x, dy, dw, dbias),
+                               split_k && conv2d_backward_filter_splits(g, dbias != nullptr) > 1);
 }
 
 }  // namespace graft::cuda::host_emulation

@@ -19,6 +19,8 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
                     cudaStream_t stream);
 void conv2d_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, cudaStream_t stream);
 size_t conv2d_backward_filter_workspace_floats(const Conv2dGeometry& g);
+// How many k-slices backward-filter splits into with that workspace (1: none).
+int conv2d_backward_filter_splits(const Conv2dGeometry& g, bool with_bias);
 void conv2d_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
                             float* workspace, cudaStream_t stream);
 

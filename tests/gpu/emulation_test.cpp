@@ -50,9 +50,26 @@ TEST(NativeKernelEmulation, Conv2d) {
       cuda::host_emulation::conv2d_backward_filter(g, x.data(), dy.data(), got_dw.data(), got_db.data(), split);
       EXPECT_LT(relative_error(got_dw, ref_dw), kFp32Tolerance) << "backward filter, split " << split;
       EXPECT_LT(relative_error(got_db, ref_db), kFp32Tolerance) << "backward bias, split " << split;
+      std::vector<float> got_dw_only = poisoned(g.weight_numel());
+      cuda::host_emulation::conv2d_backward_filter(g, x.data(), dy.data(), got_dw_only.data(), nullptr, split);
+      EXPECT_LT(relative_error(got_dw_only, ref_dw), kFp32Tolerance) << "backward filter without bias, split " << split;
     }
   }
   EXPECT_GT(cuda::conv2d_backward_filter_workspace_floats(kShapes.back()), 0u) << "a shape should exercise split-K";
+}
+
+// ResNet's convolutions have no bias: their weight gradient must split its long pixel
+// reduction as one with a bias does (n_w a multiple of 64 has one column tile fewer without
+// the dbias column, so it asks for more slices than a plan sized with the column holds).
+TEST(NativeKernelEmulation, ConvWithoutBiasSplitsItsWeightGradient) {
+  const int batch = random_int(32, 64);
+  for (const auto& g : {conv(batch, 56, 56, 64, 64, 3, 3, 1, 1), conv(batch, 56, 56, 256, 128, 1, 1, 1, 0),
+                        conv(batch, 28, 28, 128, 128, 3, 3, 1, 1), conv(batch, 14, 14, 1024, 256, 1, 1, 1, 0)}) {
+    SCOPED_TRACE("conv " + std::to_string(g.c_in) + "->" + std::to_string(g.c_out) + " k=" + std::to_string(g.kh) +
+                 " " + std::to_string(g.h) + "x" + std::to_string(g.w) + " batch " + std::to_string(batch));
+    EXPECT_GT(cuda::conv2d_backward_filter_splits(g, /*with_bias=*/true), 1);
+    EXPECT_GT(cuda::conv2d_backward_filter_splits(g, /*with_bias=*/false), 1);
+  }
 }
 
 TEST(NativeKernelEmulation, Dense) {
