@@ -45,6 +45,12 @@ class Communicator {
   bool is_root() const { return rank() == 0; }
 };
 
+// The GPU (0-based, among the `visible` ones) that local rank `local_rank` on its node
+// trains on: its own index when the process sees every GPU of the node; the one GPU when
+// the launcher gave it exactly one (srun --gpus-per-task 1, CUDA_VISIBLE_DEVICES per rank).
+// Fails, naming the rank and the count, when there is none or more local ranks than GPUs.
+int device_for_local_rank(int local_rank, int visible, int world_rank);
+
 // One process: sums and broadcasts leave the data as it is.
 std::unique_ptr<Communicator> single_process_communicator();
 

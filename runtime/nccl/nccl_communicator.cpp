@@ -30,19 +30,24 @@ class NcclCommunicator final : public Communicator {
     host_->broadcast(&id, sizeof id, 0, "the NCCL unique id");
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    check(ncclCommInitRankConfig(&comm_, host_->size(), id, host_->rank(), &config), "ncclCommInitRankConfig");
-    settle("setting up the NCCL communicator");
-    compute_ = cuda::compute_stream();
-    GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
-    GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
-    GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    try {  // a throwing constructor runs no destructor: abort what was made, then rethrow
+      check(ncclCommInitRankConfig(&comm_, host_->size(), id, host_->rank(), &config), "ncclCommInitRankConfig");
+      settle("setting up the NCCL communicator");
+      compute_ = cuda::compute_stream();
+      GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+      GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+      GRAFT_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    } catch (...) {
+      if (comm_) (void)ncclCommAbort(comm_);
+      comm_ = nullptr;
+      destroy_stream_and_events();
+      throw;
+    }
   }
 
   ~NcclCommunicator() override {
     if (comm_) finish_or_abort();
-    if (done_) (void)cudaEventDestroy(done_);
-    if (ready_) (void)cudaEventDestroy(ready_);
-    if (side_) (void)cudaStreamDestroy(side_);
+    destroy_stream_and_events();
   }
 
   int rank() const override { return host_->rank(); }
@@ -100,6 +105,14 @@ class NcclCommunicator final : public Communicator {
     comm_ = nullptr;
   }
 
+  void destroy_stream_and_events() noexcept {
+    if (done_) (void)cudaEventDestroy(done_);
+    if (ready_) (void)cudaEventDestroy(ready_);
+    if (side_) (void)cudaStreamDestroy(side_);
+    done_ = ready_ = nullptr;
+    side_ = nullptr;
+  }
+
   // Until NCCL has finished what the last call started (ncclInProgress: nonblocking).
   void settle(const char* what) {
     poll(what, [this, what] {
@@ -148,7 +161,10 @@ class NcclCommunicator final : public Communicator {
   void check(ncclResult_t r, const char* what) const {
     if (r != ncclSuccess && r != ncclInProgress)
       fail("NCCL error in ", what, " on rank ", host_->rank(), " of ", host_->size(), ": ", ncclGetErrorString(r),
-           r == ncclSystemError || r == ncclRemoteError ? " (NCCL_DEBUG=WARN says more)" : "");
+           r == ncclSystemError || r == ncclRemoteError ? " (NCCL_DEBUG=WARN says more)"
+           : r == ncclInvalidUsage ? " (NCCL_DEBUG=WARN says more; two ranks on one GPU are refused: give each rank "
+                                     "its own, e.g. srun --gpus-per-task 1 or mpirun -npernode <GPUs per node>)"
+                                   : "");
   }
 
   std::unique_ptr<Communicator> host_;
@@ -185,11 +201,7 @@ int visible_gpus() {
 void select_device_for_local_rank(int local_rank, int world_rank) {
   int devices = 0;
   GRAFT_CUDA_CHECK(cudaGetDeviceCount(&devices));
-  if (local_rank >= devices)
-    fail("rank ", world_rank, " is local rank ", local_rank, " on its node, which has ", devices,
-         " GPU(s): data-parallel training runs one process per GPU; start at most ", devices,
-         " ranks per node (mpirun -npernode ", devices, ", srun --ntasks-per-node ", devices, ")");
-  GRAFT_CUDA_CHECK(cudaSetDevice(local_rank));
+  GRAFT_CUDA_CHECK(cudaSetDevice(device_for_local_rank(local_rank, devices, world_rank)));
 }
 
 std::unique_ptr<Communicator> nccl_communicator(std::unique_ptr<Communicator> host, double timeout_seconds) {

@@ -19,8 +19,7 @@ int local_rank_from_environment();
 // The GPUs this process sees; 0 when there are none or no driver.
 int visible_gpus();
 
-// Makes GPU `local_rank` this process's device (one GPU per rank on each node). Fails,
-// naming the rank and the count, when the node has fewer GPUs than local ranks.
+// Makes device_for_local_rank's GPU this process's device (one GPU per rank on each node).
 void select_device_for_local_rank(int local_rank, int world_rank);
 
 // Wraps `host` (which keeps the host-side calls) with an NCCL communicator over the same

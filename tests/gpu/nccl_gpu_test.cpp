@@ -127,15 +127,25 @@ TEST_F(NcclGpu, TrainingStepThroughTheNcclReducerEqualsTheStepWithoutIt) {
   for (int64_t i = 0; i < model_a->total_param_count(); ++i) ASSERT_EQ(pa[i], pb[i]) << "parameter " << i;
 }
 
-TEST_F(NcclGpu, MoreLocalRanksThanGpusIsRefusedByName) {
+// The device each local rank takes (the rule itself: tests/device_for_rank_test.cpp): with
+// one visible GPU (a launcher binding one per rank, as the lent machine) every local rank
+// takes it; with several, local rank i takes GPU i and one past the last is refused by name.
+TEST_F(NcclGpu, EachLocalRankTakesItsGpu) {
   int devices = 0;
   GRAFT_CUDA_CHECK(cudaGetDeviceCount(&devices));
-  try {
-    select_device_for_local_rank(devices, 7);
-    FAIL() << "local rank " << devices << " of a node with " << devices << " GPU(s) was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("rank 7"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("ranks per node"), std::string::npos) << e.what();
+  const int local_rank = devices == 1 ? random_int(0, 7) : random_int(0, devices - 1);
+  select_device_for_local_rank(local_rank, 3);
+  int current = -1;
+  GRAFT_CUDA_CHECK(cudaGetDevice(&current));
+  EXPECT_EQ(current, devices == 1 ? 0 : local_rank);
+  if (devices > 1) {
+    try {
+      select_device_for_local_rank(devices, 7);
+      ADD_FAILURE() << "local rank " << devices << " of a node with " << devices << " GPUs was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 7"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("ranks per node"), std::string::npos) << e.what();
+    }
   }
   select_device_for_local_rank(0, 0);
 }
