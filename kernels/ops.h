@@ -200,9 +200,14 @@ class Ops {
   // recording throws graft::Error with the CUDA error, except when called from a handler of
   // an exception (abandoning the recording), where it returns -1. Either way nothing ran and
   // the stream is usable again. replay(id) runs the recorded work again, in stream order.
+  // graph_current(id) is false once memory the graph recorded was replaced (a workspace grew
+  // for a shape first seen after it): such a graph must not be replayed; drop_graph(id) frees
+  // it, and the step is recorded again.
   virtual bool begin_capture() { return false; }
   virtual int end_capture() { return -1; }
   virtual void replay(int graph) {}
+  virtual bool graph_current(int graph) const { return graph >= 0; }
+  virtual void drop_graph(int graph) {}
 
   // --- timing (graft bench) ---
   // mark() records a point in the work's order and returns its id; elapsed_ms(a, b) waits

@@ -463,6 +463,10 @@ void Executor::forward_backward(int64_t n, int64_t step, const StepHooks* hooks)
   const bool graphable =
       step_graphs_ && on_device_ && n == options_.batch && !options_.check_finite && !profiling_ && !lengths_staged_;
   if (!graphable || (graph_ < 0 && full_steps_++ == 0)) return run();  // the first full step plans and allocates
+  if (graph_ >= 0 && !ops_->graph_current(graph_)) {  // a workspace it recorded was replaced since
+    ops_->drop_graph(graph_);
+    graph_ = -1;  // recorded again below, with the memory as it is now
+  }
   if (!keep_input_) upload_input(n);
   refuse_bad_label();  // the replayed loss reads these labels on the device
   write_step_counter(step);

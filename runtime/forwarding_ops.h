@@ -177,6 +177,8 @@ class ForwardingOps : public Ops {
   bool begin_capture() override { return base_.begin_capture(); }
   int end_capture() override { return base_.end_capture(); }
   void replay(int graph) override { base_.replay(graph); }
+  bool graph_current(int graph) const override { return base_.graph_current(graph); }
+  void drop_graph(int graph) override { base_.drop_graph(graph); }
   int mark() override { return base_.mark(); }
   double elapsed_ms(int a, int b) override { return base_.elapsed_ms(a, b); }
   void clear_marks() override { base_.clear_marks(); }

@@ -7,6 +7,9 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "base/cuda/cuda_check.h"
 #include "base/error.h"
 
@@ -26,5 +29,15 @@ inline void refuse_growth_under_capture(cudaStream_t stream, const char* what, s
          "graph cannot allocate or replace memory. The eager step before the capture plans every shape: this "
          "shape was first seen under capture");
 }
+
+// Memory a recorded graph may hold was replaced by a larger block outside any recording (a
+// library workspace grown for a shape first seen later, as a short last batch): graphs
+// recorded before it would replay into freed memory. Counted process-wide; CudaOps keeps the
+// count with each graph and never replays a stale one (the executor records the step again).
+inline std::atomic<uint64_t>& replaced_memory_count() {
+  static std::atomic<uint64_t> count{0};
+  return count;
+}
+inline void note_replaced_memory() { replaced_memory_count().fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace graft::cuda

@@ -35,12 +35,14 @@ CudaOps::~CudaOps() {
   for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
   for (cudaEvent_t e : fences_)
     if (e) (void)cudaEventDestroy(e);
-  for (cudaGraphExec_t g : graphs_) (void)cudaGraphExecDestroy(g);
+  for (cudaGraphExec_t g : graphs_)
+    if (g) (void)cudaGraphExecDestroy(g);
 }
 
 // Thread-local capture: other threads' CUDA calls (the decode workers allocate nothing on
 // the device) are not affected, and an unsafe call on this thread fails the capture loudly.
 bool CudaOps::begin_capture() {
+  capture_memory_ = replaced_memory_count().load(std::memory_order_relaxed);
   GRAFT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   return true;
 }
@@ -80,11 +82,25 @@ int CudaOps::end_capture() {
          cudaGetErrorString(made), ")");
   }
   graphs_.push_back(exec);
+  graph_memory_.push_back(capture_memory_);
   return static_cast<int>(graphs_.size()) - 1;
 }
 void CudaOps::replay(int graph) {
-  GRAFT_ASSERT(graph >= 0 && graph < static_cast<int>(graphs_.size()), "no step graph ", graph);
+  GRAFT_ASSERT(graph >= 0 && graph < static_cast<int>(graphs_.size()) && graphs_[size_t(graph)], "no step graph ",
+               graph);
+  if (!graph_current(graph))
+    fail("step graph ", graph, " was recorded before memory it uses was replaced (a workspace grew since); "
+         "replaying it would write into freed memory: record the step again (graph_current() says when)");
   GRAFT_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
+}
+bool CudaOps::graph_current(int graph) const {
+  return graph >= 0 && graph < static_cast<int>(graphs_.size()) && graphs_[size_t(graph)] &&
+         graph_memory_[size_t(graph)] == replaced_memory_count().load(std::memory_order_relaxed);
+}
+void CudaOps::drop_graph(int graph) {
+  if (graph < 0 || graph >= static_cast<int>(graphs_.size()) || !graphs_[size_t(graph)]) return;
+  GRAFT_CUDA_CHECK(cudaGraphExecDestroy(graphs_[size_t(graph)]));
+  graphs_[size_t(graph)] = nullptr;
 }
 
 void CudaOps::fence(int slot) {

@@ -6,6 +6,9 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "kernels/ops.h"
 #include "base/memory_pool.h"
 
@@ -111,6 +114,8 @@ class CudaOps : public Ops {
   bool begin_capture() override;
   int end_capture() override;
   void replay(int graph) override;
+  bool graph_current(int graph) const override;
+  void drop_graph(int graph) override;
   void fence(int slot) override;
   void wait_fence(int slot) override;
   void synchronize() override;
@@ -126,7 +131,9 @@ class CudaOps : public Ops {
   PoolBuffer flag_;     // one int
   std::vector<cudaEvent_t> events_;  // timing marks, kept for reuse after clear_marks()
   cudaEvent_t fences_[2] = {nullptr, nullptr};  // fence(slot), made on first use
-  std::vector<cudaGraphExec_t> graphs_;          // end_capture's, replayed by id
+  std::vector<cudaGraphExec_t> graphs_;          // end_capture's, replayed by id (null: dropped)
+  std::vector<uint64_t> graph_memory_;           // replaced_memory_count() when each was recorded
+  uint64_t capture_memory_ = 0;                  // the same at begin_capture
   int marks_used_ = 0;
 
  public:

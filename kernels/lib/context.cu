@@ -55,6 +55,7 @@ cublasHandle_t LibraryContext::cublas(cudaStream_t stream) {
 void LibraryContext::reserve_workspace(size_t bytes) {
   if (bytes <= ws_.bytes()) return;
   cuda::refuse_growth_under_capture(cuda::compute_stream(), "the cuDNN workspace", bytes);
+  if (ws_.get()) cuda::note_replaced_memory();  // a recorded graph may hold the old block
   ws_.reset();  // stream order: earlier users of the old block are queued before later ones
   ws_ = PoolBuffer(pool_, bytes, "workspace");
 }
@@ -65,6 +66,7 @@ const float* LibraryContext::ones(int n, cudaStream_t stream) {
   if (n > ones_count_) {
     cuda::refuse_growth_under_capture(cuda::compute_stream(), "the bias-gradient ones vector",
                                       sizeof(float) * static_cast<size_t>(n));
+    if (ones_.get()) cuda::note_replaced_memory();
     ones_.reset();
     ones_ = PoolBuffer(pool_, sizeof(float) * static_cast<size_t>(n), "workspace");
     cuda::fill(n, 1.0f, ones_.floats(), stream);
@@ -78,6 +80,7 @@ uint16_t* LibraryContext::bf16_staging(int which, size_t elements) {
   PoolBuffer& b = bf16_[which];
   if (elements * sizeof(uint16_t) > b.bytes()) {
     cuda::refuse_growth_under_capture(cuda::compute_stream(), "a bf16 staging buffer", elements * sizeof(uint16_t));
+    if (b.get()) cuda::note_replaced_memory();
     b.reset();  // stream order, as reserve_workspace
     b = PoolBuffer(pool_, elements * sizeof(uint16_t), "workspace");
   }

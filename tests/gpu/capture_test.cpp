@@ -31,6 +31,29 @@ class CaptureGpu : public GpuTest {
     EXPECT_LT(relative_error(db.download(), ref_db), kFp32Tolerance) << "dbias";
   }
 
+  // One dense backward (weights and bias) of fresh inputs on the device, its CPU answer, and
+  // the calls that record it and check what the device wrote.
+  struct DenseBackward {
+    int n, in, out;
+    std::vector<float> x = random_floats(size_t(n) * in), dy = random_floats(size_t(n) * out);
+    std::vector<float> ref_dw = std::vector<float>(size_t(in) * out), ref_db = std::vector<float>(size_t(out));
+    DeviceArray<float> dx = to_device(x), ddy = to_device(dy);
+    DeviceArray<float> dw = poisoned_device(ref_dw.size()), db = poisoned_device(ref_db.size());
+    DenseBackward(int n_, int in_, int out_) : n(n_), in(in_), out(out_) {
+      cpu::dense_backward_weights_reference(n, in, out, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+    }
+    int record(Ops& ops) {
+      EXPECT_TRUE(ops.begin_capture());
+      ops.dense_backward_weights(n, in, out, dx.get(), ddy.get(), dw.get(), db.get());
+      return ops.end_capture();
+    }
+    void expect_right(Ops& ops) {
+      ops.synchronize();
+      EXPECT_LT(relative_error(dw.download(), ref_dw), kFp32Tolerance) << "dw";
+      EXPECT_LT(relative_error(db.download(), ref_db), kFp32Tolerance) << "dbias";
+    }
+  };
+
   // Runs `f` inside a capture that must throw; returns the message and what ending the
   // capture from the handler gave.
   template <class F>
@@ -103,19 +126,35 @@ TEST_F(CaptureGpu, ACleanCaptureReplaysTheEagerResult) {
   lib::LibOps ops(dev);
   const int in = random_int(3, 50), out = random_int(2, 40), n = random_int(2, 8);
   expect_dense_backward_right(ops, n, in, out);  // plans the shape
-  const auto x = random_floats(size_t(n) * in), dy = random_floats(size_t(n) * out);
-  std::vector<float> ref_dw(size_t(in) * out), ref_db(static_cast<size_t>(out));
-  cpu::dense_backward_weights_reference(n, in, out, x.data(), dy.data(), ref_dw.data(), ref_db.data());
-  auto dx = to_device(x), ddy = to_device(dy);
-  auto dw = poisoned_device(ref_dw.size()), db = poisoned_device(ref_db.size());
-  ASSERT_TRUE(ops.begin_capture());
-  ops.dense_backward_weights(n, in, out, dx.get(), ddy.get(), dw.get(), db.get());
-  const int id = ops.end_capture();
+  DenseBackward step(n, in, out);
+  const int id = step.record(ops);
   ASSERT_GE(id, 0);
   ops.replay(id);
-  ops.synchronize();
-  EXPECT_LT(relative_error(dw.download(), ref_dw), kFp32Tolerance) << "dw";
-  EXPECT_LT(relative_error(db.download(), ref_db), kFp32Tolerance) << "dbias";
+  step.expect_right(ops);
+}
+
+// A graph holds the library context's blocks: once one is replaced by a larger block (a
+// batch larger than the recorded one grows the ones vector, outside any recording), the
+// graph is stale: graph_current says so, replay refuses it by name instead of writing into
+// freed memory, and a graph recorded again after the growth replays the eager answer.
+TEST_F(CaptureGpu, AGraphIsStaleOnceMemoryItRecordedIsReplaced) {
+  cuda::DevicePool dev;
+  lib::LibOps ops(dev);
+  const int in = random_int(3, 50), out = random_int(2, 40), n = random_int(2, 8);
+  expect_dense_backward_right(ops, n, in, out);  // plans the shape
+  DenseBackward step(n, in, out);
+  const int first = step.record(ops);
+  ASSERT_GE(first, 0);
+  EXPECT_TRUE(ops.graph_current(first));
+  expect_dense_backward_right(ops, n + random_int(50, 500), in, out);  // eagerly: the ones vector grows
+  EXPECT_FALSE(ops.graph_current(first));
+  expect_error([&] { ops.replay(first); }, {"step graph", "replaced", "record the step again"});
+  ops.drop_graph(first);
+  const int second = step.record(ops);
+  ASSERT_GE(second, 0);
+  EXPECT_TRUE(ops.graph_current(second));
+  ops.replay(second);
+  step.expect_right(ops);
 }
 
 }  // namespace
