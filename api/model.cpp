@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,15 @@ auto guarded(F&& f) -> decltype(f()) {
   } catch (const std::exception& e) {
     throw api::Error(e.what());
   }
+}
+
+// Every CUDA model of the process works on one compute stream, and a step graph records
+// whatever that stream is given while it records: another thread's kernels would land in the
+// graph (and replay into its buffers), its allocations would be refused. So the calls of CUDA
+// models take turns; CPU models on different threads stay independent.
+std::unique_lock<std::mutex> device_turn(Device device) {
+  static std::mutex cuda_work;
+  return device == Device::Cuda ? std::unique_lock<std::mutex>(cuda_work) : std::unique_lock<std::mutex>();
 }
 
 graft::BnPolicy internal_policy(BatchNormPolicy p) {
@@ -185,6 +195,7 @@ struct Model::Impl {
 
 Model::Model(const ModelSpec& spec) : impl_(std::make_unique<Impl>()) {
   guarded([&] {
+    const auto turn = device_turn(spec.device);
     Impl& m = *impl_;
     m.spec = spec;
     const bool sequences = is_sequence_spec(spec.architecture);
@@ -224,12 +235,26 @@ Model::Model(const ModelSpec& spec) : impl_(std::make_unique<Impl>()) {
   });
 }
 
-Model::~Model() = default;
+Model::~Model() {  // its executors and buffers go while no other CUDA model records
+  if (!impl_) return;
+  const auto turn = device_turn(impl_->spec.device);
+  impl_.reset();
+}
 Model::Model(Model&&) noexcept = default;
-Model& Model::operator=(Model&&) noexcept = default;
+Model& Model::operator=(Model&& other) noexcept {
+  if (this != &other) {
+    if (impl_) {
+      const auto turn = device_turn(impl_->spec.device);
+      impl_.reset();
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 
 LoadReport Model::load(const std::string& path, bool strict, const std::vector<std::string>& only) {
   return guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     try {
       const auto file = read_safetensors(path);
@@ -246,6 +271,7 @@ LoadReport Model::load(const std::string& path, bool strict, const std::vector<s
 
 void Model::save(const std::string& path) const {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     const Impl& m = *impl_;
     CheckpointInfo info;
     info.step = m.step;
@@ -256,6 +282,7 @@ void Model::save(const std::string& path) const {
 
 void Model::freeze(const std::vector<std::string>& patterns) {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     const auto selected = resolve_freeze_patterns(*m.model, patterns);
     for (size_t n = 0; n < selected.size(); ++n) m.frozen[n] = m.frozen[n] || selected[n];
@@ -265,6 +292,7 @@ void Model::freeze(const std::vector<std::string>& patterns) {
 
 void Model::unfreeze(const std::vector<std::string>& patterns) {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     for (const auto& p : patterns) {
       const auto selected = select_nodes(*m.model, p, "unfreeze");
@@ -289,6 +317,7 @@ std::vector<std::string> Model::frozen_layers() const {
 
 void Model::set_batchnorm_policy(const std::string& pattern, BatchNormPolicy policy) {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     (void)select_nodes(*m.model, pattern, "set_batchnorm_policy");  // an unknown range end is named now
     m.bn_overrides.emplace_back(pattern, internal_policy(policy));
@@ -298,6 +327,7 @@ void Model::set_batchnorm_policy(const std::string& pattern, BatchNormPolicy pol
 
 void Model::configure(const TrainSettings& settings) {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     m.check_settings(settings);
     m.settings = settings;
@@ -307,6 +337,7 @@ void Model::configure(const TrainSettings& settings) {
 
 StepResult Model::train_step(const Batch& batch) {
   return guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     m.check_usable();
     Executor& ex = m.trainer();
@@ -327,6 +358,7 @@ StepResult Model::train_step(const Batch& batch) {
 
 void Model::forward(const Batch& batch, float* logits, Memory logits_memory) {
   guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     m.check_usable();
     if (!logits) fail("forward: logits is null; pass room for n * ", m.model->num_outputs(), " floats");
@@ -343,6 +375,7 @@ void Model::forward(const Batch& batch, float* logits, Memory logits_memory) {
 
 Metrics Model::evaluate(const Batch& batch) {
   return guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     m.check_usable();
     Executor& ex = m.evaluator();
@@ -357,6 +390,7 @@ Metrics Model::evaluate(const Batch& batch) {
 
 MemoryPlan Model::planned_memory() {
   return guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     Impl& m = *impl_;
     m.check_usable();
     const PlanSummary& p = m.trainer().plan();
@@ -377,6 +411,7 @@ std::vector<std::string> Model::parameter_names() const {
 
 std::vector<float> Model::parameter(const std::string& name) const {
   return guarded([&] {
+    const auto turn = device_turn(impl_->spec.device);
     const graft::Model& model = *impl_->model;
     for (size_t p = 0; p < model.params().size(); ++p) {
       const ParamInfo& info = model.params()[p];

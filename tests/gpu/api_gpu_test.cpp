@@ -2,13 +2,15 @@
 // stream trains as the same model fed the same batches from host memory (within fp32's
 // tolerance: cuDNN may pick non-deterministic algorithms), logits come back into device
 // memory, and a host pointer
-// given as device memory, or device memory given as host, is a named error. Skips visibly
-// without a device.
+// given as device memory, or device memory given as host, is a named error. Two CUDA models
+// trained on two threads at once (each recording and replaying its step graph on graft's one
+// compute stream) reach what each reaches alone. Skips visibly without a device.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gpu_testing.h"
@@ -96,6 +98,61 @@ TEST_F(ApiGpu, HostAndDeviceMemoryMixedUpAreNamedErrors) {
   EXPECT_EQ(graft_model_train_step(m, x.data(), y.data(), shape, GRAFT_MEMORY_DEVICE, nullptr, nullptr), GRAFT_ERROR);
   EXPECT_TRUE(has(graft_model_last_error(m), "host memory")) << graft_model_last_error(m);
   graft_model_destroy(m);
+}
+
+// The API promises different models may train on different threads. CUDA models share
+// graft's compute stream, which a step graph records: the calls take turns, so neither
+// model's kernels land in the other's graph and both train as they would alone.
+TEST_F(ApiGpu, TwoModelsOnTwoThreadsTrainAsEachAlone) {
+  const int classes = random_int(2, 6), steps = random_int(6, 10);
+  const int64_t n = random_int(2, 12);
+  api::TrainSettings settings;
+  settings.batch = n;
+  settings.optimizer.lr = 0.01f;
+  struct Data {
+    std::vector<std::vector<float>> x;
+    std::vector<std::vector<int32_t>> y;
+  };
+  std::vector<Data> data(2);
+  for (Data& d : data)
+    for (int s = 0; s < steps; ++s) {
+      d.x.push_back(random_floats(size_t(n) * 28 * 28, 0.0f, 1.0f));
+      d.y.emplace_back();
+      for (int64_t i = 0; i < n; ++i) d.y.back().push_back(random_int(0, classes - 1));
+    }
+  auto train = [&](api::Model& m, const Data& d, std::vector<double>& losses) {
+    for (int s = 0; s < steps; ++s) {
+      api::Batch b{.images = d.x[size_t(s)].data(), .labels = d.y[size_t(s)].data(), .shape = {n, 28, 28, 1}};
+      losses.push_back(m.train_step(b).loss);
+    }
+  };
+  std::vector<std::vector<double>> alone(2), together(2);
+  std::vector<std::vector<float>> alone_w(2), together_w(2);
+  for (int k = 0; k < 2; ++k) {
+    api::Model m(cuda_spec(classes));
+    m.configure(settings);
+    train(m, data[size_t(k)], alone[size_t(k)]);
+    alone_w[size_t(k)] = m.parameter("head.1.weight");
+  }
+  {
+    api::Model a(cuda_spec(classes)), b(cuda_spec(classes));
+    a.configure(settings);
+    b.configure(settings);
+    std::thread other([&] { train(b, data[1], together[1]); });
+    train(a, data[0], together[0]);
+    other.join();
+    together_w[0] = a.parameter("head.1.weight");
+    together_w[1] = b.parameter("head.1.weight");
+  }
+  for (int k = 0; k < 2; ++k) {
+    SCOPED_TRACE("model " + std::to_string(k));
+    ASSERT_EQ(together[size_t(k)].size(), alone[size_t(k)].size());
+    for (size_t s = 0; s < alone[size_t(k)].size(); ++s)
+      EXPECT_LT(std::abs(together[size_t(k)][s] - alone[size_t(k)][s]),
+                kFp32Tolerance * std::max(1.0, std::abs(alone[size_t(k)][s])))
+          << "step " << s;
+    EXPECT_LT(relative_error(together_w[size_t(k)], alone_w[size_t(k)]), kFp32Tolerance);
+  }
 }
 
 }  // namespace
