@@ -35,8 +35,9 @@ struct LibraryOptions {
   bool deterministic = false;
   // true (--precision bf16): convolutions and dense layers convert their fp32 operands to
   // bf16 in staging buffers and run cuDNN/cuBLAS(Lt) on bf16 tensor cores with fp32
-  // accumulation; convolution outputs come back through bf16 (as autocast's do), dense
-  // outputs and every gradient of a weight are fp32 sums of bf16 products.
+  // accumulation; convolution outputs and weight gradients come back through bf16 (cuDNN's
+  // bf16 convolutions write bf16, as autocast's do), dense outputs and dense weight
+  // gradients are fp32 sums of bf16 products.
   bool bf16 = false;
   // Most workspace one convolution algorithm may ask for.
   size_t max_conv_workspace_bytes = size_t{1} << 30;

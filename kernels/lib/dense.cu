@@ -34,6 +34,15 @@ cublasLtEpilogue_t epilogue_of(bool has_bias, bool relu) {
   return relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+// bf16 staging: 0 x or dy, 1 the weights, 2 dy (weight gradient). Reserved before any
+// conversion writes into them: growing one later would release the block just written.
+void reserve_bf16_staging(LibraryContext& ctx, int n, int in, int out) {
+  if (!ctx.options().bf16) return;
+  ctx.bf16_staging(0, size_t(n) * size_t(std::max(in, out)));
+  ctx.bf16_staging(1, size_t(in) * size_t(out));
+  ctx.bf16_staging(2, size_t(n) * size_t(out));
+}
+
 DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, bool relu, uint32_t align) {
   const LibraryContext::DenseKey key{n, in, out, (has_bias ? 1 : 0) | (relu ? 2 : 0) | int(align << 2)};
   if (auto it = ctx.dense_plans.find(key); it != ctx.dense_plans.end()) return *it->second;
@@ -83,11 +92,7 @@ DensePlan& get_plan(LibraryContext& ctx, int n, int in, int out, bool has_bias, 
          "); try --kernels native for this model, or report the shape");
   p.algo = result.algo;
   p.ws = result.workspaceSize;
-  if (ctx.options().bf16) {  // staging: 0 x or dy, 1 the weights, 2 dy (weight gradient)
-    ctx.bf16_staging(0, size_t(n) * size_t(std::max(in, out)));
-    ctx.bf16_staging(1, size_t(in) * size_t(out));
-    ctx.bf16_staging(2, size_t(n) * size_t(out));
-  }
+  reserve_bf16_staging(ctx, n, in, out);
   return *ctx.dense_plans.emplace(key, std::move(plan)).first->second;
 }
 
@@ -108,6 +113,7 @@ void dense_forward(LibraryContext& ctx, int n, int in, int out, const float* x, 
   const void* a = w;
   const void* b = x;
   if (ctx.options().bf16) {
+    reserve_bf16_staging(ctx, n, in, out);
     a = ctx.to_bf16(1, int64_t{in} * out, w, stream);
     b = ctx.to_bf16(0, int64_t{n} * in, x, stream);
   }
