@@ -9,12 +9,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <iterator>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -137,6 +140,20 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "(no error)";
+}
+
+// Where two results first differ, for a failed bitwise comparison (gtest prints only the
+// first elements, rounded): how many differ, the first index and both values to 9 digits.
+inline std::string first_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size());
+  size_t first = a.size(), differ = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+  if (differ == 0) return "same bits";
+  std::ostringstream s;
+  s << std::setprecision(9) << differ << " of " << a.size() << " differ, first at " << first << ": " << a[first]
+    << " and " << b[first];
+  return s.str();
 }
 
 // Expects f() to throw a graft::Error whose message holds every one of `parts`.

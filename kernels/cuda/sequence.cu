@@ -1,6 +1,7 @@
 // Embedding and sequence pooling kernels (kernels/cuda/sequence.h): one thread per output
 // element, each op a small functor run by a grid-stride kernel on the device or by a loop on
-// the host (host_emulation), so the index math is checked without a device.
+// the host (host_emulation), so the index math is checked without a device. The embedding
+// backward is the exception: a block per range of table rows, summing in token order.
 #include <algorithm>
 
 #include "base/error.h"
@@ -49,27 +50,79 @@ struct EmbeddingForward {
   }
 };
 
+// The embedding backward without atomics: block (x, y) owns table rows [x R, x R + R) and
+// columns [y W, y W + W), one thread per column, each holding its R rows' sums in registers.
+// It reads every token id in token order and adds a token's dy element to the sum of its row,
+// so each dtable entry is 0 plus its tokens' dy in token order: the CPU reference's order,
+// bitwise, on every run. Cost: O(vocab / R * ceil(dim / W) * count) id reads (ids staged in
+// shared memory, the tokens of the block's rows compacted in order), O(count * dim) adds.
+constexpr int kEmbedRows = 16;      // R: rows per block, a register each per thread
+constexpr int kEmbedMaxWidth = 256;  // W <= this: one thread per column of the tile
+
 struct EmbeddingBackward {
   const float* ids;
   const float* dy;
   float* dtable;
+  int64_t count;
   int vocab, dim, padding_idx;
-  GRAFT_HD void operator()(int64_t i) const {
-    const int id = table_row(ids, i / dim, vocab, padding_idx);
-    if (id < 0) return;
-    float* dst = dtable + int64_t{id} * dim + i % dim;
-#if defined(__CUDA_ARCH__)
-    atomicAdd(dst, dy[i]);
-#else
-    *dst += dy[i];
-#endif
+  // Threads (columns) per block: the dim rounded up to whole warps, at most kEmbedMaxWidth, so a
+  // narrow table leaves no warp idle.
+  static int width(int dim) { return std::min(kEmbedMaxWidth, (dim + 31) / 32 * 32); }
+  // The slot (row - first_row) of token t's row in the block's range, or -1.
+  GRAFT_HD int slot(int64_t t, int64_t first_row) const {
+    const int id = table_row(ids, t, vocab, padding_idx);
+    return id >= first_row && id < first_row + kEmbedRows ? static_cast<int>(id - first_row) : -1;
+  }
+  // Where row first_row + r's sum for `column` goes, or null past the table's end.
+  GRAFT_HD float* entry(int64_t first_row, int r, int column) const {
+    return first_row + r < vocab && column < dim ? dtable + (first_row + r) * dim + column : nullptr;
   }
 };
 
-struct ZeroFloats {
-  float* p;
-  GRAFT_HD void operator()(int64_t i) const { p[i] = 0.0f; }
-};
+__global__ void __launch_bounds__(kEmbedMaxWidth) embedding_backward_kernel(EmbeddingBackward f) {
+  __shared__ int chunk_token[kEmbedMaxWidth];  // this chunk's tokens of the block's rows, in order
+  __shared__ int chunk_slot[kEmbedMaxWidth];
+  __shared__ int warp_hits[kEmbedMaxWidth / 32];
+  const int tid = static_cast<int>(threadIdx.x), width = static_cast<int>(blockDim.x);
+  const int warp = tid / 32, lane = tid % 32;
+  const int64_t first_row = int64_t{blockIdx.x} * kEmbedRows;
+  const int column = static_cast<int>(blockIdx.y) * width + tid;
+  const bool owns_column = column < f.dim;
+  float acc[kEmbedRows];
+#pragma unroll
+  for (int r = 0; r < kEmbedRows; ++r) acc[r] = 0.0f;
+
+  for (int64_t base = 0; base < f.count; base += width) {
+    // Stable compaction of the chunk's hits: ballot within each warp, warps in order.
+    const int s = base + tid < f.count ? f.slot(base + tid, first_row) : -1;
+    const unsigned hits = __ballot_sync(0xffffffffu, s >= 0);
+    if (lane == 0) warp_hits[warp] = __popc(hits);
+    __syncthreads();
+    int at = __popc(hits & ((1u << lane) - 1u)), total = 0;
+    for (int w = 0; w < width / 32; ++w) {
+      if (w < warp) at += warp_hits[w];
+      total += warp_hits[w];
+    }
+    if (s >= 0) {
+      chunk_token[at] = tid;
+      chunk_slot[at] = s;
+    }
+    __syncthreads();
+    if (owns_column) {
+      for (int h = 0; h < total; ++h) {
+        const float v = f.dy[(base + chunk_token[h]) * f.dim + column];
+        const int hs = chunk_slot[h];
+#pragma unroll
+        for (int r = 0; r < kEmbedRows; ++r)  // constant indices: acc stays in registers
+          if (r == hs) acc[r] += v;
+      }
+    }
+    __syncthreads();  // the next chunk overwrites warp_hits and chunk_*
+  }
+#pragma unroll
+  for (int r = 0; r < kEmbedRows; ++r)
+    if (float* e = f.entry(first_row, r, column)) *e = acc[r];  // the padding row and rows without tokens: 0
+}
 
 // The step "last" pooling takes for feature f: the forward half ends at len-1, the reverse
 // half at step 0.
@@ -159,8 +212,14 @@ void embedding_forward(int64_t count, int vocab, int dim, int padding_idx, const
 void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* dy,
                         float* dtable, cudaStream_t stream) {
   check_embedding(count, vocab, dim, padding_idx);
-  GRAFT_CUDA_CHECK(cudaMemsetAsync(dtable, 0, sizeof(float) * static_cast<size_t>(vocab) * dim, stream));
-  run(count * dim, EmbeddingBackward{ids, dy, dtable, vocab, dim, padding_idx}, stream);
+  const EmbeddingBackward f{ids, dy, dtable, count, vocab, dim, padding_idx};
+  const int width = EmbeddingBackward::width(dim);
+  const int64_t column_tiles = (int64_t{dim} + width - 1) / width;
+  GRAFT_ASSERT(column_tiles <= 65535, "embedding dim ", dim, " is too wide for the backward's grid");
+  const dim3 grid(static_cast<unsigned>((int64_t{vocab} + kEmbedRows - 1) / kEmbedRows),
+                  static_cast<unsigned>(column_tiles));
+  embedding_backward_kernel<<<grid, width, 0, stream>>>(f);  // writes every entry: no memset
+  GRAFT_CUDA_CHECK_LAUNCH();
 }
 
 void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y,
@@ -188,8 +247,16 @@ void embedding_forward(int64_t count, int vocab, int dim, int padding_idx, const
 void embedding_backward(int64_t count, int vocab, int dim, int padding_idx, const float* ids, const float* dy,
                         float* dtable) {
   check_embedding(count, vocab, dim, padding_idx);
-  run_on_host(int64_t{vocab} * dim, ZeroFloats{dtable});
-  run_on_host(count * dim, EmbeddingBackward{ids, dy, dtable, vocab, dim, padding_idx});
+  // The kernel's blocks and threads as loops: each entry summed from 0 in token order.
+  const EmbeddingBackward f{ids, dy, dtable, count, vocab, dim, padding_idx};
+  for (int64_t first_row = 0; first_row < vocab; first_row += kEmbedRows)
+    for (int column = 0; column < dim; ++column) {
+      float acc[kEmbedRows] = {};
+      for (int64_t t = 0; t < count; ++t)
+        if (const int s = f.slot(t, first_row); s >= 0) acc[s] += dy[t * dim + column];
+      for (int r = 0; r < kEmbedRows; ++r)
+        if (float* e = f.entry(first_row, r, column)) *e = acc[r];
+    }
 }
 
 void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y) {

@@ -1,8 +1,9 @@
 // Embedding and sequence pooling, hand-written CUDA (device pointers, one stream), with the
 // semantics of Ops' (kernels/ops.h): ids as whole-number floats, padding_idx rows zero and
 // without gradient, "last" and "mean" pooling over each sequence's length. The embedding
-// backward adds rows with atomics (one thread per element of dy), so the order of a repeated
-// id's sums is not fixed: the result can differ from run to run in the last bits.
+// backward uses no atomics and no workspace: each table entry is the sum of its tokens' dy
+// rows from 0 in token order (the CPU reference's order), so it is bitwise the same on every
+// run and bitwise the CPU's.
 #pragma once
 #include <cuda_runtime_api.h>
 

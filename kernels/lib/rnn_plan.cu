@@ -117,9 +117,12 @@ void locate_blocks(RnnPlan& p, const RnnGeometry& g, cudnnHandle_t handle, void*
         const bool recurrent = id >= G;
         const int gate = id % G;
         const int64_t m_count = int64_t{g.hidden} * (recurrent ? g.hidden : g.input);
-        GRAFT_ASSERT(m_addr && b_addr && elements(m) == m_count && elements(b) == g.hidden,
+        // Read once (elements() can throw, which must not hide the message below); a missing
+        // matrix or bias counts 0.
+        const int64_t m_elements = m_addr ? elements(m) : 0, b_elements = b_addr ? elements(b) : 0;
+        GRAFT_ASSERT(m_addr && b_addr && m_elements == m_count && b_elements == g.hidden,
                      "cuDNN's weight space does not have PyTorch's per-gate layout (direction ", d, ", linear layer ",
-                     id, ": ", elements(m), " matrix and ", elements(b), " bias elements, expected ", m_count, " and ",
+                     id, ": ", m_elements, " matrix and ", b_elements, " bias elements, expected ", m_count, " and ",
                      g.hidden, ")");
         const int64_t m_at = (static_cast<const char*>(m_addr) - base) / static_cast<int64_t>(sizeof(float));
         const int64_t b_at = (static_cast<const char*>(b_addr) - base) / static_cast<int64_t>(sizeof(float));
@@ -131,8 +134,11 @@ void locate_blocks(RnnPlan& p, const RnnGeometry& g, cudnnHandle_t handle, void*
     cudnnDestroyTensorDescriptor(b);
     throw;
   }
-  cudnnDestroyTensorDescriptor(m);
-  cudnnDestroyTensorDescriptor(b);
+  // Both destroyed before either status can throw, so a failure leaks neither.
+  const cudnnStatus_t m_destroyed = cudnnDestroyTensorDescriptor(m);
+  const cudnnStatus_t b_destroyed = cudnnDestroyTensorDescriptor(b);
+  GRAFT_CUDNN_CHECK(m_destroyed);
+  GRAFT_CUDNN_CHECK(b_destroyed);
   p.blocks = std::move(blocks);
 }
 

@@ -4,14 +4,18 @@
 // full backward, inference (no reserve), a frozen layer (no weight gradients), and a layer
 // whose input needs no gradient (no dx). Outputs, workspace and reserve start as NaN.
 // The native step loop also runs on the host (NativeKernelEmulation.*, no device needed),
-// and a captured native step graph replays right for lengths other than the recorded ones.
+// a captured native step graph replays right for lengths other than the recorded ones, and
+// cuDNN's LSTM gives the same bits twice on the same inputs.
 //
 // Tolerance: kRnnTolerance = 1e-4 relative (max |a - b| / max |b|, testing.h). Rounding
 // compounds through the recurrence (each step's state feeds the next), so a recurrent layer
 // gets ten times the single-op fp32 bound; the native path measured ~1e-6 against PyTorch
 // for 30 steps.
 #include <cmath>
+#include <cstring>
+#include <iomanip>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -284,6 +288,32 @@ TEST_F(RnnGpu, NativeCapturedStepReplaysWithOtherLengths) {
   ops.replay(graph);
   ops.synchronize();
   expect_matches(next, layer.download(g), want);
+}
+
+// graft's --deterministic promises a bit-identical resume, so cuDNN's LSTM (LibOps) must give
+// the same bits twice: forward and full backward run twice on the same inputs, each time into
+// freshly poisoned buffers, give bitwise-identical y, dx and weight gradients. (Whether cuDNN's
+// RNN backward is run-to-run deterministic is not documented; this test is where it shows.)
+TEST_F(RnnGpu, LibraryLstmIsBitwiseRepeatable) {
+  lib::LibOps ops(pool());
+  for (bool bidirectional : {false, true}) {
+    const RnnGeometry g = geometry(RnnCell::LSTM, 37, 29, 33, 65, bidirectional);
+    SCOPED_TRACE(describe(g, true));
+    const Problem p = random_problem(g, true);
+    Result runs[2];
+    for (Result& r : runs) {
+      DeviceLayer layer(ops, p);
+      layer.run(ops, p, Want{});
+      r = layer.download(g);
+    }
+    EXPECT_EQ(runs[0].y, runs[1].y) << "y: " << first_difference(runs[0].y, runs[1].y);
+    EXPECT_EQ(runs[0].dx, runs[1].dx) << "dx: " << first_difference(runs[0].dx, runs[1].dx);
+    for (int d = 0; d < g.directions(); ++d)
+      for (int k = 0; k < 4; ++k) {
+        const auto &a = runs[0].dparams[d][k], &b = runs[1].dparams[d][k];
+        EXPECT_EQ(a, b) << kTensorNames[k] << (d ? "_reverse" : "") << ": " << first_difference(a, b);
+      }
+  }
 }
 
 // Mistakes a caller can make are named, before anything runs.

@@ -2,9 +2,14 @@
 // pooling (full and variable lengths, with and without a reverse half) on the device, through
 // CudaOps and LibOps (which keeps CudaOps' kernels), against the CPU reference on fresh random
 // inputs; outputs start as NaN. The same kernels' host emulation runs without a device
-// (NativeKernelEmulation.*). Tolerance: fp32's 1e-5 relative (kFp32Tolerance): the forwards
-// copy or average, and the embedding backward adds a repeated id's rows in any order.
+// (NativeKernelEmulation.*). Tolerance: fp32's 1e-5 relative (kFp32Tolerance) for the
+// forwards and pooling; the embedding backward sums a repeated id's rows in token order, the
+// CPU reference's, so its dtable must equal the CPU's bitwise, run after run.
+#include <algorithm>
+#include <cstring>
+#include <iomanip>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,6 +51,14 @@ EmbeddingProblem make_embedding(int64_t count, int vocab, int dim, int padding_i
 std::vector<EmbeddingProblem> embedding_problems() {
   return {make_embedding(1, 1, 1, -1), make_embedding(50, 7, 33, 0), make_embedding(300, 41, 65, -1),
           make_embedding(random_int(100, 999), random_int(2, 300), random_int(1, 130), random_int(-1, 1))};
+}
+
+// Many repeats of few rows (hundreds to thousands of tokens per row, the padding row among
+// them), a dim over one block's 256 columns with a partial last tile, a table whose last
+// block of 16 rows is partial, and more rows than tokens (rows without any: 0).
+std::vector<EmbeddingProblem> repeated_id_problems() {
+  return {make_embedding(20000, 5, 300, 2), make_embedding(3001, 37, 33, 36), make_embedding(500, 1000, 3, 0),
+          make_embedding(random_int(1000, 9999), random_int(2, 40), random_int(1, 600), random_int(-1, 1))};
 }
 
 struct PoolProblem {
@@ -112,7 +125,27 @@ class SequenceGpu : public GpuTest {
       ops->embedding_backward(p.count, p.vocab, p.dim, p.padding_idx, ids.get(), dy.get(), dtable.get());
       ops->synchronize();
       EXPECT_LT(relative_error(y.download(), p.y), kFp32Tolerance) << "y";
-      EXPECT_LT(relative_error(dtable.download(), p.dtable), kFp32Tolerance) << "dtable";
+      const auto got = dtable.download();
+      EXPECT_EQ(got, p.dtable) << "dtable: " << first_difference(got, p.dtable);
+    }
+  }
+
+  // The backward twice on the same inputs: bitwise the same table gradient both times, and
+  // bitwise the CPU reference's (what --deterministic resume relies on).
+  void embedding_backward_is_deterministic(Impl impl) {
+    auto ops = make_ops(impl);
+    for (const auto& p : repeated_id_problems()) {
+      SCOPED_TRACE(describe(p) + " " + name(impl));
+      auto ids = to_device(p.ids), dy = to_device(p.dy);
+      std::vector<float> runs[2];
+      for (auto& out : runs) {
+        auto dtable = poisoned_device(p.dtable.size());
+        ops->embedding_backward(p.count, p.vocab, p.dim, p.padding_idx, ids.get(), dy.get(), dtable.get());
+        ops->synchronize();
+        out = dtable.download();
+      }
+      EXPECT_EQ(runs[0], runs[1]) << "two runs differ: " << first_difference(runs[0], runs[1]);
+      EXPECT_EQ(runs[0], p.dtable) << "differs from the CPU reference: " << first_difference(runs[0], p.dtable);
     }
   }
 
@@ -135,6 +168,8 @@ class SequenceGpu : public GpuTest {
 
 TEST_F(SequenceGpu, NativeEmbedding) { embedding(Impl::Native); }
 TEST_F(SequenceGpu, LibraryEmbedding) { embedding(Impl::Library); }
+TEST_F(SequenceGpu, NativeEmbeddingBackwardIsDeterministic) { embedding_backward_is_deterministic(Impl::Native); }
+TEST_F(SequenceGpu, LibraryEmbeddingBackwardIsDeterministic) { embedding_backward_is_deterministic(Impl::Library); }
 TEST_F(SequenceGpu, NativePooling) { pooling(Impl::Native); }
 TEST_F(SequenceGpu, LibraryPooling) { pooling(Impl::Library); }
 
@@ -149,7 +184,22 @@ TEST(NativeKernelEmulation, EmbeddingAgainstTheCpuReference) {
     cuda::host_emulation::embedding_backward(p.count, p.vocab, p.dim, p.padding_idx, p.ids.data(), p.dy.data(),
                                              dtable.data());
     EXPECT_LT(relative_error(y, p.y), kFp32Tolerance) << "y";
-    EXPECT_LT(relative_error(dtable, p.dtable), kFp32Tolerance) << "dtable";
+    EXPECT_EQ(dtable, p.dtable) << "dtable: " << first_difference(dtable, p.dtable);
+  }
+}
+
+// The kernel's order on the host: with many repeats and padding ids, bitwise the CPU's.
+TEST(NativeKernelEmulation, EmbeddingBackwardWithRepeatedIdsIsTheCpuReferenceBitwise) {
+  for (const auto& p : repeated_id_problems()) {
+    SCOPED_TRACE(describe(p));
+    auto dtable = poisoned(p.dtable.size());
+    cuda::host_emulation::embedding_backward(p.count, p.vocab, p.dim, p.padding_idx, p.ids.data(), p.dy.data(),
+                                             dtable.data());
+    EXPECT_EQ(dtable, p.dtable) << first_difference(dtable, p.dtable);
+    if (p.padding_idx >= 0) {  // the padding row gets no gradient
+      const auto row = dtable.begin() + int64_t{p.padding_idx} * p.dim;
+      EXPECT_TRUE(std::all_of(row, row + p.dim, [](float v) { return v == 0.0f; })) << "padding row";
+    }
   }
 }
 
