@@ -15,6 +15,11 @@ void set_cuda_backend(const DeviceBackend& backend) {
   g_cuda_set = true;
 }
 
+void clear_cuda_backend() {
+  g_cuda = DeviceBackend{};
+  g_cuda_set = false;
+}
+
 const DeviceBackend* cuda_backend() { return g_cuda_set ? &g_cuda : nullptr; }
 
 const DeviceBackend& require_cuda_backend() {

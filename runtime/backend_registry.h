@@ -31,6 +31,7 @@ struct DeviceBackend {
 };
 
 void set_cuda_backend(const DeviceBackend& backend);
+void clear_cuda_backend();  // back to none (tests that stand in a backend of their own)
 // The registered CUDA backend, or null.
 const DeviceBackend* cuda_backend();
 // The CUDA backend, or graft::Error saying it is missing.

@@ -50,13 +50,18 @@ EvaluationReport evaluate_detailed(Model& model, BatchSource& data, int64_t batc
   r.confusion.assign(size_t(classes), std::vector<int64_t>(size_t(classes), 0));
   int64_t top5_hits = 0;
   data.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
+  std::vector<int32_t> labels;
   while (const int64_t n = data.next_batch(eo.batch, ex.input(), ex.labels())) {
+    // The labels before forward(): on a device it hands out the other staging buffer.
+    labels.assign(ex.labels(), ex.labels() + n);
     ex.set_lengths(data.batch_lengths(), n);  // sequences: the batch's lengths (null for images)
     ex.forward(n, false, 0);
     ex.accumulate_metrics(n);
+    const float* logits = ex.output();  // on a device: downloaded once for the batch
     for (int64_t i = 0; i < n; ++i) {
-      const auto best = top_k(ex.output() + i * classes, classes, 5);
-      const int label = ex.labels()[i];
+      const auto best = top_k(logits + i * classes, classes, 5);
+      const int label = labels[size_t(i)];
+      GRAFT_ASSERT(label >= 0 && label < classes, "label ", label, " of example ", i, " outside 0..", classes - 1);
       ++r.per_class_count[size_t(label)];
       ++r.confusion[size_t(label)][size_t(best[0])];
       top5_hits += std::find(best.begin(), best.end(), label) != best.end();

@@ -119,7 +119,8 @@ class Executor {
   // Where the caller writes the next batch (host memory on every device).
   // On a device these are one of two pinned staging buffers: forward() copies from one and
   // hands out the other, once the copy that last read it is done, so filling the next batch
-  // never waits for the device's work on this one.
+  // never waits for the device's work on this one. So a batch's input() and labels() are
+  // its own only until forward() or upload_input(): read what you need of them before.
   float* input();
   int32_t* labels();
   // With raw_input: where the caller writes uint8 images [batch, H, W, 3] and their warps.

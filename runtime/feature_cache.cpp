@@ -120,6 +120,7 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
   source.start_epoch(0, 0, /*shuffle=*/false, /*augment=*/false);
   std::vector<int64_t> rows;
   std::vector<int32_t> lengths;  // sequences: each row's, for the layers before the cut
+  std::vector<int32_t> batch_labels;
   const auto full = static_cast<int32_t>(model.sample_shape()[0]);
   for (bool done = false; !done;) {
     rows.clear();
@@ -135,12 +136,14 @@ FeatureCache::FeatureCache(Model& model, int cut, BatchSource& source, int64_t b
     }
     if (rows.empty()) break;
     ex.set_lengths(lengths.data(), int64_t(rows.size()));
+    // The labels before forward(): on a device it hands out the other staging buffer.
+    batch_labels.assign(ex.labels(), ex.labels() + rows.size());
     ex.forward(int64_t(rows.size()), /*training=*/false, 0);
     const float* out = ex.output();
     for (size_t j = 0; j < rows.size(); ++j) {
       const size_t row = size_t(rows[j]);
       std::memcpy(features_.data() + row * size_t(floats_), out + j * size_t(floats_), size_t(floats_) * sizeof(float));
-      labels_[row] = ex.labels()[j];
+      labels_[row] = batch_labels[j];
       readable_[row] = true;
     }
   }

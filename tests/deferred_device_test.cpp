@@ -1,0 +1,140 @@
+// The runtime's device paths on a stand-in device (tests/deferred_device.h: the CPU kernels
+// queued until the host waits, batches staged in two "pinned" buffers uploaded when the queue
+// runs, poisoned device memory): training and evaluation there give the CPU backend's bits.
+// What this catches without a GPU: a host read of a device result before the wait, a staging
+// buffer read after forward() handed it over (the feature cache's and graft eval's labels did:
+// one batch late, the first from memory never written), state kept on the wrong side.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "layers/zoo.h"
+#include "runtime/batch_source.h"
+#include "runtime/evaluation.h"
+#include "runtime/trainer.h"
+#include "tests/deferred_device.h"
+#include "tests/testing.h"
+
+namespace graft::testing {
+namespace {
+
+Dataset random_dataset(int64_t n, int classes) {
+  Dataset d;
+  d.images = HostTensor(Shape{n, 8, 8, 1}, random_floats(size_t(n) * 64, 0.0f, 1.0f));
+  for (int64_t i = 0; i < n; ++i) d.labels.push_back(random_int(0, classes - 1));
+  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
+  d.origin = "random";
+  return d;
+}
+
+std::unique_ptr<Model> small_model(MemoryPool& pool, const std::string& head, int classes, uint64_t seed) {
+  return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = classes,
+                               .seed = seed, .head = head},
+                     pool);
+}
+
+struct TrainedRun {
+  std::vector<float> params;
+  std::vector<double> losses, val_losses;
+};
+
+TrainedRun train_on(MemoryPool& pool, const std::string& head, const Dataset& train_data, const Dataset& val_data,
+             const TrainOptions& base, uint64_t seed) {
+  auto model = small_model(pool, head, int(train_data.class_names.size()), seed);
+  TrainOptions t = base;
+  t.frozen = resolve_freeze_patterns(*model, {"conv1"});
+  InMemorySource train_source(train_data), val_source(val_data);
+  std::ostringstream log;
+  TrainedRun r;
+  for (const EpochReport& e : train(*model, train_source, &val_source, t, log)) {
+    r.losses.push_back(e.train.loss());
+    r.val_losses.push_back(e.validation ? e.validation->loss() : -1.0);
+  }
+  const float* p = model->host_params();
+  r.params.assign(p, p + model->total_param_count());
+  return r;
+}
+
+struct Case {
+  const char* name;
+  bool dropout;
+  std::function<void(TrainOptions&)> set;
+};
+
+// SGD with momentum, the finite checks deferred to every `steps` steps (--sync-every).
+std::function<void(TrainOptions&)> sgd_syncing_every(int steps) {
+  return [steps](TrainOptions& t) {
+    t.optimizer.kind = "sgd";
+    t.optimizer.momentum = 0.9f;
+    t.optimizer.lr = 0.05f;
+    t.sync_every = steps;
+  };
+}
+
+TEST(DeferredDevice, TrainingGivesTheCpuBits) {
+  const std::string plain = "flatten,dense:16,relu,dense:N", with_dropout = "flatten,dense:16,relu,dropout:0.5,dense:N";
+  const int classes = random_int(2, 5);
+  const Dataset train_data = random_dataset(random_int(30, 60), classes), val_data = random_dataset(random_int(9, 25), classes);
+  const uint64_t seed = uint64_t(random_int(1, 1000));
+  const std::vector<Case> cases = {
+      {"plain", false, [](TrainOptions&) {}},
+      {"dropout", true, [](TrainOptions&) {}},
+      {"feature cache", false, [](TrainOptions& t) { t.cache_features = FeatureCacheMode::On; }},
+      {"gradient accumulation 2", false, [](TrainOptions& t) { t.grad_accumulation = 2; }},
+      {"frozen chunks of 3", false, [](TrainOptions& t) { t.frozen_chunk = {PrefixChunkMode::Examples, 3}; }},
+      {"check finite", true, [](TrainOptions& t) { t.check_finite = true; }},
+      {"sgd, sync every step", true, sgd_syncing_every(1)},
+      {"sgd, sync every 3", true, sgd_syncing_every(3)},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TrainOptions t;
+    t.epochs = 3;
+    t.batch = random_int(4, 9);
+    t.seed = seed;
+    t.cache_features = FeatureCacheMode::Off;
+    c.set(t);
+    const std::string head = c.dropout ? with_dropout : plain;
+    HostPool host;
+    const TrainedRun cpu = train_on(host, head, train_data, val_data, t, seed);
+    DeferredDevice device;
+    DeferredDevicePool device_pool;
+    const TrainedRun dev = train_on(device_pool, head, train_data, val_data, t, seed);
+    EXPECT_EQ(dev.losses, cpu.losses);
+    EXPECT_EQ(dev.val_losses, cpu.val_losses);
+    EXPECT_EQ(dev.params, cpu.params) << first_difference(dev.params, cpu.params);
+  }
+}
+
+// graft eval's report (per-class counts, confusion, top-5) from the stand-in device equals
+// the CPU's, and both equal the labels' own counts.
+TEST(DeferredDevice, DetailedEvaluationGivesTheCpuReport) {
+  const int classes = random_int(3, 6);
+  const Dataset data = random_dataset(random_int(20, 50), classes);
+  const uint64_t seed = uint64_t(random_int(1, 1000));
+  const int64_t batch = random_int(3, 8);
+  HostPool host;
+  auto cpu_model = small_model(host, "flatten,dense:N", classes, seed);
+  InMemorySource cpu_source(data);
+  const EvaluationReport cpu = evaluate_detailed(*cpu_model, cpu_source, batch, LossKind::CrossEntropy);
+  DeferredDevice device;
+  DeferredDevicePool device_pool;
+  auto dev_model = small_model(device_pool, "flatten,dense:N", classes, seed);
+  InMemorySource dev_source(data);
+  const EvaluationReport dev = evaluate_detailed(*dev_model, dev_source, batch, LossKind::CrossEntropy);
+  std::vector<int64_t> counts(size_t(classes), 0);
+  for (int32_t label : data.labels) ++counts[size_t(label)];
+  EXPECT_EQ(cpu.per_class_count, counts);
+  EXPECT_EQ(dev.per_class_count, counts);
+  EXPECT_EQ(dev.confusion, cpu.confusion);
+  EXPECT_EQ(dev.loss, cpu.loss);
+  EXPECT_EQ(dev.top1, cpu.top1);
+  EXPECT_EQ(dev.top5, cpu.top5);
+}
+
+}  // namespace
+}  // namespace graft::testing
