@@ -234,9 +234,11 @@ Ops* Executor::with_bf16(Ops* ops, bool bf16) {
 
 // Times a forward (and, where the plan runs one, a backward) of every convolution and dense
 // node on the planned shapes, after one untimed call that lets the libraries plan. The
-// arena holds no batch yet: it is zeroed first so no candidate meets denormals or NaNs.
+// arena and the input hold no batch yet: they are zeroed first so no candidate meets
+// denormals or NaNs left in the pool's memory.
 void Executor::choose_kernels(const std::vector<std::pair<Ops*, std::string>>& candidates) {
   if (arena_.bytes()) ops_->zero(arena_.get(), arena_.bytes());
+  if (input_.bytes()) ops_->zero(input_.get(), input_.bytes());
   const std::vector<int64_t> calls = backward_calls_;
   ctx_.training = options_.training;
   ctx_.step = 0;
