@@ -44,6 +44,11 @@ class DeferredOps final : public ForwardingOps {
  public:
   explicit DeferredOps(Ops& base) : ForwardingOps(base) {}
   Device device() const override { return Device::CUDA; }
+  // A device backend reads the host's copy of the lengths when called (to plan), the kernels
+  // the device copy later: the queued CPU kernel gets the lengths as they were at the call.
+  static std::vector<int32_t> host_copy(const RnnGeometry& g, const int32_t* host_lengths) {
+    return host_lengths ? std::vector<int32_t>(host_lengths, host_lengths + g.batch) : std::vector<int32_t>();
+  }
   void enqueue(std::function<void()> f) { deferred_queue().push_back(std::move(f)); }
   void upload(void* dst, const void* src, size_t bytes) override {
     if (deferred_is_pinned(src)) { enqueue([=] { std::memcpy(dst, src, bytes); }); return; }
@@ -186,12 +191,16 @@ class DeferredOps final : public ForwardingOps {
   }
   void rnn_forward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
                    const RnnWeights& w, float* y, float* reserve, float* workspace) override {
-    enqueue([=, this] { base_.rnn_forward(g, x, host_lengths, lengths, w, y, reserve, workspace); });
+    enqueue([=, this, hl = host_copy(g, host_lengths)] {
+      base_.rnn_forward(g, x, hl.empty() ? nullptr : hl.data(), lengths, w, y, reserve, workspace);
+    });
   }
   void rnn_backward(const RnnGeometry& g, const float* x, const int32_t* host_lengths, const int32_t* lengths,
                     const RnnWeights& w, const float* y, const float* dy, float* reserve, float* dx,
                     const RnnGradients& dw, float* workspace) override {
-    enqueue([=, this] { base_.rnn_backward(g, x, host_lengths, lengths, w, y, dy, reserve, dx, dw, workspace); });
+    enqueue([=, this, hl = host_copy(g, host_lengths)] {
+      base_.rnn_backward(g, x, hl.empty() ? nullptr : hl.data(), lengths, w, y, dy, reserve, dx, dw, workspace);
+    });
   }
   void sequence_pool_forward(const SequencePoolGeometry& g, const int32_t* lengths, const float* x, float* y) override {
     enqueue([=, this] { base_.sequence_pool_forward(g, lengths, x, y); });

@@ -110,6 +110,50 @@ TEST(DeferredDevice, TrainingGivesTheCpuBits) {
   }
 }
 
+// Sequences: per-batch lengths staged on the host and uploaded with the batch, an LSTM
+// stacked and bidirectional under a mean pool, its lower layer frozen.
+TEST(DeferredDevice, SequenceTrainingGivesTheCpuBits) {
+  const int classes = random_int(2, 4), steps = random_int(3, 7), features = random_int(2, 5);
+  const int64_t n = random_int(20, 40);
+  Dataset data;
+  data.images = HostTensor(Shape{n, steps, features}, random_floats(size_t(n) * size_t(steps * features)));
+  for (int64_t i = 0; i < n; ++i) {
+    data.labels.push_back(random_int(0, classes - 1));
+    data.lengths.push_back(random_int(1, steps));
+    for (int t = data.lengths.back(); t < steps; ++t)  // padding is zero, as a sequence file's
+      for (int f = 0; f < features; ++f) data.images.values[size_t((i * steps + t) * features + f)] = 0.0f;
+  }
+  for (int c = 0; c < classes; ++c) data.class_names.push_back("c" + std::to_string(c));
+  data.origin = "random sequences";
+  const uint64_t seed = uint64_t(random_int(1, 1000));
+  const int64_t batch = random_int(3, 7);
+  SCOPED_TRACE(std::to_string(n) + " sequences of up to " + std::to_string(steps) + " steps of " +
+               std::to_string(features) + ", batch " + std::to_string(batch));
+  auto run = [&](MemoryPool& pool) {
+    auto model = build_model(ModelSpec{.architecture = "lstm:6x2,bi,mean,dense:N", .sample_shape = Shape{steps, features},
+                                       .num_classes = classes, .seed = seed},
+                             pool);
+    TrainOptions t;
+    t.epochs = 2;
+    t.batch = batch;
+    t.seed = seed;
+    t.cache_features = FeatureCacheMode::Off;
+    InMemorySource source(data);
+    std::ostringstream log;
+    std::vector<double> losses;
+    for (const EpochReport& e : train(*model, source, nullptr, t, log)) losses.push_back(e.train.loss());
+    const float* p = model->host_params();
+    return std::make_pair(losses, std::vector<float>(p, p + model->total_param_count()));
+  };
+  HostPool host;
+  const auto cpu = run(host);
+  DeferredDevice device;
+  DeferredDevicePool device_pool;
+  const auto dev = run(device_pool);
+  EXPECT_EQ(dev.first, cpu.first);
+  EXPECT_EQ(dev.second, cpu.second) << first_difference(dev.second, cpu.second);
+}
+
 // graft eval's report (per-class counts, confusion, top-5) from the stand-in device equals
 // the CPU's, and both equal the labels' own counts.
 TEST(DeferredDevice, DetailedEvaluationGivesTheCpuReport) {
