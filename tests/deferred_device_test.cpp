@@ -15,21 +15,15 @@
 #include "layers/zoo.h"
 #include "runtime/batch_source.h"
 #include "runtime/evaluation.h"
+#include "runtime/image_folder.h"
 #include "runtime/trainer.h"
 #include "tests/deferred_device.h"
+#include "tests/image_writing.h"
 #include "tests/testing.h"
+#include "tests/training.h"
 
 namespace graft::testing {
 namespace {
-
-Dataset random_dataset(int64_t n, int classes) {
-  Dataset d;
-  d.images = HostTensor(Shape{n, 8, 8, 1}, random_floats(size_t(n) * 64, 0.0f, 1.0f));
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(random_int(0, classes - 1));
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
-  d.origin = "random";
-  return d;
-}
 
 std::unique_ptr<Model> small_model(MemoryPool& pool, const std::string& head, int classes, uint64_t seed) {
   return build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = Shape{8, 8, 1}, .num_classes = classes,
@@ -54,8 +48,7 @@ TrainedRun train_on(MemoryPool& pool, const std::string& head, const Dataset& tr
     r.losses.push_back(e.train.loss());
     r.val_losses.push_back(e.validation ? e.validation->loss() : -1.0);
   }
-  const float* p = model->host_params();
-  r.params.assign(p, p + model->total_param_count());
+  r.params = params(*model);
   return r;
 }
 
@@ -80,6 +73,18 @@ TEST(DeferredDevice, TrainingGivesTheCpuBits) {
   const int classes = random_int(2, 5);
   const Dataset train_data = random_dataset(random_int(30, 60), classes), val_data = random_dataset(random_int(9, 25), classes);
   const uint64_t seed = uint64_t(random_int(1, 1000));
+  const int64_t batch = random_int(4, 9);
+  TempDir dir;
+  {  // a 2-epoch checkpoint (the CPU's) that both sides resume
+    TrainOptions t;
+    t.epochs = 2;
+    t.batch = batch;
+    t.seed = seed;
+    t.cache_features = FeatureCacheMode::Off;
+    t.save_path = (dir.path / "two-epochs.safetensors").string();
+    HostPool host;
+    train_on(host, with_dropout, train_data, val_data, t, seed);
+  }
   const std::vector<Case> cases = {
       {"plain", false, [](TrainOptions&) {}},
       {"dropout", true, [](TrainOptions&) {}},
@@ -89,12 +94,20 @@ TEST(DeferredDevice, TrainingGivesTheCpuBits) {
       {"check finite", true, [](TrainOptions& t) { t.check_finite = true; }},
       {"sgd, sync every step", true, sgd_syncing_every(1)},
       {"sgd, sync every 3", true, sgd_syncing_every(3)},
+      {"restore best, save", true, [&](TrainOptions& t) {
+         t.restore_best = true;
+         t.save_path = (dir.path / "best.safetensors").string();
+       }},
+      {"resume", true, [&](TrainOptions& t) {
+         t.resume_path = (dir.path / "two-epochs.safetensors").string();
+         t.epochs = 4;
+       }},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     TrainOptions t;
     t.epochs = 3;
-    t.batch = random_int(4, 9);
+    t.batch = batch;
     t.seed = seed;
     t.cache_features = FeatureCacheMode::Off;
     c.set(t);
@@ -142,14 +155,51 @@ TEST(DeferredDevice, SequenceTrainingGivesTheCpuBits) {
     std::ostringstream log;
     std::vector<double> losses;
     for (const EpochReport& e : train(*model, source, nullptr, t, log)) losses.push_back(e.train.loss());
-    const float* p = model->host_params();
-    return std::make_pair(losses, std::vector<float>(p, p + model->total_param_count()));
+    return std::make_pair(losses, params(*model));
   };
   HostPool host;
   const auto cpu = run(host);
   DeferredDevice device;
   DeferredDevicePool device_pool;
   const auto dev = run(device_pool);
+  EXPECT_EQ(dev.first, cpu.first);
+  EXPECT_EQ(dev.second, cpu.second) << first_difference(dev.second, cpu.second);
+}
+
+// --augment-on device: uint8 images and each example's warp staged in the pinned buffers,
+// augmented by the backend in the step, give the CPU's training bits.
+TEST(DeferredDevice, AugmentingInTheStepGivesTheCpuBits) {
+  TempDir dir;
+  const auto root = dir.path / "images";
+  write_image_folder(root, {"a", "b", "c"}, random_int(3, 5), 12, 40, /*jpeg=*/true);
+  ImageFolderOptions o;
+  o.height = 14;
+  o.width = 18;
+  o.augment.normalize = Normalization::preset("imagenet");
+  o.augment.rotation_range = 20;
+  o.augment.zoom_range = 0.2f;
+  o.augment.horizontal_flip = true;
+  const uint64_t seed = uint64_t(random_int(1, 1000));
+  auto run = [&](MemoryPool& pool, TrainOptions::AugmentOn where) {
+    ImageFolderSource data(root.string(), o);
+    auto m = build_model(ModelSpec{.architecture = "fmnist_cnn", .sample_shape = data.sample_shape(), .num_classes = 3,
+                                   .seed = seed},
+                         pool);
+    TrainOptions t;
+    t.epochs = 2;
+    t.batch = 4;
+    t.seed = seed;
+    t.augment = true;
+    t.augment_on = where;
+    std::ostringstream log;
+    const auto reports = train(*m, data, nullptr, t, log);
+    return std::make_pair(reports.back().train.loss_sum, params(*m));
+  };
+  HostPool host;
+  const auto cpu = run(host, TrainOptions::AugmentOn::Cpu);
+  DeferredDevice device;
+  DeferredDevicePool device_pool;
+  const auto dev = run(device_pool, TrainOptions::AugmentOn::Device);
   EXPECT_EQ(dev.first, cpu.first);
   EXPECT_EQ(dev.second, cpu.second) << first_difference(dev.second, cpu.second);
 }
