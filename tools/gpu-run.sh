@@ -282,8 +282,8 @@ if [ "$RUN" = 1 ] && ! skipped gpu-tests; then
 fi
 if [ "$RUN" = 1 ]; then
   # The sanitizers on small filters, beside the training checks.
-  sanitizer memcheck 'ElementwiseGpu.*:LossGpu.*:OptimizerGpu.Sgd:PoolGpu.Native*:DenseGpu.NativeBackward:DevicePoolGpu.NoCudaMallocAfterWarmUp:TensorCoreGpu.SmallAndOddShapesAllEpilogues:TensorCoreGpu.MisalignedOperandsTakeTheElementWisePath:TensorCoreGpu.ConversionsMatchTheCpuBitForBit' &
-  sanitizer racecheck 'ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*:TensorCoreGpu.SmallAndOddShapesAllEpilogues' --racecheck-report hazard &
+  sanitizer memcheck 'ElementwiseGpu.*:LossGpu.*:OptimizerGpu.Sgd:PoolGpu.Native*:DenseGpu.NativeBackward:DevicePoolGpu.NoCudaMallocAfterWarmUp:TensorCoreGpu.SmallAndOddShapesAllEpilogues:TensorCoreGpu.MisalignedOperandsTakeTheElementWisePath:TensorCoreGpu.ConversionsMatchTheCpuBitForBit:SequenceGpu.NativeEmbeddingBackwardIsDeterministic:SequenceGpu.NativePooling' &
+  sanitizer racecheck 'ConvGpu.Native*:DenseGpu.Native*:LossGpu.*:PoolGpu.Native*:TensorCoreGpu.SmallAndOddShapesAllEpilogues:SequenceGpu.NativeEmbeddingBackwardIsDeterministic:BatchNormGpu.*' --racecheck-report hazard &
   { train_epoch native; train_epoch library; demo_stage; recipe_stage; } &
   wait
 fi
