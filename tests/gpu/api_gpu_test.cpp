@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -44,6 +45,12 @@ TEST_F(ApiGpu, DevicePointersOnTheCallersStreamTrainAsHostOnes) {
   }
   cudaStream_t stream = nullptr;
   GRAFT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  // Pinned sources, after a 30 ms pause queued on the caller's stream: the copies land late,
+  // so a graft that did not wait for the caller's stream would read the old batch.
+  float* pinned_x = nullptr;
+  int32_t* pinned_y = nullptr;
+  GRAFT_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned_x), size_t(n) * 28 * 28 * sizeof(float)));
+  GRAFT_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned_y), size_t(n) * sizeof(int32_t)));
   DeviceArray<float> images(size_t(n) * 28 * 28);
   DeviceArray<int32_t> labels(static_cast<size_t>(n));
   DeviceArray<float> logits(size_t(n) * size_t(classes));
@@ -52,8 +59,13 @@ TEST_F(ApiGpu, DevicePointersOnTheCallersStreamTrainAsHostOnes) {
     std::vector<int32_t> y;
     for (int64_t i = 0; i < n; ++i) y.push_back(random_int(0, classes - 1));
     // The caller's producer writes the batch on its own stream; graft must wait for it.
-    GRAFT_CUDA_CHECK(cudaMemcpyAsync(images.get(), x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice, stream));
-    GRAFT_CUDA_CHECK(cudaMemcpyAsync(labels.get(), y.data(), y.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    GRAFT_CUDA_CHECK(cudaStreamSynchronize(stream));  // the pinned sources are free to refill
+    std::copy(x.begin(), x.end(), pinned_x);
+    std::copy(y.begin(), y.end(), pinned_y);
+    GRAFT_CUDA_CHECK(cudaLaunchHostFunc(
+        stream, [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }, nullptr));
+    GRAFT_CUDA_CHECK(cudaMemcpyAsync(images.get(), pinned_x, x.size() * sizeof(float), cudaMemcpyHostToDevice, stream));
+    GRAFT_CUDA_CHECK(cudaMemcpyAsync(labels.get(), pinned_y, y.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
     api::Batch host{.images = x.data(), .labels = y.data(), .shape = {n, 28, 28, 1}};
     api::Batch device{.images = images.get(), .labels = labels.get(), .shape = {n, 28, 28, 1},
                       .memory = api::Memory::Device, .stream = stream};
@@ -70,6 +82,8 @@ TEST_F(ApiGpu, DevicePointersOnTheCallersStreamTrainAsHostOnes) {
   on_device.forward(device, expected.data());
   EXPECT_EQ(logits.download(), expected);  // the same forward, copied onto the caller's stream
   GRAFT_CUDA_CHECK(cudaStreamDestroy(stream));
+  GRAFT_CUDA_CHECK(cudaFreeHost(pinned_x));
+  GRAFT_CUDA_CHECK(cudaFreeHost(pinned_y));
 }
 
 TEST_F(ApiGpu, HostAndDeviceMemoryMixedUpAreNamedErrors) {

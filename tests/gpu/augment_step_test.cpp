@@ -1,7 +1,8 @@
 // --augment-on device on the GPU: an image folder's raw batches (uint8 at the input size and
 // each example's warp) staged, copied and augmented on the device by the executor give the
 // logits the CPU gives on the decode workers' float batches, batch after batch (the staging
-// buffers alternate), and training with them tracks CPU training.
+// buffers alternate). Training with them is tests/deferred_device_test.cpp's (to the CPU's
+// bits, on the stand-in device).
 #include <filesystem>
 
 #include "gpu_testing.h"

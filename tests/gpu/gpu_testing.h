@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/geometry.h"
+#include "kernels/cuda/ops_cuda.h"
 #include "kernels/lib/context.h"
 #include "base/cuda/cuda_check.h"
 #include "runtime/backend_registry.h"
@@ -79,12 +80,28 @@ class GpuTest : public ::testing::Test {
     GRAFT_CUDA_CHECK(cudaStreamCreate(&stream_));
   }
   void TearDown() override {
+    if (stream_) end_abandoned_capture();  // only where SetUp found a device
     ctx_.reset();
     pool_.reset();
     if (stream_) (void)cudaStreamDestroy(stream_);
     stream_ = nullptr;
   }
   cudaStream_t stream() const { return stream_; }
+  // A test that threw between begin_capture and end_capture leaves graft's one compute
+  // stream recording, and every later test in the process would be recorded instead of run:
+  // end it here (capture is per thread, TearDown runs on the test's) and fail the test.
+  static void end_abandoned_capture() {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(cuda::compute_stream(), &status) != cudaSuccess || status == cudaStreamCaptureStatusNone) {
+      (void)cudaGetLastError();
+      return;
+    }
+    cudaGraph_t graph = nullptr;
+    (void)cudaStreamEndCapture(cuda::compute_stream(), &graph);
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    ADD_FAILURE() << "the test left graft's compute stream capturing; the capture was ended";
+  }
   cuda::DevicePool& pool() {
     if (!pool_) pool_ = std::make_unique<cuda::DevicePool>();
     return *pool_;

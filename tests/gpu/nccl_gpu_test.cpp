@@ -20,15 +20,13 @@
 namespace graft::testing {
 namespace {
 
-class NcclGpu : public GpuTest {
+class NcclGpu : public KernelSettingsGpuTest {  // restores the kernel settings a test changes
  protected:
   void SetUp() override {
 #if !defined(GRAFT_HAVE_NCCL)
     GTEST_SKIP() << "built without NCCL (cmake/graft_nccl.cmake found no nccl.h / libnccl)";
 #else
-    GpuTest::SetUp();
-    if (IsSkipped()) return;
-    register_cuda_backend();
+    KernelSettingsGpuTest::SetUp();
 #endif
   }
 };
@@ -85,6 +83,11 @@ TEST_F(NcclGpu, TrainingStepThroughTheNcclReducerEqualsTheStepWithoutIt) {
   auto comm = nccl_communicator(single_process_communicator(), 60);
   const uint64_t seed = gen();
   constexpr int64_t kBatch = 6;
+  // Bit equality of two library-kernel runs needs cuDNN's deterministic algorithms (some
+  // backward ones add with atomics); set before the executors make their kernels.
+  KernelSettings deterministic = kernel_settings();
+  deterministic.deterministic = true;
+  set_kernel_settings(deterministic);
   cuda::DevicePool pool_a, pool_b;
   const ModelSpec spec{.architecture = "fmnist_cnn", .sample_shape = Shape{28, 28, 1}, .num_classes = 10, .seed = seed};
   auto model_a = build_model(spec, pool_a);
