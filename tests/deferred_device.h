@@ -276,6 +276,8 @@ class DeferredDevice {
     };
     d.free_pinned = [](void* p) {
       run_deferred();
+      auto& pinned = deferred_pinned();  // forget it: malloc may hand the range out again, pageable
+      std::erase_if(pinned, [p](const auto& block) { return block.first == static_cast<const char*>(p); });
       std::free(p);
     };
     set_cuda_backend(d);
