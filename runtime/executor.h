@@ -257,7 +257,7 @@ class Executor {
   void choose_kernels(const std::vector<std::pair<Ops*, std::string>>& candidates);
   // bf16 without bf16 kernels: the emulation around `ops`, kept in emulations_.
   Ops* with_bf16(Ops* ops, bool bf16);
-  void weighted_cross_entropy(int64_t n, float* dlogits);
+  void weighted_cross_entropy(int64_t n, float* dlogits, Metrics& batch);
   float* at(const Slot& s) const;
   std::vector<const float*> input_ptrs(int n) const;
   void device_loss(int64_t n, bool with_gradient);

@@ -115,8 +115,8 @@ void Executor::device_loss(int64_t n, bool with_gradient) {
   ops_->add_doubles(2, sums + 2, sums);
 }
 // PyTorch's CrossEntropyLoss(weight=...): the batch loss is sum_i r_i / sum_i w[y_i]. The
-// metrics keep per-example sums, so the batch adds its weighted mean n times.
-void Executor::weighted_cross_entropy(int64_t n, float* dlogits) {
+// metrics keep per-example sums, so the batch adds its weighted mean n times (into `batch`).
+void Executor::weighted_cross_entropy(int64_t n, float* dlogits, Metrics& batch) {
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   double weight_sum = 0;
   for (int64_t i = 0; i < n; ++i) weight_sum += options_.class_weights[size_t(labels()[i])];
@@ -124,8 +124,8 @@ void Executor::weighted_cross_entropy(int64_t n, float* dlogits) {
   double loss = 0, seen = 0;
   cpu::softmax_cross_entropy_weighted(int(n), classes, output(), labels(), options_.class_weights.data(),
                                       options_.label_smoothing, float(1.0 / weight_sum), dlogits, &loss, &seen,
-                                      &metrics_.correct);
-  metrics_.loss_sum += loss / weight_sum * double(n);
+                                      &batch.correct);
+  batch.loss_sum = loss / weight_sum * double(n);
 }
 
 const float* Executor::activation(int node) const {
@@ -355,29 +355,33 @@ void Executor::accumulate_metrics(int64_t n) {
 }
 
 // The loss of the last forward on the host (CPU models), into the metrics; with_gradient:
-// also its gradient into the output's gradient slot.
+// also its gradient into the output's gradient slot. The batch's sums start from zero and
+// are then added to the running ones, as the device's are: the batch loss is its own sum,
+// not a difference of running sums (which loses low bits as the epoch's sum grows).
 void Executor::cpu_loss(int64_t n, bool with_gradient) {
   const trace::Range range("loss");
   note_bad_label(labels(), n);
   refuse_bad_label();
   const int classes = static_cast<int>(shapes_.back().numel() / options_.batch);
   float* dlogits = with_gradient ? at(grad_[model_.num_nodes() - 1]) : nullptr;
-  const Metrics before = metrics_;
+  Metrics batch;
   if (!options_.class_weights.empty()) {
-    weighted_cross_entropy(n, dlogits);
+    weighted_cross_entropy(n, dlogits, batch);
   } else if (options_.loss == LossKind::CrossEntropy) {
     cpu::softmax_cross_entropy(int(n), classes, output(), labels(), options_.label_smoothing,
-                               with_gradient ? 1.0f / float(n) : 0.0f, dlogits, &metrics_.loss_sum, &metrics_.correct);
+                               with_gradient ? 1.0f / float(n) : 0.0f, dlogits, &batch.loss_sum, &batch.correct);
   } else {
     float* t = targets_.floats();
     std::fill(t, t + n * classes, 0.0f);
     for (int64_t i = 0; i < n; ++i) t[i * classes + labels()[i]] = 1.0f;
     double sum = 0;
     cpu::mse(n * classes, output(), t, with_gradient ? 1.0f / float(n * classes) : 0.0f, dlogits, &sum);
-    metrics_.loss_sum += sum / classes;  // per-example loss: mean over its outputs
-    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &metrics_.correct);
+    batch.loss_sum = sum / classes;  // per-example loss: mean over its outputs
+    cpu::softmax_cross_entropy(int(n), classes, output(), labels(), 0.0f, 0.0f, nullptr, nullptr, &batch.correct);
   }
-  last_batch_loss_ = (metrics_.loss_sum - before.loss_sum) / double(n);
+  metrics_.loss_sum += batch.loss_sum;
+  metrics_.correct += batch.correct;
+  last_batch_loss_ = batch.loss_sum / double(n);
 }
 
 void Executor::backward(int64_t n) {
