@@ -211,7 +211,7 @@ Model::Model(const ModelSpec& spec) : impl_(std::make_unique<Impl>()) {
     if (spec.classes < 1) fail("ModelSpec::classes must be at least 1, got ", spec.classes);
     if (spec.device == Device::Cuda) {
 #if defined(GRAFT_HAVE_CUDA)
-      register_cuda_backend();
+      if (!cuda_backend()) register_cuda_backend();  // one the program registered stays
 #endif
       std::string why;
       const DeviceBackend* cuda = cuda_backend();

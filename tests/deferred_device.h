@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -265,6 +267,10 @@ class DeferredDevice {
     if (const DeviceBackend* b = cuda_backend()) previous_ = *b, had_ = true;
     DeviceBackend d;
     d.available = [](std::string*) { return true; };
+    d.summary = [] { return std::string("stand-in device (tests/deferred_device.h)"); };
+    d.versions = [] { return std::string("stand-in device"); };
+    d.check_supported = [] {};
+    d.make_pool = []() -> std::unique_ptr<MemoryPool> { return std::make_unique<DeferredDevicePool>(); };
     d.make_ops = [](MemoryPool&, KernelChoice, bool) -> std::unique_ptr<Ops> {
       return std::make_unique<DeferredOps>(cpu_ops(false));
     };

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/graft.hpp"
 #include "layers/zoo.h"
 #include "runtime/batch_source.h"
 #include "runtime/evaluation.h"
@@ -202,6 +203,60 @@ TEST(DeferredDevice, AugmentingInTheStepGivesTheCpuBits) {
   const auto dev = run(device_pool, TrainOptions::AugmentOn::Device);
   EXPECT_EQ(dev.first, cpu.first);
   EXPECT_EQ(dev.second, cpu.second) << first_difference(dev.second, cpu.second);
+}
+
+// The public API's CUDA models (what an HPC pipeline links) on the stand-in: train_step,
+// evaluate, forward and parameter() give the CPU model's bits, and a checkpoint saved from
+// the device loads into a CPU model with the same logits.
+TEST(DeferredDevice, ApiModelsGiveTheCpuBits) {
+  DeferredDevice device;
+  TempDir dir;
+  const int classes = random_int(2, 5);
+  const int64_t n = random_int(2, 9);
+  api::ModelSpec spec;
+  spec.classes = classes;
+  spec.head = "flatten,dense:16,relu,dropout:0.3,dense:N";
+  spec.seed = uint64_t(random_int(1, 1000));
+  api::Model on_cpu(spec);
+  spec.device = api::Device::Cuda;
+  api::Model on_device(spec);
+  api::TrainSettings settings;
+  settings.batch = n;
+  settings.optimizer.lr = 0.01f;
+  for (api::Model* m : {&on_cpu, &on_device}) {
+    m->freeze({"conv1"});
+    m->configure(settings);
+  }
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  auto next_batch = [&] {
+    x = random_floats(size_t(n) * 28 * 28, 0.0f, 1.0f);
+    y.clear();
+    for (int64_t i = 0; i < n; ++i) y.push_back(random_int(0, classes - 1));
+    return api::Batch{.images = x.data(), .labels = y.data(), .shape = {n, 28, 28, 1}};
+  };
+  for (int step = 0; step < 4; ++step) {
+    const api::Batch b = next_batch();
+    EXPECT_EQ(on_device.train_step(b).loss, on_cpu.train_step(b).loss) << "step " << step;
+  }
+  const api::Batch b = next_batch();
+  const api::Metrics mc = on_cpu.evaluate(b), md = on_device.evaluate(b);
+  EXPECT_EQ(md.loss, mc.loss);
+  EXPECT_EQ(md.accuracy, mc.accuracy);
+  EXPECT_EQ(md.examples, mc.examples);
+  std::vector<float> logits_cpu(size_t(n) * size_t(classes)), logits_device(logits_cpu.size());
+  on_cpu.forward(b, logits_cpu.data());
+  on_device.forward(b, logits_device.data());
+  EXPECT_EQ(logits_device, logits_cpu);
+  EXPECT_EQ(on_device.parameter("head.1.weight"), on_cpu.parameter("head.1.weight"));
+  const std::string path = (dir.path / "device.safetensors").string();
+  on_device.save(path);
+  spec.device = api::Device::Cpu;
+  api::Model loaded(spec);
+  loaded.load(path);
+  std::vector<float> logits_loaded(logits_cpu.size());
+  loaded.forward(b, logits_loaded.data());
+  EXPECT_EQ(logits_loaded, logits_device);
 }
 
 // graft eval's report (per-class counts, confusion, top-5) from the stand-in device equals
